@@ -1,0 +1,39 @@
+# The two commands: `make demo` and `make test`. Each sets itself up from nothing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean venv host-deps-demo host-deps-test
+
+demo: host-deps-demo $(STAMP)
+	$(VENV)/bin/autotua-demo $(DEMO_ARGS)
+
+test: host-deps-test $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+venv: $(STAMP)
+
+host-deps-demo:
+	@bin/host-deps demo
+
+host-deps-test:
+	@bin/host-deps test
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "!!! AutotuA needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

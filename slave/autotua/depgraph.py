@@ -1,0 +1,396 @@
+"""Resolve a root atom at one tree revision into a job's plan, SIDEPENDs, warnings and errors.
+
+The plan is the DEPEND closure in dependency order (each jobuild once, the root last); the SIDEPEND
+requirements are atoms plus the jobuild and content digest each resolves to now. Resolution goes on
+past every fault so that a maintainer sees **every** error at once; the output is deterministic.
+
+Nothing is sourced before its signature verifies: a jobuild with a bad signature is reported and
+its dependencies are not read; templates are offered to ``inherit`` only once verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+from autotua.atom import AllOf, AnyOf, Atom, AtomError, JobuildId, Node, parse_depend
+from autotua.manifest import DigestMismatch, Manifest, ManifestError, verify_data
+from autotua.metadata import Metadata, MetadataError, MetadataReader, Templates
+from autotua.signature import SignatureError, Verifier
+from autotua.srcuri import SrcUriError, parse_src_uri
+from autotua.tree import Tree
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error or warning: a short ``kind``, the jobuild (or atom) it concerns, and a sentence."""
+
+    kind: str
+    jobuild: str
+    message: str
+
+
+@dataclass
+class DistfileSpec:
+    name: str
+    url: str
+    size: int
+    blake2b: str
+    sha512: str
+
+
+@dataclass
+class PlanEntry:
+    jobuild: str
+    path: str
+    digest: str
+    description: str
+    arch: list[str]
+    inherited: list[str]
+    depend: str
+    sidepend: str
+    src_uri: list[DistfileSpec] = field(default_factory=list)
+    portconf_uri: list[DistfileSpec] = field(default_factory=list)
+
+    @property
+    def id(self) -> JobuildId:
+        return JobuildId.parse(self.jobuild)
+
+
+@dataclass
+class Sidepend:
+    atom: str
+    jobuild: str
+    digest: str
+    required_by: str
+
+
+@dataclass
+class Resolution:
+    root: str
+    revision: str
+    revno: int | None
+    arch: str | None
+    stage3: str | None = None
+    plan: list[PlanEntry] = field(default_factory=list)
+    sidepends: list[Sidepend] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["valid"] = self.valid
+        return d
+
+
+@dataclass
+class _Loaded:
+    """What we know of one jobuild after checking and reading it; ``metadata`` None on failure."""
+
+    jid: JobuildId
+    metadata: Metadata | None = None
+    digest: str = ""
+    entry: PlanEntry | None = None
+
+
+def content_digest(files: dict[str, bytes]) -> str:
+    """SHA-256 over ``path NUL sha256(content)`` lines, sorted: what a jobuild's behaviour depends on."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.encode() + b"\0" + hashlib.sha256(files[path]).hexdigest().encode() + b"\n")
+    return h.hexdigest()
+
+
+class Resolver:
+    """Resolves atoms against one tree, with the maintainers' trusted fingerprints.
+
+    One resolver may resolve several roots; what it learns about each jobuild (signature, metadata,
+    Manifest) is kept, so the second root costs only what is new.
+    """
+
+    def __init__(self, tree: Tree, verifier: Verifier, reader: MetadataReader):
+        self.tree = tree
+        self.verifier = verifier
+        self.reader = reader
+        self._keys: dict[str, bytes | None] = {}
+        self._loaded: dict[JobuildId, _Loaded] = {}
+        self._load_problems: dict[JobuildId, tuple[list[Problem], list[Problem]]] = {}
+        self._templates: Templates | None = None
+        self._template_files: dict[str, bytes] = {}
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def key(self, user: str) -> bytes | None:
+        if user not in self._keys:
+            path = self.tree.key_path(user)
+            self._keys[user] = self.tree.read_bytes(path) if self.tree.is_file(path) else None
+        return self._keys[user]
+
+    def _read_optional(self, path: str) -> bytes | None:
+        return self.tree.read_bytes(path) if self.tree.is_file(path) else None
+
+    def templates(self) -> Templates:
+        """Every template of the tree whose signature verifies; the rest with the reason why not."""
+        if self._templates is None:
+            t = Templates()
+            for name, path in self.tree.templates().items():
+                user = name.split("/", 1)[0]
+                data = self.tree.read_bytes(path)
+                try:
+                    self.verifier.verify_detached(user, self.key(user), data, self._read_optional(path + ".asc"),
+                                                  path)
+                    t.sources[name] = data
+                    self._template_files[path] = data
+                except SignatureError as e:
+                    t.errors[name] = str(e)
+            self._templates = t
+        return self._templates
+
+    # -- loading one jobuild -----------------------------------------------------------------------
+    def load(self, jid: JobuildId) -> tuple[_Loaded, list[Problem], list[Problem]]:
+        """Check and read one jobuild once: (what we know, its errors, its warnings)."""
+        if jid not in self._loaded:
+            problems: list[Problem] = []
+            warnings: list[Problem] = []
+            self._loaded[jid] = self._load(jid, problems, warnings)
+            self._load_problems[jid] = (problems, warnings)
+        return (self._loaded[jid], *self._load_problems[jid])
+
+    def _load(self, jid: JobuildId, problems: list[Problem], warnings: list[Problem]) -> _Loaded:
+        loaded = _Loaded(jid)
+        who = str(jid)
+
+        def problem(kind: str, msg: str) -> None:
+            problems.append(Problem(kind, who, msg))
+
+        source = self.tree.read_bytes(jid.path)
+        try:
+            self.verifier.verify_detached(jid.user, self.key(jid.user), source,
+                                          self._read_optional(jid.path + ".asc"), jid.path)
+        except SignatureError as e:
+            problem(e.kind, str(e))
+            return loaded  # never sourced
+        templates = self.templates()
+        try:
+            md = self.reader.get(jid, source, templates)
+        except MetadataError as e:
+            kind = e.kind if e.kind.startswith("template-") else "metadata"
+            if kind == "template-unverified":
+                kind = "template-untrusted"
+            problem(kind, str(e))
+            return loaded
+        loaded.metadata = md
+
+        files: dict[str, bytes] = {jid.path: source}
+        for name in md.inherited:
+            path = self.tree.template_path(*name.split("/", 1))
+            files[path] = templates.sources[name]
+
+        # Manifest: DIST for SRC_URI/PORTCONF_URI, AUX for files/
+        dist_entries: dict[str, list[DistfileSpec]] = {"SRC_URI": [], "PORTCONF_URI": []}
+        distfiles = {}
+        for var, text in (("SRC_URI", md.src_uri), ("PORTCONF_URI", md.portconf_uri)):
+            try:
+                distfiles[var] = parse_src_uri(text, var)
+            except SrcUriError as e:
+                problem("bad-src-uri", str(e))
+                distfiles[var] = []
+        aux_paths = self.tree.files_under(self.tree.files_dir(jid.user, jid.name))
+        mpath = self.tree.manifest_path(jid.user, jid.name)
+        manifest = None
+        needs = any(distfiles.values()) or aux_paths
+        mtext = self._read_optional(mpath)
+        if mtext is None:
+            if needs:
+                problem("manifest", f"{mpath} is missing, but the jobuild has SRC_URI, PORTCONF_URI or files/")
+        else:
+            files[mpath] = mtext
+            try:
+                body = self.verifier.verify_clearsigned(jid.user, self.key(jid.user), mtext, mpath)
+                manifest = Manifest.parse(body.decode("utf-8", errors="replace"), mpath)
+            except SignatureError as e:
+                problem(e.kind, str(e))
+            except ManifestError as e:
+                problem("manifest", str(e))
+        if manifest is not None:
+            for var, dfs in distfiles.items():
+                for df in dfs:
+                    entry = manifest.get("DIST", df.name)
+                    if entry is None:
+                        problem("manifest-missing-entry", f"{var} file {df.name} is not in {mpath}")
+                        continue
+                    dist_entries[var].append(DistfileSpec(df.name, df.url, entry.size, entry.hashes["BLAKE2B"],
+                                                          entry.hashes["SHA512"]))
+            used = {df.name for dfs in distfiles.values() for df in dfs}
+            for name in manifest.names("DIST"):
+                if name not in used:
+                    warnings.append(Problem("manifest-unused", who, f"{mpath}: DIST {name} is not used by this "
+                                                    "version (fine if another version uses it)"))
+            prefix = self.tree.files_dir(jid.user, jid.name) + "/"
+            aux_data = self.tree.read_many(aux_paths)
+            for path in aux_paths:
+                rel = path[len(prefix):]
+                entry = manifest.get("AUX", rel)
+                if entry is None:
+                    problem("manifest-missing-entry", f"files/{rel} is not in {mpath}")
+                    continue
+                try:
+                    verify_data(aux_data[path], entry)
+                except DigestMismatch as e:
+                    problem("manifest-mismatch", f"files/{e}")
+            for rel in manifest.names("AUX"):
+                if prefix + rel not in aux_data:
+                    problem("manifest-mismatch", f"{mpath} lists AUX {rel}, but files/{rel} does not exist")
+            files.update(aux_data)
+        elif aux_paths:
+            files.update(self.tree.read_many(aux_paths))
+
+        loaded.digest = content_digest(files)
+        loaded.entry = PlanEntry(
+            jobuild=who, path=jid.path, digest=loaded.digest, description=md.description, arch=list(md.arch),
+            inherited=list(md.inherited), depend=md.depend, sidepend=md.sidepend,
+            src_uri=dist_entries["SRC_URI"], portconf_uri=dist_entries["PORTCONF_URI"],
+        )
+        return loaded
+
+    # -- resolving ---------------------------------------------------------------------------------
+    def select(self, atom: Atom) -> tuple[JobuildId | None, str]:
+        """The highest version matching ``atom``, or None and why not."""
+        candidates = self.tree.jobuilds(atom.user, atom.name)
+        if not candidates:
+            return None, "missing"
+        best = atom.best(candidates)
+        if best is None:
+            return None, "no-match"
+        return best, ""
+
+    def _why_not(self, atom: Atom, why: str) -> str:
+        if why == "missing":
+            return f"there is no jobuild {atom.key} in the tree"
+        have = " ".join(str(j.version) for j in self.tree.jobuilds(atom.user, atom.name))
+        return f"no version of {atom.key} matches {atom} (the tree has {have})"
+
+    def _satisfiable(self, node: Node) -> bool:
+        if isinstance(node, Atom):
+            return self.select(node)[0] is not None
+        if isinstance(node, AnyOf):
+            return any(self._satisfiable(m) for m in node.members)
+        return all(self._satisfiable(m) for m in node.members)
+
+    def resolve(self, root: str, arch: str | None = None) -> Resolution:
+        res = Resolution(root=root, revision=self.tree.revision, revno=self.tree.revno, arch=arch or None)
+        try:
+            root_atom = Atom.parse(root)
+        except AtomError as e:
+            res.errors.append(Problem("bad-atom", root, str(e)))
+            return res
+        done: dict[JobuildId, _Loaded] = {}
+        plan: list[JobuildId] = []
+        reported: set[Problem] = set()
+
+        def report(p: Problem, warning: bool = False) -> None:
+            if p not in reported:
+                reported.add(p)
+                (res.warnings if warning else res.errors).append(p)
+
+        def pick(atom: Atom, needed_by: str) -> JobuildId | None:
+            jid, why = self.select(atom)
+            if jid is None:
+                report(Problem(why, needed_by, f"{needed_by} needs {atom}: {self._why_not(atom, why)}"))
+            return jid
+
+        def choose(node: Node, needed_by: str, var: str) -> list[tuple[Atom, JobuildId]]:
+            """The (atom, jobuild) pairs a dependency node stands for, with any-of resolved."""
+            if isinstance(node, Atom):
+                jid = pick(node, needed_by)
+                return [(node, jid)] if jid else []
+            if isinstance(node, AllOf):
+                return [pair for m in node.members for pair in choose(m, needed_by, var)]
+            for i, member in enumerate(node.members):
+                if self._satisfiable(member):
+                    if i:
+                        skipped = " ".join(str(m) for m in node.members[:i])
+                        report(Problem("any-of", needed_by, f"{var} {node}: took {member}, as {skipped} cannot "
+                                                            "be satisfied"), warning=True)
+                    return choose(member, needed_by, var)
+            report(Problem("no-match", needed_by, f"{needed_by}: no member of {var} {node} can be satisfied"))
+            return []
+
+        def deps(loaded: _Loaded, var: str, text: str) -> list[tuple[Atom, JobuildId]]:
+            try:
+                nodes = parse_depend(text, variable=var)
+            except AtomError as e:
+                report(Problem("bad-atom", str(loaded.jid), f"{loaded.jid}: {e}"))
+                return []
+            return [pair for n in nodes for pair in choose(n, str(loaded.jid), var)]
+
+        def visit(jid: JobuildId, path: list[JobuildId]) -> None:
+            if jid in done:
+                return
+            if jid in path:
+                cycle = " -> ".join(str(j) for j in [*path[path.index(jid):], jid])
+                report(Problem("cycle", str(jid), f"DEPEND cycle: {cycle}"))
+                return
+            loaded, problems, warnings = self.load(jid)
+            for p in problems:
+                report(p)
+            for w in warnings:
+                report(w, warning=True)
+            md = loaded.metadata
+            if md is not None:
+                for _atom, dep in deps(loaded, "DEPEND", md.depend):
+                    visit(dep, [*path, jid])
+            done[jid] = loaded
+            plan.append(jid)
+
+        root_jid = pick(root_atom, root)
+        if root_jid is None:
+            return res
+        visit(root_jid, [])
+
+        for jid in plan:
+            loaded = done[jid]
+            if loaded.entry is None:
+                continue
+            res.plan.append(loaded.entry)
+            md = loaded.metadata
+            if arch and md.arch and arch not in md.arch:
+                keywords = " ".join(md.arch)
+                report(Problem("arch", str(jid), f'{jid} has ARCH="{keywords}", which does not include {arch}'))
+            for atom, side in deps(loaded, "SIDEPEND", md.sidepend):
+                if side == jid:
+                    report(Problem("cycle", str(jid), f"{jid} SIDEPENDs on itself"))
+                    continue
+                if side in done:
+                    report(Problem("sidepend-in-plan", str(jid), f"{jid} SIDEPENDs on {side}, which this job runs "
+                                                                  "anyway (it is also a DEPEND)"), warning=True)
+                side_loaded, problems, _ = self.load(side)
+                for p in problems:
+                    report(p)
+                if side_loaded.entry is not None:
+                    res.sidepends.append(Sidepend(str(atom), str(side), side_loaded.digest, str(jid)))
+        root_md = done[root_jid].metadata if root_jid in done else None
+        if root_md is not None:
+            res.stage3 = root_md.stage3
+        if not res.plan and not res.errors:
+            report(Problem("metadata", str(root_jid), f"{root_jid} could not be read"))
+        return res
+
+
+def resolve(tree: Tree, root: str, *, trusted: dict[str, str], arch: str | None = None,
+            reader: MetadataReader | None = None, verifier: Verifier | None = None) -> Resolution:
+    """One-shot convenience around :class:`Resolver`."""
+    own_reader = reader is None
+    reader = reader or MetadataReader()
+    verifier = verifier or Verifier(trusted)
+    try:
+        return Resolver(tree, verifier, reader).resolve(root, arch)
+    finally:
+        if own_reader:
+            reader.close()
+        verifier.close()
+
+

@@ -1,0 +1,379 @@
+"""Jobuild metadata, read the way portage reads an ebuild's: by sourcing it in a ``depend`` phase.
+
+One sandboxed bash process (``jobuild.sh depend``, see :mod:`autotua.sandbox`) stays alive and
+sources each jobuild in a subshell of its own, as pkgcore's ebuild daemon does; the variables come
+back as records on a dedicated descriptor. Results are cached by the digest of the jobuild and of
+every template it inherited, so a tree is read once, and a hostile jobuild costs one clear error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from autotua import AutotuaError
+from autotua.atom import JobuildId
+from autotua.bridge import METADATA_KEYS, jobuild_sh, parse_record
+from autotua.cache import DigestCache
+
+_WORD_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
+_MAX_RECORDS = 1 << 20  # bytes of records per request
+_MAX_STDERR = 8192
+
+
+class MetadataError(AutotuaError):
+    """A jobuild whose metadata cannot be read. ``kind`` is one of:
+
+    ``timeout``, ``forbidden-command``, ``background-process``, ``source-failed``,
+    ``template-missing``, ``template-unverified``, ``invalid`` (a bad value), ``sandbox`` (the daemon
+    itself failed).
+    """
+
+    #: kinds that depend only on the jobuild and its templates, so they are cached like results
+    CACHEABLE = frozenset({"forbidden-command", "source-failed", "template-missing", "template-unverified",
+                           "invalid", "background-process"})
+
+    def __init__(self, kind: str, message: str, templates: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.kind = kind
+        self.templates = templates  # the templates it inherited or tried to
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """A jobuild's variables, whitespace-normalised as portage's metadata cache does."""
+
+    description: str
+    src_uri: str = ""
+    portconf_uri: str = ""
+    depend: str = ""
+    sidepend: str = ""
+    arch: tuple[str, ...] = ()
+    stage3: str = "openrc"
+    inherited: tuple[str, ...] = ()
+    defined_phases: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> Metadata:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    @classmethod
+    def from_records(cls, values: Mapping[str, str], where: str) -> Metadata:
+        norm = {k: " ".join(values.get(k, "").split()) for k in (*METADATA_KEYS, "INHERITED", "DEFINED_PHASES")}
+        if not norm["DESCRIPTION"]:
+            raise MetadataError("invalid", f"{where}: DESCRIPTION is empty; every jobuild needs one")
+        for kw in norm["ARCH"].split():
+            if not _WORD_RE.match(kw):
+                raise MetadataError("invalid", f"{where}: ARCH keyword {kw!r} is not a word like 'amd64'")
+        stage3 = norm["STAGE3"] or "openrc"
+        if not _WORD_RE.match(stage3):
+            raise MetadataError("invalid", f"{where}: STAGE3 {stage3!r} is not one flavour like 'openrc' or 'systemd'")
+        return cls(
+            description=norm["DESCRIPTION"],
+            src_uri=norm["SRC_URI"],
+            portconf_uri=norm["PORTCONF_URI"],
+            depend=norm["DEPEND"],
+            sidepend=norm["SIDEPEND"],
+            arch=tuple(norm["ARCH"].split()),
+            stage3=stage3,
+            inherited=tuple(norm["INHERITED"].split()),
+            defined_phases=tuple(norm["DEFINED_PHASES"].split()),
+        )
+
+
+@dataclass
+class Templates:
+    """The templates a tree offers the daemon: name -> source, or name -> why it is not trusted."""
+
+    sources: dict[str, bytes] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def state(self, name: str) -> str:
+        """A short string that changes whenever what ``inherit name`` would do changes."""
+        if name in self.sources:
+            return hashlib.sha256(self.sources[name]).hexdigest()
+        if name in self.errors:
+            return "untrusted:" + hashlib.sha256(self.errors[name].encode()).hexdigest()
+        return "missing"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one jobuild may spend at global scope."""
+
+    timeout: float = 10.0  # wall-clock seconds
+    cpu: int = 5  # CPU seconds
+    memory_kb: int = 256 * 1024
+    processes: int = 32  # only enforced where the sandbox runs as nobody
+
+
+class MetadataDaemon:
+    """One long-lived sandboxed ``jobuild.sh depend``; not thread-safe (use one per thread)."""
+
+    def __init__(self, limits: Limits = Limits()):
+        self.limits = limits
+        self.proc: subprocess.Popen | None = None
+        self._mountpoint = ""
+        self._loaded: dict[str, str] = {}  # template name -> state the daemon holds
+        self.restarts = 0
+        self.requests = 0
+
+    # -- life cycle --------------------------------------------------------------------------------
+    def _start(self) -> None:
+        from autotua import sandbox
+
+        bash = shutil.which("bash") or "/bin/bash"
+        rfd, wfd = os.pipe()
+        env = {
+            "__AB_FD": str(wfd),
+            "__AB_LIMIT_CPU": str(self.limits.cpu),
+            "__AB_LIMIT_MEM_KB": str(self.limits.memory_kb),
+            "PATH": "/nonexistent",
+            "NOCOLOR": "1",
+        }
+        if sandbox.isolation() == "root":
+            env["__AB_LIMIT_NPROC"] = str(self.limits.processes)
+        try:
+            self.proc, self._mountpoint = sandbox.popen(
+                [bash, "--norc", "--noprofile", "/jobuild.sh", "depend"],
+                {"/jobuild.sh": jobuild_sh()}, env, pass_fds=(wfd,),
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        finally:
+            os.close(wfd)
+        self._records = os.fdopen(rfd, "rb", buffering=0)
+        self._loaded = {}
+        self._rbuf = b""
+        self._ebuf = b""
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        from autotua import sandbox
+
+        sandbox.kill(proc)
+        for f in (proc.stdin, proc.stderr, self._records):
+            with contextlib.suppress(OSError):
+                f.close()
+        if self._mountpoint:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._mountpoint)
+
+    def __enter__(self) -> MetadataDaemon:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- requests ----------------------------------------------------------------------------------
+    def _send(self, cmd: str, nonce: str, name: str, body: bytes | None) -> None:
+        head = f"{cmd} {nonce} {name}" + (f" {len(body)}" if body is not None else "")
+        self.proc.stdin.write(head.encode() + b"\n" + (body or b""))
+
+    def _sync_templates(self, templates: Templates) -> dict[str, str]:
+        states = {}
+        for name in set(templates.sources) | set(templates.errors) | set(self._loaded):
+            state = templates.state(name)
+            states[name] = state
+            if self._loaded.get(name) == state:
+                continue
+            if name in templates.sources:
+                self._send("template", "-", name, templates.sources[name])
+            elif name in templates.errors:
+                self._send("template-error", "-", name, templates.errors[name].encode())
+            else:
+                self._send("template-error", "-", name, b"it no longer exists")
+            self._loaded[name] = state
+        return states
+
+    def extract(self, jid: JobuildId, source: bytes, templates: Templates | None = None) -> dict[str, str]:
+        """Source one jobuild; returns its variables or raises MetadataError."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self._start()
+        templates = templates or Templates()
+        nonce = secrets.token_hex(8)
+        self.requests += 1
+        try:
+            self._sync_templates(templates)
+            self._send("jobuild", nonce, str(jid), source)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._died(jid) from None
+        return self._interpret(jid, *self._collect(jid, nonce))
+
+    def _died(self, jid) -> MetadataError:
+        err = self._ebuf.decode(errors="replace").strip()
+        self.close()
+        self.restarts += 1
+        return MetadataError("sandbox", f"{jid}: the metadata sandbox died unexpectedly{': ' + err if err else ''}")
+
+    def _collect(self, jid: JobuildId, nonce: str) -> tuple[list[tuple[str, str]], int, str]:
+        end_marker = f"AUTOTUA_END={nonce} ".encode()
+        err_marker = f"\x1e{nonce}\n".encode()
+        records: list[tuple[str, str]] = []
+        status: int | None = None
+        stderr_done = False
+        deadline = time.monotonic() + self.limits.timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self._records, selectors.EVENT_READ, "r")
+        sel.register(self.proc.stderr, selectors.EVENT_READ, "e")
+        try:
+            while status is None or not stderr_done:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.close()
+                    self.restarts += 1
+                    raise MetadataError("timeout", f"{jid}: sourcing took longer than {self.limits.timeout:g}s "
+                                                   "(an endless loop or a blocking read at global scope?)")
+                for key, _ in sel.select(left):
+                    chunk = os.read(key.fileobj.fileno(), 65536)
+                    if not chunk:
+                        raise self._died(jid)
+                    if key.data == "r":
+                        self._rbuf += chunk
+                        if len(self._rbuf) > _MAX_RECORDS:
+                            self.close()
+                            raise MetadataError("invalid", f"{jid}: printed more than 1 MiB of metadata")
+                        *lines, self._rbuf = self._rbuf.split(b"\n")
+                        for line in lines:
+                            if line.startswith(end_marker):
+                                status = int(line[len(end_marker):] or b"1")
+                                continue
+                            rec = parse_record(line.decode("utf-8", errors="replace"))
+                            if rec and status is None:
+                                records.append(rec)
+                    else:
+                        self._ebuf += chunk
+                        if err_marker in self._ebuf:
+                            stderr_done = True
+        finally:
+            sel.close()
+        text, _, self._ebuf = self._ebuf.partition(err_marker)
+        return records, status, text.decode("utf-8", errors="replace")[-_MAX_STDERR:]
+
+    def _interpret(self, jid, records, status, stderr) -> dict[str, str]:
+        values: dict[str, str] = {}
+        errors: list[tuple[str, str]] = []
+        for key, value in records:
+            if key == "AUTOTUA_ERROR":
+                kind, _, msg = value.partition(" ")
+                errors.append((kind, msg))
+            elif key == "AUTOTUA_DIE":
+                errors.append(("source-failed", "died: " + value.partition(" ")[2]))
+            elif key in (*METADATA_KEYS, "INHERITED", "DEFINED_PHASES"):
+                values[key] = value
+        inherited = tuple(values.get("INHERITED", "").split())
+        if status != 0 or errors:
+            kind, msg = errors[0] if errors else ("source-failed", "")
+            tried = tuple(m.split(":", 1)[0].strip() for k, m in errors if k.startswith("template-"))
+            if kind.startswith("template-"):
+                msg = msg.split(":", 1)[-1].strip()
+            detail = _last_lines(stderr) if kind == "source-failed" else ""
+            if status == 128 + signal.SIGXCPU:
+                kind, msg = "timeout", f"used more than {self.limits.cpu} CPU seconds (an endless loop?)"
+            elif kind == "source-failed" and not msg:
+                msg = f"sourcing failed (exit status {status})"
+            raise MetadataError(kind, f"{jid}: {msg}" + (f"\n{detail}" if detail else ""), inherited + tried)
+        return values
+
+
+def _last_lines(text: str, n: int = 6) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-n:])
+
+
+class MetadataReader:
+    """Cached metadata: ``get(jid, source, templates)`` -> :class:`Metadata` or MetadataError.
+
+    The cache key is the jobuild's identity and source digest; an entry also records the state of
+    every template the jobuild inherited (or tried to), and is used only while those are unchanged.
+    Thread-safe: each thread gets its own daemon.
+    """
+
+    NS = "metadata-v1"
+
+    def __init__(self, cache: DigestCache | None = None, limits: Limits = Limits()):
+        self.cache = cache or DigestCache()
+        self.limits = limits
+        self._local = threading.local()
+        self._daemons: list[MetadataDaemon] = []
+        self._lock = threading.Lock()
+
+    def _daemon(self) -> MetadataDaemon:
+        d = getattr(self._local, "daemon", None)
+        if d is None:
+            d = self._local.daemon = MetadataDaemon(self.limits)
+            with self._lock:
+                self._daemons.append(d)
+        return d
+
+    def close(self) -> None:
+        with self._lock:
+            for d in self._daemons:
+                d.close()
+            self._daemons.clear()
+
+    def __enter__(self) -> MetadataReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def key(jid: JobuildId, source: bytes) -> str:
+        return hashlib.sha256(str(jid).encode() + b"\0" + source).hexdigest()
+
+    def cached(self, jid: JobuildId, source: bytes, templates: Templates) -> Metadata | MetadataError | None:
+        return self._from_entry(self.cache.get(self.NS, self.key(jid, source)), templates)
+
+    @staticmethod
+    def _from_entry(entry, templates: Templates):
+        if entry is None:
+            return None
+        if any(templates.state(name) != state for name, state in entry["templates"].items()):
+            return None
+        if "error" in entry:
+            return MetadataError(entry["error"], entry["message"])
+        return Metadata.from_json(entry["metadata"])
+
+    def get(self, jid: JobuildId, source: bytes, templates: Templates | None = None) -> Metadata:
+        templates = templates or Templates()
+        hit = self.cached(jid, source, templates)
+        if isinstance(hit, MetadataError):
+            raise hit
+        if hit is not None:
+            return hit
+        entry = self._extract(jid, source, templates)
+        if not entry.pop("uncacheable", False):
+            self.cache.put(self.NS, self.key(jid, source), entry)
+        result = self._from_entry(entry, templates)
+        if isinstance(result, MetadataError):
+            raise result
+        return result
+
+    def _extract(self, jid: JobuildId, source: bytes, templates: Templates) -> dict:
+        try:
+            md = Metadata.from_records(self._daemon().extract(jid, source, templates), str(jid))
+            names, entry = md.inherited, {"metadata": md.to_json()}
+        except MetadataError as e:
+            names, entry = e.templates, {"error": e.kind, "message": str(e)}
+            if e.kind not in MetadataError.CACHEABLE:
+                entry["templates"] = {}
+                return entry | {"uncacheable": True}
+        entry["templates"] = {n: templates.state(n) for n in names}
+        return entry

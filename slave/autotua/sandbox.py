@@ -1,0 +1,144 @@
+"""A sandbox for running untrusted bash at global scope (the metadata daemon).
+
+The process runs in fresh mount, network, PID, IPC and UTS namespaces (util-linux ``unshare --fork
+--kill-child``), chrooted into a read-only tmpfs that holds nothing but bash, the libraries it loads,
+``/dev/null`` and the files we bind in, with an empty environment and, when we are root, as user
+``nobody``. So a jobuild at global scope has no commands to run, no files to read, no network to
+reach, and when the sandbox's first process dies the kernel kills everything it started.
+
+Without root, the same is tried in a user namespace (``unshare --user --map-root-user``); where
+even that is impossible the daemon runs with an empty environment and resource limits only, and
+:func:`isolation` says so, so callers can warn.
+
+Run as ``python -m autotua.sandbox SPEC_JSON``, this module is the sandbox's first process: it builds
+the root inside the new mount namespace, drops privileges and execs the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+NOBODY = 65534
+
+
+@functools.cache
+def isolation() -> str:
+    """'root', 'userns' or 'none': how strongly :func:`popen` can isolate on this host."""
+    if not shutil.which("unshare"):
+        return "none"
+    if os.geteuid() == 0:
+        return "root"
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
+                            "true"], capture_output=True)
+    return "userns" if probe.returncode == 0 else "none"
+
+
+@functools.cache
+def _libraries(binary: str) -> tuple[str, ...]:
+    """The shared libraries ``binary`` loads (from ldd), so the root can hold exactly those."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    libs = []
+    for line in out.splitlines():
+        m = re.search(r"(/\S+)\s+\(0x", line)
+        if m and os.path.exists(m[1]):
+            libs.append(m[1])
+    return tuple(libs)
+
+
+def popen(argv: list[str], binds: dict[str, str], env: dict[str, str], *, pass_fds=(), **kw) -> tuple[
+        subprocess.Popen, str]:
+    """Start ``argv`` (argv[0] = the host's bash) in the sandbox; returns the process and its mountpoint.
+
+    ``binds`` maps paths inside the sandbox to host files bound there read-only. The caller removes
+    the (empty, on the host) mountpoint directory once the process is gone.
+    """
+    level = isolation()
+    bash = os.path.realpath(argv[0])
+    if level == "none":
+        argv = [binds.get(a, a) for a in argv]
+        return subprocess.Popen(argv, env=env, pass_fds=pass_fds, start_new_session=True, **kw), ""
+    mountpoint = tempfile.mkdtemp(prefix="autotua-sandbox-")
+    all_binds = {"/bin/bash": bash, "/dev/null": "/dev/null"}
+    for lib in _libraries(bash):
+        all_binds[lib] = lib
+    all_binds.update(binds)
+    spec = {
+        "mountpoint": mountpoint,
+        "binds": all_binds,
+        "argv": ["/bin/bash", *argv[1:]],
+        "env": env,
+        "uid": NOBODY if level == "root" else None,
+    }
+    cmd = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child",
+           "--propagation", "private"]
+    if level == "userns":
+        cmd[1:1] = ["--user", "--map-root-user"]
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd += ["--", sys.executable, "-s", "-m", "autotua.sandbox", json.dumps(spec)]
+    proc = subprocess.Popen(cmd, env={"PYTHONPATH": package_parent, "PATH": "/usr/bin:/bin"},
+                            pass_fds=pass_fds, start_new_session=True, **kw)
+    return proc, mountpoint
+
+
+def _enter(spec: dict) -> None:
+    from autotua.linux import MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REMOUNT, mount
+
+    root = spec["mountpoint"]
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    for inside, host in spec["binds"].items():
+        target = root + inside
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.isdir(host):
+            os.makedirs(target, exist_ok=True)
+        else:
+            open(target, "w").close()
+        mount(host, target, None, MS_BIND)
+        # Keep the flags the kernel locks on the source (nodev on /dev, in a user namespace...).
+        kept = os.statvfs(target).f_flag & (MS_NOSUID | MS_NODEV)
+        extra = 0 if inside == "/dev/null" else MS_NOSUID | MS_NODEV
+        mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | kept | extra)
+    mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    os.chroot(root)
+    os.chdir("/")
+    if spec["uid"] is not None:
+        os.setgroups([])
+        os.setgid(spec["uid"])
+        os.setuid(spec["uid"])
+    os.execve(spec["argv"][0], spec["argv"], spec["env"])
+
+
+if __name__ == "__main__":
+    try:
+        _enter(json.loads(sys.argv[1]))
+    except Exception as e:  # the parent reads this on stderr
+        print(f"autotua sandbox: cannot set up: {e}", file=sys.stderr)
+        sys.exit(127)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """Kill a sandbox and reap it: its first process (PID 1 of the namespace) is killed, so the
+    kernel kills and reaps everything inside, and ``unshare`` reaps that first process and exits.
+    Killing ``unshare`` itself would leave its child for the host's init to reap."""
+    try:
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            children = [int(p) for p in f.read().split()]
+    except OSError:
+        children = []
+    for pid in children or [proc.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -1,0 +1,278 @@
+"""The jobtage tree, read at one revision of the bzr branch or from a plain directory.
+
+Layout (see docs/jobuild-format.md)::
+
+    <user>/<user>.asc                     the maintainer's public key
+    <user>/<name>/<name>-<ver>.jobuild    a jobuild, with <...>.jobuild.asc beside it
+    <user>/<name>/Manifest                DIST and AUX lines, clearsigned
+    <user>/<name>/files/...               files the jobuild may use ($FILESDIR)
+    <user>/templates/<t>.jtemplate        a template, with <...>.jtemplate.asc beside it
+    overlays/                             local experiments: never read here
+
+A :class:`BzrTree` reads straight from the branch's repository (no working tree, any revision); a
+:class:`DirTree` reads a maintainer's checkout. Both refuse symlinks, so nothing outside the tree is
+ever read through them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterable
+
+from autotua import AutotuaError
+from autotua.atom import _NAME_VERSION_RE, AtomError, JobuildId
+
+IGNORED_TOP = frozenset({"overlays"})
+_TEMPLATE_RE = re.compile(r"\A([A-Za-z0-9_][A-Za-z0-9_+-]*)\.jtemplate\Z")
+
+
+class TreeError(AutotuaError):
+    """The tree or revision cannot be opened."""
+
+
+class TreeFileMissing(TreeError, FileNotFoundError):
+    """A path that is not a regular file in the tree at this revision."""
+
+
+def _ignored(path: str) -> bool:
+    first = path.split("/", 1)[0]
+    return first in IGNORED_TOP or first.startswith(".")
+
+
+class Tree:
+    """What every tree offers: files by path, and the jobuild index built on them."""
+
+    #: a stable label of what is being read (a revision id, or the directory)
+    revision: str
+    revno: int | None = None
+
+    # -- primitives each kind implements ------------------------------------------------------------
+    def _paths(self) -> dict[str, str]:
+        """Every path of the tree mapped to its kind: 'file', 'directory' or 'other'."""
+        raise NotImplementedError
+
+    def _read(self, path: str) -> bytes:
+        raise NotImplementedError
+
+    # -- the shared part ----------------------------------------------------------------------------
+    @property
+    def paths(self) -> dict[str, str]:
+        if self._path_cache is None:
+            self._path_cache = {p: k for p, k in self._paths().items() if p and not _ignored(p)}
+        return self._path_cache
+
+    _path_cache: dict[str, str] | None = None
+
+    def is_file(self, path: str) -> bool:
+        return self.paths.get(path) == "file"
+
+    def read_bytes(self, path: str) -> bytes:
+        if not self.is_file(path):
+            raise TreeFileMissing(f"{path}: no such file in the tree at {self.describe()}")
+        return self._read(path)
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+        """Read several files at once (a bzr tree does this in one pass)."""
+        return {p: self.read_bytes(p) for p in paths}
+
+    def files_under(self, prefix: str) -> list[str]:
+        """Regular files below directory ``prefix``, sorted."""
+        prefix = prefix.rstrip("/") + "/"
+        return sorted(p for p, k in self.paths.items() if k == "file" and p.startswith(prefix))
+
+    def describe(self) -> str:
+        return f"revision {self.revno}" if self.revno is not None else self.revision
+
+    # -- the index ----------------------------------------------------------------------------------
+    def users(self) -> list[str]:
+        return sorted(p for p, k in self.paths.items() if k == "directory" and "/" not in p)
+
+    def key_path(self, user: str) -> str:
+        return f"{user}/{user}.asc"
+
+    def template_path(self, user: str, tname: str) -> str:
+        return f"{user}/templates/{tname}.jtemplate"
+
+    def manifest_path(self, user: str, name: str) -> str:
+        return f"{user}/{name}/Manifest"
+
+    def files_dir(self, user: str, name: str) -> str:
+        return f"{user}/{name}/files"
+
+    def all_jobuilds(self) -> list[JobuildId]:
+        """Every well-named jobuild of the tree, sorted."""
+        if self._jobuild_cache is None:
+            found = []
+            for path, kind in self.paths.items():
+                parts = path.split("/")
+                if kind != "file" or len(parts) != 3 or not parts[2].endswith(".jobuild"):
+                    continue
+                user, name, fname = parts
+                m = _NAME_VERSION_RE.match(fname[: -len(".jobuild")])
+                if not m or m["name"] != name:
+                    continue
+                try:
+                    found.append(JobuildId.parse(f"{user}/{fname[: -len('.jobuild')]}"))
+                except AtomError:
+                    continue
+            self._jobuild_cache = sorted(found)
+        return self._jobuild_cache
+
+    _jobuild_cache: list[JobuildId] | None = None
+
+    def jobuilds(self, user: str, name: str) -> list[JobuildId]:
+        """The versions of ``user/name``, lowest first."""
+        return [j for j in self.all_jobuilds() if j.user == user and j.name == name]
+
+    def misnamed_jobuilds(self) -> list[str]:
+        """``.jobuild`` files the index skipped because their path or name is malformed."""
+        known = {j.path for j in self.all_jobuilds()}
+        return sorted(
+            p for p, k in self.paths.items() if k == "file" and p.endswith(".jobuild") and p not in known
+        )
+
+    def templates(self) -> dict[str, str]:
+        """``user/tname`` -> path for every template."""
+        out = {}
+        for path, kind in self.paths.items():
+            parts = path.split("/")
+            if kind == "file" and len(parts) == 3 and parts[1] == "templates":
+                m = _TEMPLATE_RE.match(parts[2])
+                if m:
+                    out[f"{parts[0]}/{m[1]}"] = path
+        return dict(sorted(out.items()))
+
+
+class DirTree(Tree):
+    """A tree in a plain directory (a maintainer's checkout or an exported revision)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = os.path.realpath(root)
+        if not os.path.isdir(self.root):
+            raise TreeError(f"{root}: not a directory")
+        self.revision = self.root
+
+    def _paths(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel = os.path.relpath(dirpath, self.root)
+            rel = "" if rel == "." else rel + "/"
+            if rel and _ignored(rel):
+                dirnames[:] = []
+                continue
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in dirnames + filenames:
+                mode = os.lstat(os.path.join(dirpath, name)).st_mode
+                kind = "directory" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+                out[rel + name] = kind
+            # never descend through a symlinked directory
+            dirnames[:] = [d for d in dirnames if out[rel + d] == "directory"]
+        return out
+
+    def _read(self, path: str) -> bytes:
+        full = os.path.join(self.root, path)
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
+
+
+class BzrTree(Tree):
+    """A tree at one revision of a bzr branch, read from its repository."""
+
+    def __init__(self, branch_location: str | os.PathLike, revision: str | int | None = None):
+        from breezy import errors as bzr_errors
+
+        branch = open_branch(branch_location)
+        self.branch = branch
+        self.revision_id, self.revno = resolve_revision(branch, revision)
+        self.revision = self.revision_id
+        try:
+            self._tree = branch.repository.revision_tree(self.revision_id.encode())
+        except bzr_errors.NoSuchRevision:
+            raise TreeError(f"{branch_location}: unknown revision {revision!r}") from None
+
+    def _paths(self) -> dict[str, str]:
+        out = {}
+        with self._tree.lock_read():
+            for path, entry in self._tree.iter_entries_by_dir():
+                out[path] = entry.kind if entry.kind in ("file", "directory") else "other"
+        return out
+
+    def _read(self, path: str) -> bytes:
+        with self._tree.lock_read():
+            return self._tree.get_file_text(path)
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+        paths = list(paths)
+        for p in paths:
+            if not self.is_file(p):
+                raise TreeFileMissing(f"{p}: no such file in the tree at {self.describe()}")
+        out = {}
+        with self._tree.lock_read():
+            for path, chunks in self._tree.iter_files_bytes((p, p) for p in paths):
+                out[path] = b"".join(chunks)
+        return out
+
+    def export(self, dest: str | os.PathLike) -> None:
+        """Write this revision's files into ``dest`` (an empty or new directory)."""
+        from breezy.export import export
+
+        with self._tree.lock_read():
+            export(self._tree, str(dest), format="dir")
+
+
+def open_branch(location: str | os.PathLike):
+    """Open a bzr branch by path or URL, with a clear error when there is none."""
+    import breezy.bzr  # noqa: F401  (registers the bzr formats)
+    from breezy import errors as bzr_errors
+    from breezy.branch import Branch
+
+    try:
+        return Branch.open(str(location))
+    except (bzr_errors.NotBranchError, bzr_errors.NoSuchFile) as e:
+        raise TreeError(f"{location}: not a bzr branch ({e})") from None
+
+
+def resolve_revision(branch, revision: str | int | None) -> tuple[str, int | None]:
+    """Turn a revno, a revision id or None (the tip) into ``(revision_id, revno)``."""
+    from breezy import errors as bzr_errors
+
+    with branch.lock_read():
+        if revision is None or revision == "" or revision == "-1":
+            revno, revid = branch.last_revision_info()
+            if revno == 0:
+                raise TreeError(f"{branch.base}: the branch has no revisions yet")
+            return revid.decode(), revno
+        if isinstance(revision, int) or (isinstance(revision, str) and revision.isdigit()):
+            if int(revision) < 1:
+                raise TreeError(f"{branch.base}: no revision number {revision} (revision numbers start at 1)")
+            try:
+                revid = branch.get_rev_id(int(revision))
+            except (bzr_errors.NoSuchRevision, bzr_errors.RevnoOutOfBounds):
+                raise TreeError(f"{branch.base}: no revision number {revision}") from None
+            return revid.decode(), int(revision)
+        revid = revision.encode() if isinstance(revision, str) else revision
+        if not branch.repository.has_revision(revid):
+            raise TreeError(f"{branch.base}: unknown revision {revision!r}")
+        try:
+            revno = branch.revision_id_to_revno(revid)
+        except bzr_errors.NoSuchRevision:
+            revno = None  # in the repository but not on the mainline
+        return revid.decode(), revno
+
+
+def open_tree(location: str | os.PathLike, revision: str | int | None = None) -> Tree:
+    """A :class:`BzrTree` when ``location`` is a bzr branch, else a :class:`DirTree`.
+
+    A revision given for a plain directory is an error, not silently ignored.
+    """
+    loc = str(location)
+    is_bzr = "://" in loc or os.path.isdir(os.path.join(loc, ".bzr"))
+    if is_bzr:
+        return BzrTree(loc, revision)
+    if revision not in (None, ""):
+        raise TreeError(f"{loc}: a revision was asked for, but this is a plain directory, not a bzr branch")
+    return DirTree(loc)
+

@@ -1,0 +1,103 @@
+"""Shared fixtures: real gpg keys in a temporary GNUPGHOME, the signed sample tree in a real bzr
+branch, a metadata reader with its sandboxed daemon, and a helper to write small signed trees."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autotua.demo.sampletree import build_sample_tree, make_key, stop_agent
+from autotua.metadata import MetadataReader
+from autotua.signature import Signer
+
+USERS = ("alice", "bob", "carol", "mallory")
+
+
+@pytest.fixture(scope="session")
+def gnupghome(tmp_path_factory):
+    home = tmp_path_factory.mktemp("gnupg")
+    yield home
+    stop_agent(home)
+
+
+@pytest.fixture(scope="session")
+def keys(gnupghome) -> dict[str, str]:
+    """user -> fingerprint, for alice, bob, carol and mallory (mallory is never trusted by tests)."""
+    return {u: make_key(gnupghome, u) for u in USERS}
+
+
+@pytest.fixture(scope="session")
+def trusted(keys) -> dict[str, str]:
+    return {u: f for u, f in keys.items() if u != "mallory"}
+
+
+@pytest.fixture(scope="session")
+def reader():
+    with MetadataReader() as r:
+        yield r
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory, reader, gnupghome, keys):
+    """The sample jobtage tree, signed with the session's alice and bob keys, as bzr revision 1."""
+    work = tmp_path_factory.mktemp("sample")
+    shutil.copytree(gnupghome, work / "gnupg", ignore=shutil.ignore_patterns("S.*"))
+    s = build_sample_tree(work, reader=reader, users={u: keys[u] for u in ("alice", "bob")})
+    yield s
+    s.close()
+
+
+class TreeWriter:
+    """Writes a small tree into a directory and signs what it writes, as the maintainer would."""
+
+    def __init__(self, root: Path, gnupghome: Path, keys: dict[str, str]):
+        self.root = root
+        self.gnupghome = gnupghome
+        self.keys = keys
+
+    def signer(self, user: str) -> Signer:
+        return Signer(self.keys[user], str(self.gnupghome))
+
+    def key(self, user: str, as_user: str | None = None) -> None:
+        """Write <user>/<user>.asc holding ``as_user``'s public key (default: the user's own)."""
+        path = self.root / user / f"{user}.asc"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.signer(as_user or user).export_public(self.keys[as_user or user]))
+
+    def write(self, path: str, text: str | bytes, *, sign_as: str | None = "owner") -> Path:
+        """Write a file; jobuilds and templates are signed by their owner unless ``sign_as`` says
+        otherwise (None: unsigned); a Manifest is clearsigned."""
+        full = self.root / path
+        full.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode() if isinstance(text, str) else text
+        user = path.split("/", 1)[0]
+        if not (self.root / user / f"{user}.asc").exists() and user in self.keys:
+            self.key(user)
+        signer_user = user if sign_as == "owner" else sign_as
+        if signer_user and full.name == "Manifest":
+            data = self.signer(signer_user).clearsign(data)
+        full.write_bytes(data)
+        if signer_user and full.suffix in (".jobuild", ".jtemplate"):
+            (self.root / (path + ".asc")).write_bytes(self.signer(signer_user).detached(data))
+        return full
+
+    def jobuild(self, cpv: str, body: str = "", *, description: str | None = None, sign_as="owner") -> Path:
+        user, rest = cpv.split("/", 1)
+        name = rest.rsplit("-", 1)[0]
+        desc = description if description is not None else f"test jobuild {cpv}"
+        return self.write(f"{user}/{name}/{rest}.jobuild", f'DESCRIPTION="{desc}"\n{body}', sign_as=sign_as)
+
+
+@pytest.fixture
+def tree_writer(tmp_path, gnupghome, keys) -> TreeWriter:
+    root = tmp_path / "tree"
+    root.mkdir()
+    return TreeWriter(root, gnupghome, keys)
+
+
+@pytest.fixture
+def is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,277 @@
+"""Metadata through the sandboxed depend-phase daemon, including hostile jobuilds."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from autotua import sandbox
+from autotua.atom import JobuildId
+from autotua.cache import DigestCache
+from autotua.metadata import Limits, Metadata, MetadataDaemon, MetadataError, MetadataReader, Templates
+
+J = JobuildId.parse("alice/foo-1.2")
+FAST = Limits(timeout=3, cpu=2)
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    with MetadataDaemon(FAST) as d:
+        yield d
+
+
+def md(reader, src, templates=None, jid=J):
+    return reader.get(jid, src.encode(), templates)
+
+
+def test_variables_and_phases(reader):
+    m = md(reader, """
+DESCRIPTION="Test  ${PN} version ${PV}
+  (${P}) by ${JOBUILD_USER}"
+SRC_URI="mirror://samples/${P}.tar.gz -> x-${PV}.tar.gz"
+PORTCONF_URI="https://e.org/conf.tar"
+DEPEND=">=alice/bar-1
+    || ( bob/a bob/b )"
+SIDEPEND="carol/c"
+ARCH="amd64  x86"
+STAGE3=systemd
+src_test() { :; }
+pkg_setup() { :; }
+""")
+    assert m == Metadata(
+        description="Test foo version 1.2 (foo-1.2) by alice",
+        src_uri="mirror://samples/foo-1.2.tar.gz -> x-1.2.tar.gz",
+        portconf_uri="https://e.org/conf.tar",
+        depend=">=alice/bar-1 || ( bob/a bob/b )",
+        sidepend="carol/c",
+        arch=("amd64", "x86"),
+        stage3="systemd",
+        inherited=(),
+        defined_phases=("pkg_setup", "src_test"),
+    )
+    assert Metadata.from_json(m.to_json()) == m
+
+
+def test_defaults(reader):
+    m = md(reader, 'DESCRIPTION="d"')
+    assert (m.stage3, m.arch, m.depend, m.defined_phases) == ("openrc", (), "", ())
+
+
+def test_templates_and_inherited(reader):
+    t = Templates(sources={
+        "alice/base": b'ARCH="amd64"\nsrc_test() { echo base; }\nsrc_compile() { :; }\n',
+        "bob/extra": b'inherit alice/base\nDEPEND="bob/x"\n',
+    })
+    m = md(reader, 'inherit bob/extra\nDESCRIPTION="uses templates"\nsrc_test() { base_src_test; }', t)
+    assert m.inherited == ("bob/extra", "alice/base")
+    assert m.arch == ("amd64",)
+    assert m.depend == "bob/x"
+    assert m.defined_phases == ("src_compile", "src_test")
+
+
+@pytest.mark.parametrize(
+    ("src", "kind", "text"),
+    [
+        ("inherit alice/none\nDESCRIPTION=x", "template-missing", "no template alice/none"),
+        ("inherit alice/bad\nDESCRIPTION=x", "template-unverified", "signed by someone else"),
+        ("inherit ../etc\nDESCRIPTION=x", "source-failed", "not <user>/<template>"),
+        ('DESCRIPTION=""', "invalid", "DESCRIPTION is empty"),
+        ('DESCRIPTION=x; ARCH="amd64 AMD64"', "invalid", "ARCH keyword 'AMD64'"),
+        ('DESCRIPTION=x; STAGE3="a b"', "invalid", "STAGE3"),
+        ("DESCRIPTION=x; false", "source-failed", "returned non-zero"),
+        ("DESCRIPTION=x; if then", "source-failed", "syntax error"),
+        ("DESCRIPTION=x; die 'nope'", "source-failed", "nope"),
+        ("DESCRIPTION=x; ls /", "forbidden-command", "'ls' runs a command at global scope"),
+        ("DESCRIPTION=$(uname)", "forbidden-command", "'uname'"),
+    ],
+)
+def test_errors(reader, src, kind, text):
+    t = Templates(errors={"alice/bad": "alice/templates/bad.jtemplate: signed by someone else"})
+    with pytest.raises(MetadataError) as e:
+        md(reader, src, t)
+    assert e.value.kind == kind
+    assert text in str(e.value)
+    assert str(J) in str(e.value)
+
+
+def test_cache_hit_and_template_invalidation():
+    cache = DigestCache()
+    with MetadataReader(cache, FAST) as r:
+        t1 = Templates(sources={"alice/t": b'ARCH="x86"\n'})
+        src = 'inherit alice/t\nDESCRIPTION="d"'
+        assert md(r, src, t1).arch == ("x86",)
+        daemon = r._daemon()
+        n = daemon.requests
+        assert md(r, src, t1).arch == ("x86",)
+        assert daemon.requests == n  # cached
+        t2 = Templates(sources={"alice/t": b'ARCH="arm64"\n'})
+        assert md(r, src, t2).arch == ("arm64",)
+        assert daemon.requests == n + 1  # the template changed: read again
+        # an unrelated template changing does not matter
+        t3 = Templates(sources={"alice/t": b'ARCH="arm64"\n', "bob/other": b"X=1"})
+        md(r, src, t3)
+        assert daemon.requests == n + 1
+        # errors are cached too, and a template appearing fixes them
+        bad = 'inherit bob/late\nDESCRIPTION="d"'
+        with pytest.raises(MetadataError):
+            md(r, bad, t3)
+        with pytest.raises(MetadataError):
+            md(r, bad, t3)
+        assert daemon.requests == n + 2
+        t4 = Templates(sources={**t3.sources, "bob/late": b"STAGE3=musl"})
+        assert md(r, bad, t4).stage3 == "musl"
+    # a new reader on the same cache: no daemon needed at all
+    with MetadataReader(cache, FAST) as r2:
+        assert md(r2, src, t2).arch == ("arm64",)
+        assert r2._daemons == []
+
+
+def test_version_is_part_of_the_key(reader):
+    src = 'DESCRIPTION="v${PV}"'
+    assert md(reader, src, jid=JobuildId.parse("alice/foo-1")).description == "v1"
+    assert md(reader, src, jid=JobuildId.parse("alice/foo-2")).description == "v2"
+
+
+# ---- hostile jobuilds: one clear error each, no harm -----------------------------------------------
+
+def test_endless_loop_times_out_and_the_daemon_recovers(daemon):
+    with pytest.raises(MetadataError) as e:
+        daemon.extract(J, b"DESCRIPTION=x\nwhile :; do :; done")
+    assert e.value.kind == "timeout"
+    assert "more than 2 CPU seconds" in str(e.value)
+    assert daemon.extract(J, b"DESCRIPTION=after")["DESCRIPTION"] == "after"
+
+
+def test_blocking_read_times_out(daemon):
+    with pytest.raises(MetadataError, match="longer than"):
+        daemon.extract(J, b'DESCRIPTION=x\ncoproc W { read -r a; }; read -r b <&"${W[0]}"')
+
+
+def nobody_processes():
+    out = subprocess.run(["ps", "-u", "65534", "-o", "pid="], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def test_fork_bomb(daemon):
+    daemon.extract(J, b"DESCRIPTION=started")
+    before = nobody_processes()
+    with pytest.raises(MetadataError) as e:
+        daemon.extract(J, b"DESCRIPTION=x\n:(){ :|:& };:")
+    assert e.value.kind in ("background-process", "timeout")
+    assert daemon.extract(J, b"DESCRIPTION=fine")["DESCRIPTION"] == "fine"
+    # nothing of the bomb survives (the kernel may take a moment to reap what was killed)
+    deadline = time.monotonic() + 5
+    while set(nobody_processes()) - set(before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(nobody_processes()) <= set(before)
+
+
+def test_background_process(daemon):
+    with pytest.raises(MetadataError) as e:
+        daemon.extract(J, b"DESCRIPTION=x\n{ while :; do :; done; } &")
+    assert e.value.kind == "background-process"
+
+
+def test_rm_rf_harms_nothing(daemon, tmp_path):
+    canary = tmp_path / "canary"
+    canary.write_text("alive")
+    for src in (b"rm -rf /", b"/bin/bash -c 'rm -rf /'", f"echo gone >{canary}".encode(),
+                b"exec /bin/bash -c 'echo x >/jobuild.sh'", b"echo x >/jobuild.sh"):
+        with pytest.raises(MetadataError):
+            daemon.extract(J, b"DESCRIPTION=x\n" + src)
+    assert canary.read_text() == "alive"
+    assert daemon.extract(J, b"DESCRIPTION=ok")["DESCRIPTION"] == "ok"
+
+
+def test_files_outside_the_tree_are_not_readable(daemon, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("TOP-SECRET")
+    for src in (f'DESCRIPTION="$(<{secret})"', 'DESCRIPTION="$(</etc/passwd)"',
+                f'read -r DESCRIPTION <{secret}'):
+        with pytest.raises(MetadataError) as e:
+            daemon.extract(J, src.encode())
+        assert "TOP-SECRET" not in str(e.value)
+        assert "root:" not in str(e.value)
+
+
+@pytest.mark.skipif(sandbox.isolation() != "root", reason="the chroot and nobody need root")
+def test_the_sandbox_is_empty_and_unprivileged(daemon):
+    values = daemon.extract(J, b'shopt -s nullglob; DESCRIPTION="$UID $EUID"; ARCH="$(echo /* /*/*)"')
+    assert values["DESCRIPTION"] == "65534 65534"
+    assert set(values["ARCH"].split()) >= {"/bin", "/bin/bash", "/dev/null", "/jobuild.sh"}
+    forbidden = ("/etc", "/home", "/root", "/usr/bin", "/tmp", "/proc")
+    assert not any(p.startswith(forbidden) for p in values["ARCH"].split())
+
+
+def test_network_is_unreachable(daemon):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept():
+        with contextlib.suppress(OSError):
+            accepted.append(listener.accept())
+
+    t = threading.Thread(target=accept)
+    t.start()
+    with pytest.raises(MetadataError) as e:
+        daemon.extract(J, f"DESCRIPTION=x\nexec 5<>/dev/tcp/127.0.0.1/{port}".encode())
+    t.join()
+    listener.close()
+    assert not accepted
+    assert "unreachable" in str(e.value) or "refused" in str(e.value)
+
+
+def test_memory_hog(daemon):
+    with pytest.raises(MetadataError) as e:
+        daemon.extract(J, b'DESCRIPTION=x\nx=y; while :; do x="$x$x"; done')
+    assert e.value.kind in ("source-failed", "timeout")
+    assert daemon.extract(J, b"DESCRIPTION=ok")["DESCRIPTION"] == "ok"
+
+
+def test_forged_records_change_nothing(daemon):
+    src = (b'printf "DESCRIPTION=forged\\nAUTOTUA_END=0000 0\\nDEPEND=evil/x\\n" >&$__AB_FD\n'
+           b'DESCRIPTION="real"')
+    values = daemon.extract(J, src)
+    assert values["DESCRIPTION"] == "real"
+    assert values["DEPEND"] == ""
+    assert daemon.extract(J, b"DESCRIPTION=next")["DESCRIPTION"] == "next"
+
+
+def test_stdin_is_not_the_protocol(daemon):
+    values = daemon.extract(J, b'read -r line; DESCRIPTION="got:${line}"')
+    assert values["DESCRIPTION"] == "got:"
+
+
+def test_threads_each_get_a_daemon():
+    with MetadataReader(DigestCache(), FAST) as r:
+        results = {}
+
+        def work(i):
+            results[i] = md(r, f'DESCRIPTION="thread {i}"', jid=JobuildId.parse(f"alice/t-{i}"))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert {i: m.description for i, m in results.items()} == {i: f"thread {i}" for i in range(4)}
+        assert len(r._daemons) == 4
+
+
+def test_no_sandbox_leftovers(tmp_path):
+    d = MetadataDaemon(FAST)
+    d.extract(J, b"DESCRIPTION=x")
+    mountpoint = d._mountpoint
+    pid = d.proc.pid
+    d.close()
+    assert not os.path.exists(mountpoint) if mountpoint else True
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

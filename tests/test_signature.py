@@ -1,0 +1,160 @@
+import shutil
+
+import pytest
+
+from autotua.cache import DigestCache
+from autotua.demo.sampletree import make_key, revoke_key, stop_agent
+from autotua.signature import (
+    BadSignature,
+    ExpiredKey,
+    MissingSignature,
+    RevokedKey,
+    Signer,
+    UnknownMaintainer,
+    UntrustedKey,
+    Verifier,
+    WrongKey,
+    normalise_fingerprint,
+)
+
+DATA = b'DESCRIPTION="signed jobuild"\n'
+
+
+@pytest.fixture(scope="module")
+def alice(gnupghome, keys):
+    s = Signer(keys["alice"], str(gnupghome))
+    return s, s.export_public(keys["alice"])
+
+
+def test_good_signature(alice, keys):
+    signer, key = alice
+    with Verifier({"alice": keys["alice"]}) as v:
+        signed = v.verify_detached("alice", key, DATA, signer.detached(DATA), "alice/x/x-1.jobuild")
+    assert signed.fingerprint == keys["alice"]
+    assert signed.key_expires == 0
+
+
+def test_missing_signature(alice, keys):
+    _, key = alice
+    with Verifier({"alice": keys["alice"]}) as v, pytest.raises(MissingSignature, match=r"1\.jobuild\.asc is missing"):
+        v.verify_detached("alice", key, DATA, None, "alice/x/x-1.jobuild")
+
+
+def test_tampered_file(alice, keys):
+    signer, key = alice
+    with Verifier({"alice": keys["alice"]}) as v, pytest.raises(BadSignature, match="changed after it was signed"):
+        v.verify_detached("alice", key, DATA + b"rm -rf /\n", signer.detached(DATA), "f")
+
+
+def test_garbage_signature(alice, keys):
+    _, key = alice
+    with Verifier({"alice": keys["alice"]}) as v, pytest.raises(BadSignature, match="no valid signature"):
+        v.verify_detached("alice", key, DATA, b"not a signature", "f")
+
+
+def test_valid_signature_by_another_key_in_the_same_file(gnupghome, alice, keys):
+    """mallory appends her key to alice.asc and signs: valid gpg signature, wrong key."""
+    _, key = alice
+    mallory = Signer(keys["mallory"], str(gnupghome))
+    both = key + mallory.export_public(keys["mallory"])
+    with Verifier({"alice": keys["alice"]}) as v, pytest.raises(WrongKey, match=keys["mallory"]):
+        v.verify_detached("alice", both, DATA, mallory.detached(DATA), "f")
+
+
+def test_signature_by_a_key_not_in_the_tree(gnupghome, alice, keys):
+    _, key = alice
+    mallory = Signer(keys["mallory"], str(gnupghome))
+    with Verifier({"alice": keys["alice"]}) as v, pytest.raises(WrongKey, match="not by alice's key"):
+        v.verify_detached("alice", key, DATA, mallory.detached(DATA), "f")
+
+
+def test_tree_key_swapped_for_another(gnupghome, keys):
+    """The tree's alice.asc holds mallory's key, signed by mallory: the fingerprint pin refuses it."""
+    mallory = Signer(keys["mallory"], str(gnupghome))
+    with Verifier({"alice": keys["alice"]}) as v, pytest.raises(UntrustedKey, match="trusted key for 'alice'"):
+        v.verify_detached("alice", mallory.export_public(keys["mallory"]), DATA, mallory.detached(DATA), "f")
+
+
+def test_no_key_in_tree(alice, keys):
+    signer, _ = alice
+    with Verifier({"alice": keys["alice"]}) as v, pytest.raises(UntrustedKey, match=r"alice/alice\.asc"):
+        v.verify_detached("alice", None, DATA, signer.detached(DATA), "f")
+
+
+def test_unknown_maintainer(alice, keys):
+    signer, key = alice
+    with Verifier({"bob": keys["bob"]}) as v, pytest.raises(UnknownMaintainer, match="'alice'"):
+        v.verify_detached("alice", key, DATA, signer.detached(DATA), "f")
+
+
+def test_expired_key(tmp_path):
+    home = tmp_path / "g"
+    fpr = make_key(home, "old", expire="1d", fake_time="20200101T000000")
+    signer = Signer(fpr, str(home))
+    signer.gpg.options = ["--faked-system-time", "20200101T060000!"]
+    sig = signer.detached(DATA)
+    key = signer.export_public(fpr)
+    stop_agent(home)
+    with Verifier({"old": fpr}) as v, pytest.raises(ExpiredKey, match="expired"):
+        v.verify_detached("old", key, DATA, sig, "f")
+
+
+def test_cached_good_signature_refused_once_the_key_expires(alice, keys, monkeypatch):
+    signer, key = alice
+    sig = signer.detached(DATA)
+    cache = DigestCache()
+    with Verifier({"alice": keys["alice"]}, cache) as v:
+        v.verify_detached("alice", key, DATA, sig, "f")
+    # the key had an expiry date, which has now passed
+    [(k,)] = cache._conn.execute("SELECT key FROM cache WHERE ns='signature'").fetchall()
+    cache.put("signature", k, {"expires": 1_000_000_000, "body": ""})
+    monkeypatch.setattr(shutil, "which", lambda _name: None)  # answered from the cache, no gpg
+    with Verifier({"alice": keys["alice"]}, cache) as v, pytest.raises(ExpiredKey, match="expired 2001-09-09"):
+        v.verify_detached("alice", key, DATA, sig, "f")
+
+
+def test_revoked_key(tmp_path):
+    home = tmp_path / "g"
+    fpr = make_key(home, "gone")
+    signer = Signer(fpr, str(home))
+    sig = signer.detached(DATA)
+    revoked = revoke_key(home, fpr)
+    stop_agent(home)
+    with Verifier({"gone": fpr}) as v, pytest.raises(RevokedKey, match="revoked"):
+        v.verify_detached("gone", revoked, DATA, sig, "f")
+
+
+def test_clearsigned_body_is_what_gpg_vouches_for(alice, keys):
+    signer, key = alice
+    body = b"DIST a 1 BLAKE2B x SHA512 y\n"
+    signed = signer.clearsign(body)
+    with Verifier({"alice": keys["alice"]}) as v:
+        assert v.verify_clearsigned("alice", key, signed, "Manifest") == body
+        # text outside the signed block is not part of the body
+        smuggled = b"DIST evil 1 BLAKE2B x SHA512 y\n" + signed
+        assert v.verify_clearsigned("alice", key, smuggled, "Manifest") == body
+        with pytest.raises(BadSignature):
+            v.verify_clearsigned("alice", key, signed.replace(b"DIST a 1", b"DIST a 2"), "Manifest")
+        with pytest.raises(MissingSignature, match="not clearsigned"):
+            v.verify_clearsigned("alice", key, body, "Manifest")
+
+
+def test_cache_answers_without_gpg(alice, keys, monkeypatch):
+    signer, key = alice
+    sig = signer.detached(DATA)
+    cache = DigestCache()
+    with Verifier({"alice": keys["alice"]}, cache) as v:
+        v.verify_detached("alice", key, DATA, sig, "f")
+    monkeypatch.setattr(shutil, "which", lambda _name: None)  # no gpg binary from here on
+    with Verifier({"alice": keys["alice"]}, cache) as v:
+        assert v.verify_detached("alice", key, DATA, sig, "f").fingerprint == keys["alice"]
+        with pytest.raises(Exception, match="gpg is not installed"):
+            v.verify_detached("alice", key, DATA + b"x", sig, "f")
+
+
+@pytest.mark.parametrize("bad", ["", "1234", "G" * 40, "0x" + "A" * 39])
+def test_fingerprint_format(bad):
+    with pytest.raises(ValueError, match="fingerprint"):
+        normalise_fingerprint(bad)
+    assert normalise_fingerprint("0x" + "ab" * 20) == "AB" * 20
+    assert normalise_fingerprint("ABCD " * 10) == "ABCD" * 10
