@@ -110,7 +110,7 @@ src_test() { echo "never reached"; }
 
 
 def test_die_from_a_nested_subshell_or_pipeline_ends_the_phase(tmp_path):
-    rc, out, records, _ = run_phases(tmp_path, """
+    rc, out, _records, _ = run_phases(tmp_path, """
 DESCRIPTION=x
 src_test() {
     ( die "from a subshell" )
@@ -128,7 +128,7 @@ src_test() { echo x | die "from a pipeline"; echo "after the pipeline"; }
 
 
 def test_failing_command_fails_the_phase(tmp_path):
-    rc, out, records, _ = run_phases(tmp_path, "DESCRIPTION=x\nsrc_test() { false; }\n")
+    rc, _out, records, _ = run_phases(tmp_path, "DESCRIPTION=x\nsrc_test() { false; }\n")
     assert rc == 1
     assert keyed(records, "AUTOTUA_PHASE_END")[-1].split()[:2] == ["src_test", "1"]
 
@@ -171,7 +171,7 @@ def test_messages_as_portage_prints_them(tmp_path):
 
 
 def test_inherit_and_template_phase_names(tmp_path):
-    rc, out, records, _ = run_phases(tmp_path, """
+    rc, out, _records, _ = run_phases(tmp_path, """
 DESCRIPTION=x
 inherit alice/suite
 src_test() { echo "own test"; suite_src_test; }
