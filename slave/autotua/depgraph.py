@@ -169,6 +169,10 @@ class Resolver:
         def problem(kind: str, msg: str) -> None:
             problems.append(Problem(kind, who, msg))
 
+        # one read for what this jobuild's checks need (one pass through a bzr repository)
+        mpath = self.tree.manifest_path(jid.user, jid.name)
+        wanted = [jid.path, jid.path + ".asc", mpath, self.tree.key_path(jid.user)]
+        self.tree.read_many(p for p in wanted if self.tree.is_file(p))
         source = self.tree.read_bytes(jid.path)
         try:
             self.verifier.verify_detached(jid.user, self.key(jid.user), source,
@@ -178,7 +182,6 @@ class Resolver:
             problem(e.kind, str(e))
             signed = False
         # The Manifest and files/ need no sourcing: check them even when the jobuild failed.
-        mpath = self.tree.manifest_path(jid.user, jid.name)
         manifest, manifest_files, manifest_problems = self._manifest(jid.user, jid.name)
         for kind, msg in manifest_problems:
             problem(kind, msg)
@@ -339,10 +342,13 @@ class Resolver:
                 return []
             return [pair for n in nodes for pair in choose(n, str(loaded.jid), var)]
 
-        def visit(jid: JobuildId, path: list[JobuildId]) -> None:
+        path: list[JobuildId] = []  # the DEPEND chain being walked, for cycles
+        on_path: set[JobuildId] = set()
+
+        def visit(jid: JobuildId) -> None:
             if jid in done:
                 return
-            if jid in path:
+            if jid in on_path:
                 cycle = " -> ".join(str(j) for j in [*path[path.index(jid):], jid])
                 report(Problem("cycle", str(jid), f"DEPEND cycle: {cycle}"))
                 return
@@ -353,15 +359,19 @@ class Resolver:
                 report(w, warning=True)
             md = loaded.metadata
             if md is not None:
+                path.append(jid)
+                on_path.add(jid)
                 for _atom, dep in deps(loaded, "DEPEND", md.depend):
-                    visit(dep, [*path, jid])
+                    visit(dep)
+                path.pop()
+                on_path.discard(jid)
             done[jid] = loaded
             plan.append(jid)
 
         root_jid = pick(root_atom, root)
         if root_jid is None:
             return res
-        visit(root_jid, [])
+        visit(root_jid)
 
         for jid in plan:
             loaded = done[jid]

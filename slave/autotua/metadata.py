@@ -102,13 +102,18 @@ class Templates:
     sources: dict[str, bytes] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
+    _states: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
     def state(self, name: str) -> str:
         """A short string that changes whenever what ``inherit name`` would do changes."""
-        if name in self.sources:
-            return hashlib.sha256(self.sources[name]).hexdigest()
-        if name in self.errors:
-            return "untrusted:" + hashlib.sha256(self.errors[name].encode()).hexdigest()
-        return "missing"
+        if name not in self._states:
+            if name in self.sources:
+                self._states[name] = hashlib.sha256(self.sources[name]).hexdigest()
+            elif name in self.errors:
+                self._states[name] = "untrusted:" + hashlib.sha256(self.errors[name].encode()).hexdigest()
+            else:
+                return "missing"
+        return self._states[name]
 
 
 @dataclass(frozen=True)
