@@ -30,6 +30,7 @@ from autotua.cache import DigestCache
 _WORD_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
 _MAX_RECORDS = 1 << 20  # bytes of records per request
 _MAX_STDERR = 8192
+MAX_SOURCE = 1 << 20  # a jobuild is a small script; anything bigger is a mistake or an attack
 
 
 class MetadataError(AutotuaError):
@@ -288,11 +289,11 @@ class MetadataDaemon:
             tried = tuple(m.split(":", 1)[0].strip() for k, m in errors if k.startswith("template-"))
             if kind.startswith("template-"):
                 msg = msg.split(":", 1)[-1].strip()
-            detail = _last_lines(stderr) if kind == "source-failed" else ""
             if status == 128 + signal.SIGXCPU:
                 kind, msg = "timeout", f"used more than {self.limits.cpu} CPU seconds (an endless loop?)"
             elif kind == "source-failed" and not msg:
                 msg = f"sourcing failed (exit status {status})"
+            detail = _last_lines(stderr) if kind == "source-failed" else ""
             raise MetadataError(kind, f"{jid}: {msg}" + (f"\n{detail}" if detail else ""), inherited + tried)
         return values
 
@@ -357,6 +358,8 @@ class MetadataReader:
         return Metadata.from_json(entry["metadata"])
 
     def get(self, jid: JobuildId, source: bytes, templates: Templates | None = None) -> Metadata:
+        if len(source) > MAX_SOURCE:
+            raise MetadataError("invalid", f"{jid}: {len(source)} bytes; a jobuild may have {MAX_SOURCE} at most")
         templates = templates or Templates()
         hit = self.cached(jid, source, templates)
         if isinstance(hit, MetadataError):
