@@ -4,7 +4,8 @@ from rest_framework.routers import SimpleRouter
 
 from . import jobs, slaves
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"  # /jobs/1/cancel and /jobs/1/cancel/ alike: no redirect that turns a POST into a GET
 router.register("jobs", jobs.JobViewSet, basename="job")
 
 run = "runs/<str:run>/"

@@ -93,6 +93,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "The master <-> slave protocol (docs/protocol.md) and the maintainers' job API.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "autotua_master.jobs.models.job.JobState",
+        "SlaveStateEnum": "autotua_master.slaves.models.SlaveState",
+        "RunEndEnum": "autotua_master.slaves.models.RunEnd",
+    },
 }
 
 LOGGING = {
@@ -108,6 +113,8 @@ LOGGING = {
 
 #: where the master keeps its SQLite database, logs, attachments and the metadata cache
 AUTOTUA_DATA_DIR = BASE_DIR / "var"
+#: the metadata/signature cache (SQLite, shared by every process); default: DATA_DIR/cache.sqlite
+AUTOTUA_CACHE = None
 #: the jobtage bzr branch the master owns (maintainers push to it); default: DATA_DIR/jobtage
 AUTOTUA_TREE = None
 #: the URL slaves branch the tree from; default: this site's /tree/

@@ -69,6 +69,7 @@ def _secret_key(data_dir: Path) -> str:
 
 AUTOTUA_DATA_DIR = Path(_env("DATA_DIR", base.AUTOTUA_DATA_DIR)).resolve()
 AUTOTUA_TREE = Path(_env("TREE", "") or AUTOTUA_DATA_DIR / "jobtage")
+AUTOTUA_CACHE = Path(_env("CACHE", "") or AUTOTUA_DATA_DIR / "cache.sqlite")
 AUTOTUA_TREE_URL = _env("TREE_URL", base.AUTOTUA_TREE_URL)
 AUTOTUA_DISTFILES_DIR = _env("DISTFILES_DIR", base.AUTOTUA_DISTFILES_DIR)
 AUTOTUA_MIRRORS = json.loads(_env("MIRRORS", "") or "null") or base.AUTOTUA_MIRRORS

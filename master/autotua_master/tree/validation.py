@@ -27,7 +27,7 @@ _shared: dict[str, tuple[DigestCache, MetadataReader]] = {}
 
 def shared_reader() -> tuple[DigestCache, MetadataReader]:
     """The process's cache and metadata reader for the configured data dir."""
-    path = str(Path(settings.AUTOTUA_DATA_DIR) / "cache.sqlite")
+    path = str(settings.AUTOTUA_CACHE or Path(settings.AUTOTUA_DATA_DIR) / "cache.sqlite")
     with _lock:
         if path not in _shared:
             cache = DigestCache(path)

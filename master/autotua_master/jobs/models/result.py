@@ -14,6 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
@@ -38,7 +39,7 @@ class JobuildResult(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
-    phases = models.JSONField(default=list, blank=True)
+    phases = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
     results = models.JSONField(default=dict, blank=True)
     attachments = models.JSONField(default=list, blank=True)
     log_size = models.BigIntegerField(default=0)
