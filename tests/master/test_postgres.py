@@ -112,7 +112,7 @@ def test_simultaneous_sidepend_results(pg_master, tree_writer, make_branch):
         barrier = threading.Barrier(2)
         answers = []
 
-        def report(s, c):
+        def report(s, c, barrier=barrier, answers=answers):
             barrier.wait()
             answers.append(s.result(c["run"], 0).status_code)
 
