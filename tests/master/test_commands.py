@@ -48,6 +48,6 @@ def test_demosetup(master_settings, sample, capsys):
     assert "bob/integration" in out and "waiting" in out and "invalid" in out
     assert "queued by the master itself" in out and "=alice/hello-suite-1.1" in out
     assert "=bob/fail-on-purpose-1.0" in out
-    token = [line.split()[-1] for line in out.splitlines() if line.startswith("token demo-slave")][0]
+    token = next(line.split()[-1] for line in out.splitlines() if line.startswith("token demo-slave"))
     assert Slave.objects.authenticate(token).state == SlaveState.ACTIVE
     assert Job.objects.filter(owner=None).count() == 2
