@@ -101,9 +101,9 @@ class LiveMaster:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited ({self.proc.returncode}):\n{self.log()}")
             try:
-                if requests.get(self.url + "/api/v1/jobs/", timeout=2).status_code == 200:
+                if requests.get(self.url + "/api/v1/jobs/", timeout=5).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting to answer
                 pass
             time.sleep(0.1)
         self.stop()

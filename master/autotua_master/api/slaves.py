@@ -81,7 +81,7 @@ class ClaimView(SlaveView):
         if run is None:
             wait = settings.AUTOTUA_RETRY_AFTER
             return Response({"run": None, "retry_after": wait}, headers={"Retry-After": str(wait)})
-        run = Run.objects.select_related("job", "job__revision").get(pk=run.pk)
+        run.slave = self.slave
         return Response(s.payload(run, request))
 
 

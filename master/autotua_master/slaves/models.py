@@ -7,6 +7,7 @@ run is over and every further call of the slave about it is answered ``run_over`
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -17,6 +18,9 @@ from django.utils import timezone
 
 from . import tokens
 from .protocol import RunProtocol
+
+#: seconds: how stale a slave's last_seen may get before a claim writes it again
+LAST_SEEN_RESOLUTION = 10
 
 
 class SlaveState(models.TextChoices):
@@ -85,11 +89,14 @@ class Slave(models.Model):
         return self.runs.live().order_by("-claimed").first()
 
     def report(self, facts: dict) -> None:
-        """Record what the slave says of itself (claim and registration carry it)."""
-        changed = {"last_seen": timezone.now()}
-        for field in ("arch", "flavours", "host", "free_disk", "version"):
-            if field in facts and facts[field] is not None:
-                changed[field] = facts[field]
+        """Record what the slave says of itself (claim and registration carry it). The row is written
+        when a fact changed or ``last_seen`` is older than a few seconds, not on every claim."""
+        now = timezone.now()
+        changed = {f: facts[f] for f in ("arch", "flavours", "host", "free_disk", "version")
+                   if facts.get(f) is not None and facts[f] != getattr(self, f)}
+        if not changed and self.last_seen and (now - self.last_seen).total_seconds() < LAST_SEEN_RESOLUTION:
+            return
+        changed["last_seen"] = now
         Slave.objects.filter(pk=self.pk).update(**changed)
         for k, v in changed.items():
             setattr(self, k, v)
@@ -140,19 +147,25 @@ class RunQuerySet(models.QuerySet):
         from .errors import Conflict, RunOver
 
         with transaction.atomic():
-            existing = self.select_for_update().filter(uuid=run_uuid).first()
+            # one query for the run named and the runs this slave still holds
+            mine = list(self.select_for_update().filter(models.Q(uuid=run_uuid)
+                                                         | models.Q(slave=slave, ended__isnull=True)))
+            existing = next((r for r in mine if r.uuid == run_uuid), None)
             if existing is not None:
                 if existing.slave_id != slave.pk:
                     raise Conflict(f"run {run_uuid} is not a new id: pick another UUID")
                 if not existing.live:
                     raise RunOver(f"run {run_uuid} is over ({existing.get_end_display()})")
                 return existing
-            self.sweep(limit=20)
-            for old in slave.runs.live().select_for_update():
+            swept = _sweep_due() and self.sweep(limit=20) is not None
+            for old in mine:
                 job = Job.objects.select_for_update().get(pk=old.job_id)
                 job.lose_run(old, RunEnd.SUPERSEDED, f"slave {slave} claimed again with a new run")
-            job = (Job.objects.claimable(arch, flavours).select_for_update(skip_locked=True, of=("self",))
-                   .first())
+            claimable = Job.objects.claimable(arch, flavours).select_related("revision")
+            job = claimable.select_for_update(skip_locked=True, of=("self",)).first()
+            if job is None and not swept and self.sweep(limit=20):
+                # nothing queued, but leases had run out: their jobs are queued again now
+                job = claimable.select_for_update(skip_locked=True, of=("self",)).first()
             if job is None:
                 return None
             now = timezone.now()
@@ -163,6 +176,20 @@ class RunQuerySet(models.QuerySet):
             job.save(update_fields=["state", "attempts", "accepted", "reason"])
             return self.create(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
                                lease_expires=now + timedelta(seconds=lease_seconds()))
+
+
+_last_sweep = 0.0
+
+
+def _sweep_due() -> bool:
+    """Sweep expired leases on a claim at most every AUTOTUA_SWEEP_SECONDS in this process (a claim
+    that finds nothing queued sweeps anyway): a sweep per claim would cost every claim a query."""
+    global _last_sweep
+    now = time.monotonic()
+    if now - _last_sweep < settings.AUTOTUA_SWEEP_SECONDS:
+        return False
+    _last_sweep = now
+    return True
 
 
 def lease_seconds() -> int:

@@ -151,19 +151,19 @@ class RunProtocol:
             run = self._locked()
             run._check_writable()
             entry = run._check_index(index)
-            existing = JobuildResult.objects.filter(run=run, index=index).first()
-            if existing is not None:
-                if existing.request != request:
+            received = {i: (st, req) for i, st, req in run.results.values_list("index", "status", "request")}
+            if index in received:
+                if received[index][1] != request:
                     raise Conflict(f"the result of jobuild {index} was already received, with other content")
-                return run._next(index, existing.status)
-            missing = set(range(index)) - set(run.results.values_list("index", flat=True))
+                return run._next(index, received[index][0])
+            missing = set(range(index)) - set(received)
             if missing:
                 raise Invalid(f"send the result of jobuild {min(missing)} before that of jobuild {index}",
                               field="index")
-            earlier_failed = run.results.filter(status="failed").first()
-            if earlier_failed is not None:
-                raise Invalid(f"jobuild {earlier_failed.index} failed, so nothing after it runs; finish the run")
-            held = {a.name: a for a in Attachment.objects.filter(run=run, index=index)}
+            failed = sorted(i for i, (st, _) in received.items() if st == "failed")
+            if failed:
+                raise Invalid(f"jobuild {failed[0]} failed, so nothing after it runs; finish the run")
+            held = {a.name: a for a in Attachment.objects.filter(run=run, index=index)} if data["attachments"] else {}
             for att in data["attachments"]:
                 have = held.get(att["name"])
                 if have is None:
@@ -187,9 +187,10 @@ class RunProtocol:
             return run._next(index, result.status)
 
     def _next(self, index: int, status: str) -> dict:
-        from autotua_master.jobs.models import ProvisionState
+        from autotua_master.jobs.models import Job, ProvisionState
 
-        self.job.refresh_from_db()
+        # the job's state now (a cancel may have come since the run was read); only the state matters
+        self.job.state, self.job.reason = Job.objects.filter(pk=self.job_id).values_list("state", "reason").get()
         why = self._abort_reason()
         if why:
             return {"action": "abort", "reason": why}
@@ -237,7 +238,6 @@ class RunProtocol:
                     job.lose_run(run, RunEnd.FINISHED, f"{status}: {reason}" if reason else status)
             elif run.live:
                 run.close(RunEnd.FINISHED, reason)
-            job.refresh_from_db()
             answer = {"job": {"id": job.pk, "state": job.state}}
             type(self).objects.filter(pk=run.pk).update(finish={"request": request, "answer": answer})
             return answer

@@ -84,7 +84,13 @@ class ProvisionQuerySet(models.QuerySet):
 
     def passed(self, jobuild: str, digest: str, result) -> None:
         """A passed result: the provision is passed, and every job it held with nothing else to wait
-        for is queued."""
+        for is queued.
+
+        ``passed`` is a final state of a provision (nothing turns it back), and the jobs it held were
+        queued when it first passed; so a provision already passed needs no lock and no work. That
+        keeps the results of the many runs of one popular jobuild from queueing on its row."""
+        if self.filter(jobuild=jobuild, digest=digest, state=ProvisionState.PASSED).exists():
+            return
         provision = self.lock([(jobuild, digest)])[(jobuild, digest)]
         if provision.state != ProvisionState.PASSED:
             provision.state = ProvisionState.PASSED
