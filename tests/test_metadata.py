@@ -4,8 +4,10 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -275,3 +277,46 @@ def test_no_sandbox_leftovers(tmp_path):
     assert not os.path.exists(mountpoint) if mountpoint else True
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_oversized_jobuild_is_refused_before_sourcing():
+    with MetadataReader(DigestCache(), FAST) as r:
+        with pytest.raises(MetadataError, match="a jobuild may have 1048576 at most"):
+            r.get(J, b"DESCRIPTION=x\n" + b"#" * (1 << 20))
+        assert r._daemons == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to nobody")
+def test_unprivileged_users_get_a_user_namespace_sandbox():
+    """A maintainer runs autotua-jobuild as themselves: the sandbox must hold without root."""
+    import shutil
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="autotua-userns-"))  # pytest's tmp_path is root-only
+    script = where / "probe.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(sandbox.__file__).parents[1])!r})\n"
+        "from autotua import sandbox\n"
+        "from autotua.atom import JobuildId\n"
+        "from autotua.metadata import Limits, MetadataDaemon, MetadataError\n"
+        "print(sandbox.isolation())\n"
+        "with MetadataDaemon(Limits(timeout=3, cpu=2)) as d:\n"
+        "    j = JobuildId.parse('alice/x-1')\n"
+        "    print(d.extract(j, b'shopt -s nullglob; DESCRIPTION=\"$(echo /etc/*)\"')['DESCRIPTION'] or 'empty')\n"
+        "    try:\n"
+        "        d.extract(j, b'DESCRIPTION=x; ls')\n"
+        "    except MetadataError as e:\n"
+        "        print(e.kind)\n"
+    )
+    script.chmod(0o644)
+    where.chmod(0o755)
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    proc = subprocess.run([runuser, "-u", "nobody", "--", python, str(script)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    shutil.rmtree(where)
+    if "Permission denied" in proc.stderr:
+        pytest.skip(f"nobody cannot run {python} here")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["userns", "empty", "forbidden-command"]

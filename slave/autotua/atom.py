@@ -7,6 +7,7 @@ whose leftmost satisfiable member wins. Plain ``( a b )`` groups (all of them) m
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -104,6 +105,10 @@ class Atom:
 
     @classmethod
     def parse(cls, text: str) -> Atom:
+        return _parse_atom(cls, text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Atom:
         if not isinstance(text, str) or not text.strip():
             raise AtomError(f"invalid atom {text!r}: it is empty")
         whole = text
@@ -186,8 +191,15 @@ class AllOf:
 Node = Atom | AnyOf | AllOf
 
 
+@functools.lru_cache(maxsize=65536)
+def _parse_atom(cls, text: str) -> Atom:
+    # Atoms are immutable and trees repeat them endlessly: parse each text once.
+    return cls._parse(text)
+
+
+@functools.lru_cache(maxsize=65536)
 def parse_depend(text: str, *, variable: str = "DEPEND") -> tuple[Node, ...]:
-    """Parse a DEPEND/SIDEPEND string into atoms and groups.
+    """Parse a DEPEND/SIDEPEND string into atoms and groups (cached: the result is immutable).
 
     Tokens are separated by whitespace, as portage requires (``||(`` is an error).
     """

@@ -19,6 +19,7 @@ class DigestCache:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = str(path) if path else ":memory:"
         self._local = threading.local()
+        self._lock = threading.Lock()  # guards the one shared in-memory connection
         self._memory: sqlite3.Connection | None = None
         if self.path == ":memory:":
             self._memory = self._connect()
@@ -43,8 +44,6 @@ class DigestCache:
         if conn is None:
             conn = self._local.conn = self._connect()
         return conn
-
-    _lock = threading.Lock()
 
     def get(self, ns: str, key: str):
         with self._lock:

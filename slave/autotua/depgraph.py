@@ -120,6 +120,9 @@ class Resolver:
         self._loaded: dict[JobuildId, _Loaded] = {}
         self._load_problems: dict[JobuildId, tuple[list[Problem], list[Problem]]] = {}
         self._templates: Templates | None = None
+        #: every Manifest that verified, by path (``check`` looks for DIST lines no version uses)
+        self.manifests: dict[str, Manifest] = {}
+        self._manifest_checks: dict[str, tuple[Manifest | None, dict[str, bytes], list[tuple[str, str]]]] = {}
         self._template_files: dict[str, bytes] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -166,12 +169,23 @@ class Resolver:
         def problem(kind: str, msg: str) -> None:
             problems.append(Problem(kind, who, msg))
 
+        # one read for what this jobuild's checks need (one pass through a bzr repository)
+        mpath = self.tree.manifest_path(jid.user, jid.name)
+        wanted = [jid.path, jid.path + ".asc", mpath, self.tree.key_path(jid.user)]
+        self.tree.read_many(p for p in wanted if self.tree.is_file(p))
         source = self.tree.read_bytes(jid.path)
         try:
             self.verifier.verify_detached(jid.user, self.key(jid.user), source,
                                           self._read_optional(jid.path + ".asc"), jid.path)
+            signed = True
         except SignatureError as e:
             problem(e.kind, str(e))
+            signed = False
+        # The Manifest and files/ need no sourcing: check them even when the jobuild failed.
+        manifest, manifest_files, manifest_problems = self._manifest(jid.user, jid.name)
+        for kind, msg in manifest_problems:
+            problem(kind, msg)
+        if not signed:
             return loaded  # never sourced
         templates = self.templates()
         try:
@@ -184,69 +198,28 @@ class Resolver:
             return loaded
         loaded.metadata = md
 
-        files: dict[str, bytes] = {jid.path: source}
+        files: dict[str, bytes] = {jid.path: source, **manifest_files}
         for name in md.inherited:
-            path = self.tree.template_path(*name.split("/", 1))
-            files[path] = templates.sources[name]
+            files[self.tree.template_path(*name.split("/", 1))] = templates.sources[name]
 
-        # Manifest: DIST for SRC_URI/PORTCONF_URI, AUX for files/
         dist_entries: dict[str, list[DistfileSpec]] = {"SRC_URI": [], "PORTCONF_URI": []}
-        distfiles = {}
         for var, text in (("SRC_URI", md.src_uri), ("PORTCONF_URI", md.portconf_uri)):
             try:
-                distfiles[var] = parse_src_uri(text, var)
+                distfiles = parse_src_uri(text, var)
             except SrcUriError as e:
                 problem("bad-src-uri", str(e))
-                distfiles[var] = []
-        aux_paths = self.tree.files_under(self.tree.files_dir(jid.user, jid.name))
-        mpath = self.tree.manifest_path(jid.user, jid.name)
-        manifest = None
-        needs = any(distfiles.values()) or aux_paths
-        mtext = self._read_optional(mpath)
-        if mtext is None:
-            if needs:
-                problem("manifest", f"{mpath} is missing, but the jobuild has SRC_URI, PORTCONF_URI or files/")
-        else:
-            files[mpath] = mtext
-            try:
-                body = self.verifier.verify_clearsigned(jid.user, self.key(jid.user), mtext, mpath)
-                manifest = Manifest.parse(body.decode("utf-8", errors="replace"), mpath)
-            except SignatureError as e:
-                problem(e.kind, str(e))
-            except ManifestError as e:
-                problem("manifest", str(e))
-        if manifest is not None:
-            for var, dfs in distfiles.items():
-                for df in dfs:
-                    entry = manifest.get("DIST", df.name)
-                    if entry is None:
-                        problem("manifest-missing-entry", f"{var} file {df.name} is not in {mpath}")
-                        continue
-                    dist_entries[var].append(DistfileSpec(df.name, df.url, entry.size, entry.hashes["BLAKE2B"],
-                                                          entry.hashes["SHA512"]))
-            used = {df.name for dfs in distfiles.values() for df in dfs}
-            for name in manifest.names("DIST"):
-                if name not in used:
-                    warnings.append(Problem("manifest-unused", who, f"{mpath}: DIST {name} is not used by this "
-                                                    "version (fine if another version uses it)"))
-            prefix = self.tree.files_dir(jid.user, jid.name) + "/"
-            aux_data = self.tree.read_many(aux_paths)
-            for path in aux_paths:
-                rel = path[len(prefix):]
-                entry = manifest.get("AUX", rel)
+                continue
+            if distfiles and mpath not in manifest_files:
+                problem("manifest", f"{mpath} is missing, but the jobuild has {var}")
+            if manifest is None:
+                continue
+            for df in distfiles:
+                entry = manifest.get("DIST", df.name)
                 if entry is None:
-                    problem("manifest-missing-entry", f"files/{rel} is not in {mpath}")
+                    problem("manifest-missing-entry", f"{var} file {df.name} is not in {mpath}")
                     continue
-                try:
-                    verify_data(aux_data[path], entry)
-                except DigestMismatch as e:
-                    problem("manifest-mismatch", f"files/{e}")
-            for rel in manifest.names("AUX"):
-                if prefix + rel not in aux_data:
-                    problem("manifest-mismatch", f"{mpath} lists AUX {rel}, but files/{rel} does not exist")
-            files.update(aux_data)
-        elif aux_paths:
-            files.update(self.tree.read_many(aux_paths))
+                dist_entries[var].append(DistfileSpec(df.name, df.url, entry.size, entry.hashes["BLAKE2B"],
+                                                      entry.hashes["SHA512"]))
 
         loaded.digest = content_digest(files)
         loaded.entry = PlanEntry(
@@ -255,6 +228,48 @@ class Resolver:
             src_uri=dist_entries["SRC_URI"], portconf_uri=dist_entries["PORTCONF_URI"],
         )
         return loaded
+
+    def _manifest(self, user: str, name: str) -> tuple[Manifest | None, dict[str, bytes], list[tuple[str, str]]]:
+        """A jobuild directory's verified Manifest (or None), the files it covers (the Manifest and
+        files/, for the content digest) and its problems; checked once per directory."""
+        mpath = self.tree.manifest_path(user, name)
+        if mpath in self._manifest_checks:
+            return self._manifest_checks[mpath]
+        problems: list[tuple[str, str]] = []
+        prefix = self.tree.files_dir(user, name) + "/"
+        aux_data = self.tree.read_many(self.tree.files_under(prefix))
+        files = dict(aux_data)
+        manifest = None
+        mtext = self._read_optional(mpath)
+        if mtext is None:
+            if aux_data:
+                problems.append(("manifest", f"{mpath} is missing, but {prefix} holds files"))
+        else:
+            files[mpath] = mtext
+            try:
+                body = self.verifier.verify_clearsigned(user, self.key(user), mtext, mpath)
+                manifest = Manifest.parse(body.decode("utf-8", errors="replace"), mpath)
+            except SignatureError as e:
+                problems.append((e.kind, str(e)))
+            except ManifestError as e:
+                problems.append(("manifest", str(e)))
+        if manifest is not None:
+            self.manifests[mpath] = manifest
+            for path, data in aux_data.items():
+                rel = path[len(prefix):]
+                entry = manifest.get("AUX", rel)
+                if entry is None:
+                    problems.append(("manifest-missing-entry", f"files/{rel} is not in {mpath}"))
+                    continue
+                try:
+                    verify_data(data, entry)
+                except DigestMismatch as e:
+                    problems.append(("manifest-mismatch", f"files/{e}"))
+            for rel in manifest.names("AUX"):
+                if prefix + rel not in aux_data:
+                    problems.append(("manifest-mismatch", f"{mpath} lists AUX {rel}, but files/{rel} does not exist"))
+        self._manifest_checks[mpath] = (manifest, files, problems)
+        return self._manifest_checks[mpath]
 
     # -- resolving ---------------------------------------------------------------------------------
     def select(self, atom: Atom) -> tuple[JobuildId | None, str]:
@@ -327,10 +342,13 @@ class Resolver:
                 return []
             return [pair for n in nodes for pair in choose(n, str(loaded.jid), var)]
 
-        def visit(jid: JobuildId, path: list[JobuildId]) -> None:
+        path: list[JobuildId] = []  # the DEPEND chain being walked, for cycles
+        on_path: set[JobuildId] = set()
+
+        def visit(jid: JobuildId) -> None:
             if jid in done:
                 return
-            if jid in path:
+            if jid in on_path:
                 cycle = " -> ".join(str(j) for j in [*path[path.index(jid):], jid])
                 report(Problem("cycle", str(jid), f"DEPEND cycle: {cycle}"))
                 return
@@ -341,15 +359,19 @@ class Resolver:
                 report(w, warning=True)
             md = loaded.metadata
             if md is not None:
+                path.append(jid)
+                on_path.add(jid)
                 for _atom, dep in deps(loaded, "DEPEND", md.depend):
-                    visit(dep, [*path, jid])
+                    visit(dep)
+                path.pop()
+                on_path.discard(jid)
             done[jid] = loaded
             plan.append(jid)
 
         root_jid = pick(root_atom, root)
         if root_jid is None:
             return res
-        visit(root_jid, [])
+        visit(root_jid)
 
         for jid in plan:
             loaded = done[jid]

@@ -80,6 +80,8 @@ inherit() {
 		for __ab_p in "${__AB_PHASES[@]}"; do unset -f "${__ab_p}"; done
 		INHERITED="${INHERITED:+${INHERITED} }${__ab_t}"
 		__ab_source_template "${__ab_t}" || die "inherit: sourcing template ${__ab_t} failed"
+		# Metadata needs no <tname>_<phase> copies (and each costs a fork): only phases make them.
+		[[ ${__AB_MODE} == depend ]] && continue
 		for __ab_p in "${__AB_PHASES[@]}"; do
 			declare -F "${__ab_p}" >/dev/null || continue
 			__ab_def=$(declare -f "${__ab_p}")
@@ -171,17 +173,22 @@ __ab_depend_one() { # CPV SOURCE: runs in a subshell of the daemon
 	[[ -n ${__AB_LIMIT_NPROC} ]] && ulimit -u "${__AB_LIMIT_NPROC}"
 	unset __AB_LIMIT_CPU __AB_LIMIT_MEM_KB __AB_LIMIT_NPROC
 	eval "${__ab_src}" || { __ab_emit AUTOTUA_ERROR "source-failed sourcing the jobuild returned non-zero"; exit 1; }
-	if [[ -n $(jobs -p) ]]; then
+	if jobs %% >/dev/null 2>&1; then
 		__ab_emit AUTOTUA_ERROR "background-process it starts background processes at global scope"
 		exit 1
 	fi
-	for __ab_v in "${__AB_METADATA[@]}" INHERITED; do
-		__ab_emit "${__ab_v}" "${!__ab_v}"
-	done
 	for __ab_p in "${__AB_PHASES[@]}"; do
 		declare -F "${__ab_p}" >/dev/null && __ab_phases+="${__ab_p} "
 	done
-	__ab_emit DEFINED_PHASES "${__ab_phases% }"
+	DEFINED_PHASES=${__ab_phases% }
+	# all records in one write: one wake-up for the reader instead of one per variable
+	local __ab_out="" __ab_val
+	for __ab_v in "${__AB_METADATA[@]}" INHERITED DEFINED_PHASES; do
+		__ab_val=${!__ab_v}
+		__ab_val=${__ab_val//\\/\\\\}
+		__ab_out+="${__ab_v}=${__ab_val//$'\n'/\\n}"$'\n'
+	done
+	printf '%s' "${__ab_out}" >&"${__AB_FD}"
 }
 
 __ab_depend_daemon() {
@@ -251,7 +258,7 @@ __ab_phases_main() {
 }
 
 case $1 in
-	depend) __ab_depend_daemon ;;
+	depend) __AB_MODE=depend __ab_depend_daemon ;;
 	phases) __ab_phases_main ;;
 	*) echo "usage: jobuild.sh depend|phases" >&2; exit 2 ;;
 esac

@@ -17,7 +17,7 @@ from autotua.depgraph import Problem, Resolver
 from autotua.fetch import fetch
 from autotua.manifest import Manifest
 from autotua.metadata import MetadataReader
-from autotua.signature import Signer, UnknownMaintainer, Verifier, normalise_fingerprint
+from autotua.signature import Signer, UnknownMaintainer, UntrustedKey, Verifier, normalise_fingerprint
 from autotua.srcuri import Mirrors, parse_src_uri
 from autotua.tree import DirTree, Tree
 
@@ -192,11 +192,22 @@ def check_tree(tree: Tree, trusted: dict[str, str], *, cache: DigestCache | None
         for user in tree.users():
             if user not in trusted:
                 add(errors, [Problem(UnknownMaintainer.kind, user, f"no trusted fingerprint for maintainer {user!r}")])
+            elif not tree.is_file(tree.key_path(user)):
+                add(errors, [Problem(UntrustedKey.kind, user, f"the tree has no key {tree.key_path(user)}")])
         ids = tree.all_jobuilds()
+        used: dict[str, set[str]] = {}
         for jid in ids:
             res = resolver.resolve(f"={jid}")
             add(errors, res.errors)
             add(warnings, res.warnings)
+            entry = res.plan[-1] if res.plan and res.plan[-1].jobuild == str(jid) else None
+            names = used.setdefault(tree.manifest_path(jid.user, jid.name), set())
+            if entry is not None:
+                names.update(d.name for d in entry.src_uri + entry.portconf_uri)
+        for mpath, manifest in sorted(resolver.manifests.items()):
+            for name in manifest.names("DIST"):
+                if name not in used.get(mpath, ()):
+                    add(warnings, [Problem("manifest-unused", mpath, f"{mpath}: DIST {name} is used by no version")])
     if own_reader:
         reader.close()
     return CheckReport(len(ids), errors, warnings)

@@ -30,6 +30,7 @@ from autotua.cache import DigestCache
 _WORD_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
 _MAX_RECORDS = 1 << 20  # bytes of records per request
 _MAX_STDERR = 8192
+MAX_SOURCE = 1 << 20  # a jobuild is a small script; anything bigger is a mistake or an attack
 
 
 class MetadataError(AutotuaError):
@@ -102,13 +103,18 @@ class Templates:
     sources: dict[str, bytes] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
+    _states: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
     def state(self, name: str) -> str:
         """A short string that changes whenever what ``inherit name`` would do changes."""
-        if name in self.sources:
-            return hashlib.sha256(self.sources[name]).hexdigest()
-        if name in self.errors:
-            return "untrusted:" + hashlib.sha256(self.errors[name].encode()).hexdigest()
-        return "missing"
+        if name not in self._states:
+            if name in self.sources:
+                self._states[name] = hashlib.sha256(self.sources[name]).hexdigest()
+            elif name in self.errors:
+                self._states[name] = "untrusted:" + hashlib.sha256(self.errors[name].encode()).hexdigest()
+            else:
+                return "missing"
+        return self._states[name]
 
 
 @dataclass(frozen=True)
@@ -283,11 +289,11 @@ class MetadataDaemon:
             tried = tuple(m.split(":", 1)[0].strip() for k, m in errors if k.startswith("template-"))
             if kind.startswith("template-"):
                 msg = msg.split(":", 1)[-1].strip()
-            detail = _last_lines(stderr) if kind == "source-failed" else ""
             if status == 128 + signal.SIGXCPU:
                 kind, msg = "timeout", f"used more than {self.limits.cpu} CPU seconds (an endless loop?)"
             elif kind == "source-failed" and not msg:
                 msg = f"sourcing failed (exit status {status})"
+            detail = _last_lines(stderr) if kind == "source-failed" else ""
             raise MetadataError(kind, f"{jid}: {msg}" + (f"\n{detail}" if detail else ""), inherited + tried)
         return values
 
@@ -352,6 +358,8 @@ class MetadataReader:
         return Metadata.from_json(entry["metadata"])
 
     def get(self, jid: JobuildId, source: bytes, templates: Templates | None = None) -> Metadata:
+        if len(source) > MAX_SOURCE:
+            raise MetadataError("invalid", f"{jid}: {len(source)} bytes; a jobuild may have {MAX_SOURCE} at most")
         templates = templates or Templates()
         hit = self.cached(jid, source, templates)
         if isinstance(hit, MetadataError):

@@ -16,6 +16,8 @@ ever read through them.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import os
 import re
 import stat
@@ -69,18 +71,46 @@ class Tree:
         return self.paths.get(path) == "file"
 
     def read_bytes(self, path: str) -> bytes:
-        if not self.is_file(path):
-            raise TreeFileMissing(f"{path}: no such file in the tree at {self.describe()}")
-        return self._read(path)
+        return self.read_many([path])[path]
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
-        """Read several files at once (a bzr tree does this in one pass)."""
-        return {p: self.read_bytes(p) for p in paths}
+        """Read several files at once (a bzr tree does this in one pass). What a tree object has read
+        it keeps: a revision never changes, and validating many jobs against one tip reads the same
+        files again and again."""
+        paths = list(paths)
+        missing = [p for p in paths if p not in self._contents]
+        for p in missing:
+            if not self.is_file(p):
+                raise TreeFileMissing(f"{p}: no such file in the tree at {self.describe()}")
+        if missing:
+            self._contents.update(self._read_many(missing))
+        return {p: self._contents[p] for p in paths}
+
+    def _read_many(self, paths: list[str]) -> dict[str, bytes]:
+        return {p: self._read(p) for p in paths}
+
+    @property
+    def _contents(self) -> dict[str, bytes]:
+        if self._content_cache is None:
+            self._content_cache = {}
+        return self._content_cache
+
+    _content_cache: dict[str, bytes] | None = None
 
     def files_under(self, prefix: str) -> list[str]:
-        """Regular files below directory ``prefix``, sorted."""
+        """Regular files below directory ``prefix``, sorted (a bisection of the sorted file list)."""
+        if self._sorted_files is None:
+            self._sorted_files = sorted(p for p, k in self.paths.items() if k == "file")
         prefix = prefix.rstrip("/") + "/"
-        return sorted(p for p, k in self.paths.items() if k == "file" and p.startswith(prefix))
+        files = self._sorted_files
+        out = []
+        for i in range(bisect.bisect_left(files, prefix), len(files)):
+            if not files[i].startswith(prefix):
+                break
+            out.append(files[i])
+        return out
+
+    _sorted_files: list[str] | None = None
 
     def describe(self) -> str:
         return f"revision {self.revno}" if self.revno is not None else self.revision
@@ -124,7 +154,13 @@ class Tree:
 
     def jobuilds(self, user: str, name: str) -> list[JobuildId]:
         """The versions of ``user/name``, lowest first."""
-        return [j for j in self.all_jobuilds() if j.user == user and j.name == name]
+        if self._by_key is None:
+            self._by_key = {}
+            for j in self.all_jobuilds():
+                self._by_key.setdefault((j.user, j.name), []).append(j)
+        return self._by_key.get((user, name), [])
+
+    _by_key: dict[tuple[str, str], list[JobuildId]] | None = None
 
     def misnamed_jobuilds(self) -> list[str]:
         """``.jobuild`` files the index skipped because their path or name is malformed."""
@@ -192,35 +228,39 @@ class BzrTree(Tree):
             self._tree = branch.repository.revision_tree(self.revision_id.encode())
         except bzr_errors.NoSuchRevision:
             raise TreeError(f"{branch_location}: unknown revision {revision!r}") from None
+        # One read lock for the tree's life: bzr re-reads its pack list on every lock, and a revision
+        # never changes, so locking per file would only cost time.
+        self._tree.lock_read()
+
+    def close(self) -> None:
+        self._tree.unlock()
+
+    def __enter__(self) -> BzrTree:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._tree.is_locked():
+                self._tree.unlock()
 
     def _paths(self) -> dict[str, str]:
-        out = {}
-        with self._tree.lock_read():
-            for path, entry in self._tree.iter_entries_by_dir():
-                out[path] = entry.kind if entry.kind in ("file", "directory") else "other"
-        return out
+        return {path: entry.kind if entry.kind in ("file", "directory") else "other"
+                for path, entry in self._tree.iter_entries_by_dir()}
 
     def _read(self, path: str) -> bytes:
-        with self._tree.lock_read():
-            return self._tree.get_file_text(path)
+        return self._tree.get_file_text(path)
 
-    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
-        paths = list(paths)
-        for p in paths:
-            if not self.is_file(p):
-                raise TreeFileMissing(f"{p}: no such file in the tree at {self.describe()}")
-        out = {}
-        with self._tree.lock_read():
-            for path, chunks in self._tree.iter_files_bytes((p, p) for p in paths):
-                out[path] = b"".join(chunks)
-        return out
+    def _read_many(self, paths: list[str]) -> dict[str, bytes]:
+        return {path: b"".join(chunks) for path, chunks in self._tree.iter_files_bytes((p, p) for p in paths)}
 
     def export(self, dest: str | os.PathLike) -> None:
         """Write this revision's files into ``dest`` (an empty or new directory)."""
         from breezy.export import export
 
-        with self._tree.lock_read():
-            export(self._tree, str(dest), format="dir")
+        export(self._tree, str(dest), format="dir")
 
 
 def open_branch(location: str | os.PathLike):
