@@ -98,7 +98,7 @@ def test_nothing_is_deleted_below_a_mount(tmp_path):
     mount("tmpfs", d / "mnt", "tmpfs")
     try:
         (d / "mnt/precious").write_text("x")
-        with pytest.raises(SlaveError, match="refusing to delete .* still mounted there"):
+        with pytest.raises(SlaveError, match=r"refusing to delete .* still mounted there"):
             remove_tree(d)
         assert (d / "mnt/precious").exists()
     finally:
