@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from autotua.bridge import jobuild_sh
 from autotua.slave import Cancelled, SlaveError, Stopped
-from autotua.slave.api import Api, ApiError, AuthError, Interrupted, RunOver, TooLarge, Unreachable
+from autotua.slave.api import Api, ApiError, AuthError, Conflict, Interrupted, RunOver, TooLarge, Unreachable
 from autotua.slave.chroot import INSIDE, JobNamespace
 from autotua.slave.claim import Heartbeat
 from autotua.slave.config import Config
@@ -34,7 +35,16 @@ from autotua.slave.stage3 import Stage3Store
 from autotua.slave.sync import Prepared, TreeCache, prepare
 
 log = logging.getLogger("autotua.slave.job")
+_ATTACHMENT_CHARS = re.compile(r"[^A-Za-z0-9_.+@=,~-]")
 DEFAULT_LIMITS = {"phase_timeout": 3600, "log_chunk_bytes": 1 << 20, "attachment_bytes": 10 << 20}
+
+
+def attachment_name(name: str) -> str:
+    """The protocol's attachment names: letters, digits and ``_.+@=,~-``, at most 200, no leading . or -."""
+    safe = _ATTACHMENT_CHARS.sub("_", name)
+    if safe[:1] in (".", "-"):
+        safe = "_" + safe
+    return safe[:200]
 
 
 class Workspace:
@@ -209,7 +219,7 @@ class JobRunner:
             raise Stopped(outcome.interrupted)
         attachments = self._check_attachments(p, outcome, stream)
         outcome.log_size = stream.close()
-        sent = [self._upload(p, name, label) for name, label in attachments]
+        sent = [self._upload(p, name, send_as, label) for name, send_as, label in attachments]
         result = {
             "status": "passed" if outcome.passed else "failed",
             "exit_code": outcome.exit_code,
@@ -223,33 +233,51 @@ class JobRunner:
         self._report(p, result)
         return outcome
 
-    def _check_attachments(self, p: Prepared, outcome: Outcome, stream: LogStream) -> list[tuple[str, str]]:
-        ok, seen = [], set()
+    def _check_attachments(self, p: Prepared, outcome: Outcome, stream: LogStream) -> list[tuple[str, str, str]]:
+        """(file in the out dir, name to send it under, label) for each attachment we can send."""
+        ok, names = [], set()
         for name, label in outcome.attachments:
-            if not name or "/" in name or name in (".", "..") or name in seen:
-                stream.note(f"attachment {name!r} left out: not a file name, or named twice")
+            if not name or "/" in name or name in (".", ".."):
+                stream.note(f"attachment {name!r} left out: not a file name")
                 continue
             try:
                 read_regular(self.ws.out / str(p.index) / name, int(self.limits["attachment_bytes"]))
             except UnsafePath as e:
                 stream.note(f"attachment left out: {e}")
                 continue
-            seen.add(name)
-            ok.append((name, label))
+            send_as = attachment_name(name)
+            if send_as in names:
+                stream.note(f"attachment {name!r} left out: named twice")
+                continue
+            names.add(send_as)
+            ok.append((name, send_as, label))
         return ok
 
-    def _upload(self, p: Prepared, name: str, label: str) -> dict:
+    def _upload(self, p: Prepared, name: str, send_as: str, label: str) -> dict:
         data = read_regular(self.ws.out / str(p.index) / name, int(self.limits["attachment_bytes"]))
         try:
-            self.api.put_attachment(self.run_id, p.index, name, data)
+            self.api.put_attachment(self.run_id, p.index, send_as, data)
         except TooLarge as e:
             raise SlaveError(f"attachment {name}: {e}", "report") from None
-        return {"name": name, "label": label, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        return {"name": send_as, "label": label, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
     def _report(self, p: Prepared, result: dict) -> None:
         """PUT the result; do what the answer says (continue, wait and ask again, abort)."""
+        resent = False
         while True:
-            answer = self.api.put_result(self.run_id, p.index, result)
+            try:
+                answer = self.api.put_result(self.run_id, p.index, result)
+            except Conflict as e:
+                # the master holds less of the log than log_size: send the rest, then the result again
+                if resent or "offset" not in e.body:
+                    raise
+                stream = LogStream(self.ws.logs / f"{p.index}.log",
+                                   lambda offset, data: self.api.append_log(self.run_id, p.index, offset, data),
+                                   chunk=int(self.limits["log_chunk_bytes"]))
+                stream.sent = int(e.body["offset"])
+                stream.close()
+                resent = True
+                continue
             action = answer.get("action", "continue")
             if action == "continue":
                 return
