@@ -199,3 +199,36 @@ def test_root_cache_prune_spares_roots_in_use(tmp_path, cached_root):
     finally:
         os.close(fd)
     assert cache.prune(keep=set()) == [one]
+
+
+def test_portconf_unpacked_into_the_root_and_a_bad_one_refused(tmp_path, cached_root):
+    import io
+    import tarfile
+
+    def tarball(path, members):
+        with tarfile.open(path, "w:gz") as tar:
+            for name, data, link in members:
+                info = tarfile.TarInfo(name)
+                if link:
+                    info.type, info.linkname = tarfile.SYMTYPE, link
+                    tar.addfile(info)
+                else:
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        return str(path)
+
+    good = tarball(tmp_path / "good.tar.gz", [("etc/portage/make.conf", b'FEATURES="test"\n', None)])
+    ns = JobNamespace(tmp_path / "job", spec(cached_root, tmp_path / "job", portconf=[good]))
+    ns.start()
+    try:
+        _rc, out = sh(ns, "cat /etc/portage/make.conf")
+        assert out == 'FEATURES="test"\n'
+    finally:
+        ns.teardown()
+    bad = tarball(tmp_path / "bad.tar.gz", [("etc/portage/make.conf", b"x\n", None),
+                                            ("etc/portage/evil", None, "../../../../../etc/shadow")])
+    job = tmp_path / "job2"
+    with pytest.raises(SlaveError, match=r"bad\.tar\.gz: refusing entry 'etc/portage/evil'.*points outside the root"):
+        JobNamespace(job, spec(cached_root, job, portconf=[bad])).start()
+    assert not (job / "upper/etc/portage").exists()  # nothing of it was written
+    assert mounts_under(job) == []

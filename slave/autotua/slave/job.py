@@ -176,7 +176,15 @@ class JobRunner:
                                                tree_info.get("revision", ""))
         prepared = prepare(tree, job, self.ws.tree)
         self.check()
-        tarball = Stage3Store(cfg.stage3_mirror, cfg.cache_dir, cfg.release_key).fetch(arch, flavour)
+        store = Stage3Store(cfg.stage3_mirror, cfg.cache_dir, cfg.release_key)
+        try:
+            tarball = store.fetch(arch, flavour)
+        except SlaveError as e:
+            cached = store.cached(arch, flavour)
+            if not cached or "cannot fetch" not in str(e):
+                raise
+            tarball = cached[0]  # the mirror is down: the newest stage3 we verified earlier will do
+            log.warning("%s: %s; using the cached %s", self.label, e, tarball.name)
         roots = RootCache(cfg.cache_dir)
         lower = roots.get(tarball)
         held = roots.hold(lower)
