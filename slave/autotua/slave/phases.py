@@ -26,6 +26,7 @@ from autotua.slave.sync import Prepared
 
 MAX_RECORD = 1 << 16  # a record line longer than this is cut
 MAX_RESULTS = 1000
+MAX_RESULT_VALUE = 4096  # characters, as the master stores them
 MAX_ATTACHMENTS = 100
 TIMEOUT_STATUS = 124  # as timeout(1)
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -139,6 +140,9 @@ class _Records:
             if len(self.out.results) >= MAX_RESULTS and k not in self.out.results:
                 self.log.note(f"result {k} ignored: more than {MAX_RESULTS} results")
             else:
+                if len(v) > MAX_RESULT_VALUE:
+                    self.log.note(f"result {k} cut to {MAX_RESULT_VALUE} characters")
+                    v = v[:MAX_RESULT_VALUE]
                 self.out.results[k] = v
         elif key == "AUTOTUA_ATTACH" and words:
             name, _, label = value.partition(" ")
