@@ -14,6 +14,7 @@ Usage: bench/slave.py [--only N ...] [--padding DIR] [--log-mb 100]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import statistics
@@ -132,20 +133,68 @@ def bench_bridge(tmp: Path, cache: Path, tarball: Path, n: int = 20) -> None:
     say("   => target < 100 ms")
 
 
+CHATTY = """DESCRIPTION="Print {mb} MiB of log"
+src_test() {{ yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde | head -c {n}; }}
+"""
+
+
 def bench_log(tmp: Path, key: ReleaseKey, log_mb: int) -> None:
-    say(f"== 3. streaming a {log_mb} MB log to a live master")
+    say(f"== 3. streaming a {log_mb} MiB log to a live master")
     try:
         from autotua_master.live import LiveMaster
     except ImportError:
         say("   skipped: the master (autotua_master) is not in this checkout")
         return
-    from bench_support import log_job
+    import requests
 
-    figures = log_job(tmp, key, log_mb, LiveMaster)
-    say(f"   {figures['bytes'] / 2**20:.0f} MiB in {figures['seconds']:.1f} s "
-        f"({figures['bytes'] / 2**20 / figures['seconds']:.0f} MiB/s), master holds {figures['held']} bytes, "
-        f"sha256 {'matches' if figures['intact'] else 'DIFFERS'}")
-    say(f"   slave peak RSS: {figures['rss'] / 2**20:.1f} MiB (target < 64 MiB)")
+    from autotua.demo.sampletree import build_sample_tree
+    from autotua.demo.slaves import SlaveSetup
+
+    n = log_mb << 20
+    src = tmp / "logtree-src/bench/chatty"
+    src.mkdir(parents=True)
+    (src / "chatty-1.0.jobuild").write_text(CHATTY.format(mb=log_mb, n=n))
+    tree = build_sample_tree(tmp / "logtree", source=src.parent.parent)
+    release = publish_stage3(tmp / "logmirror", key)
+    expected = hashlib.sha256()
+    line = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"
+    block = line * (1 << 14)
+    left = n
+    while left:
+        expected.update(block[: min(left, len(block))])
+        left -= min(left, len(block))
+    master = LiveMaster(tmp / "master", tree=tree.branch)
+    master.migrate()
+    person = master.person_session(master.add_maintainer("bench", tree.fingerprints["bench"]))
+    token = master.add_slave("bench-slave")
+    with master, MirrorServer(release.mirror) as mirror:
+        job = person.post(master.url + "/api/v1/jobs/", json={"root": "bench/chatty"}).json()
+        slave = SlaveSetup(tmp / "slave", master.url, token, mirror.url, str(key.key_file))
+        slave.run("fetch-stage3")  # not part of the figure
+        t = time.perf_counter()
+        proc = slave.start("--once")
+        hwm = 0
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/status") as f:
+                    hwm = max([hwm] + [int(x.split()[1]) * 1024 for x in f if x.startswith("VmHWM:")])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+            time.sleep(0.05)
+        seconds = time.perf_counter() - t
+        j = requests.get(f"{master.url}/api/v1/jobs/{job['id']}/").json()
+        run = j["runs"][-1]["uuid"]
+        got = hashlib.sha256()
+        held = 0
+        with requests.get(f"{master.url}/api/v1/jobs/{job['id']}/runs/{run}/jobuilds/0/log", stream=True) as r:
+            for chunk in r.iter_content(1 << 20):
+                got.update(chunk)
+                held += len(chunk)
+    tree.close()
+    say(f"   job {j['state']}; {n / 2**20:.0f} MiB logged, the whole job took {seconds:.1f} s "
+        f"({n / 2**20 / seconds:.0f} MiB/s including claim, sync, chroot and teardown)")
+    say(f"   the master holds {held} bytes; sha256 {'matches' if got.digest() == expected.digest() else 'DIFFERS'}")
+    say(f"   slave (autotua-slave run) peak RSS: {hwm / 2**20:.1f} MiB (target < 64 MiB)")
 
 
 def bench_sync(tmp: Path, files: int = 10_000) -> None:
