@@ -1,0 +1,64 @@
+"""Who is calling: a slave (``Authorization: Slave <token>``) or a person (token or session).
+
+The two never mix: slave endpoints accept only slave tokens and answer a person's credentials with
+403; person endpoints answer a slave token with 403 (docs/protocol.md, Identity).
+"""
+
+from __future__ import annotations
+
+from rest_framework import authentication, exceptions
+
+from autotua_master.slaves.models import Slave
+
+
+def _scheme(request) -> tuple[str, str]:
+    header = authentication.get_authorization_header(request).decode("latin-1")
+    scheme, _, value = header.partition(" ")
+    return scheme.lower(), value.strip()
+
+
+class SlaveUser:
+    """What ``request.user`` is on slave endpoints: not a person, never staff."""
+
+    is_authenticated = True
+    is_staff = False
+    is_active = True
+
+    def __init__(self, slave: Slave):
+        self.slave = slave
+
+    def __str__(self) -> str:
+        return f"slave {self.slave}"
+
+
+class SlaveAuthentication(authentication.BaseAuthentication):
+    keyword = "Slave"
+
+    def authenticate(self, request):
+        scheme, value = _scheme(request)
+        if scheme in ("token", "bearer", "basic"):
+            raise exceptions.PermissionDenied("a person's credentials are not accepted here: "
+                                              "use the slave's own token (Authorization: Slave <token>)")
+        if scheme != "slave":
+            user = getattr(request._request, "user", None)
+            if user is not None and user.is_authenticated:
+                raise exceptions.PermissionDenied("a person's session is not accepted here: "
+                                                  "use the slave's own token (Authorization: Slave <token>)")
+            return None
+        slave = Slave.objects.authenticate(value)
+        if slave is None:
+            raise exceptions.AuthenticationFailed("unknown slave token")
+        return SlaveUser(slave), slave
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's token authentication for people, first on their endpoints: a slave token there is a
+    mistake to report (403), not to ignore."""
+
+    def authenticate(self, request):
+        if _scheme(request)[0] == "slave":
+            raise exceptions.PermissionDenied("a slave token is not accepted here: these endpoints are for people")
+        return super().authenticate(request)

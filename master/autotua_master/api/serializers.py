@@ -1,0 +1,235 @@
+"""Request and answer shapes of the API; the slave's are exactly those of docs/protocol.md."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from rest_framework import serializers
+
+from autotua.atom import Atom, AtomError
+from autotua_master.jobs.models import Job, JobuildResult
+from autotua_master.slaves.models import Run, Slave
+
+_WORD = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
+
+
+def _word(value: str) -> str:
+    if not _WORD.match(value):
+        raise serializers.ValidationError(f"{value!r} is not a word like 'amd64' or 'openrc'")
+    return value
+
+
+class Word(serializers.CharField):
+    def __init__(self, **kw):
+        kw.setdefault("max_length", 32)
+        super().__init__(validators=[_word], **kw)
+
+
+# -- slaves -----------------------------------------------------------------------------------------
+class SlaveFactsSerializer(serializers.Serializer):
+    arch = Word()
+    flavours = serializers.ListField(child=Word(), allow_empty=False, max_length=32)
+    host = serializers.DictField(required=False, default=dict)
+    free_disk = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    version = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+
+
+class RegisterSerializer(SlaveFactsSerializer):
+    name = serializers.RegexField(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z", max_length=100)
+
+    def validate_name(self, value: str) -> str:
+        if Slave.objects.filter(name=value).exists():
+            raise serializers.ValidationError(f"a slave named {value!r} already exists; pick another name")
+        return value
+
+
+class SlaveSerializer(serializers.ModelSerializer):
+    current_run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Slave
+        fields = ["id", "name", "state", "arch", "flavours", "current_run", "last_seen"]
+
+    def get_current_run(self, slave: Slave) -> str | None:
+        run = slave.current_run
+        return str(run.uuid) if run else None
+
+
+class ClaimSerializer(SlaveFactsSerializer):
+    run = serializers.UUIDField()
+
+
+class DistfileSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    url = serializers.CharField()
+    size = serializers.IntegerField()
+    blake2b = serializers.CharField()
+    sha512 = serializers.CharField()
+
+
+class PlanEntrySerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    jobuild = serializers.CharField()
+    path = serializers.CharField()
+    digest = serializers.CharField()
+    inherited = serializers.ListField(child=serializers.CharField())
+    src_uri = DistfileSerializer(many=True)
+    portconf_uri = DistfileSerializer(many=True)
+
+
+class LeaseSerializer(serializers.Serializer):
+    expires = serializers.DateTimeField()
+    seconds = serializers.IntegerField()
+    heartbeat_every = serializers.IntegerField()
+
+
+def _absolute(request, url: str) -> str:
+    return request.build_absolute_uri(url) if url.startswith("/") else url
+
+
+def payload(run: Run, request) -> dict:
+    """The claim answer for ``run`` (docs/protocol.md, Claim): everything the slave needs."""
+    job = run.job
+    tree_url = settings.AUTOTUA_TREE_URL or request.build_absolute_uri("/tree/")
+    keep = ("index", "jobuild", "path", "digest", "inherited", "src_uri", "portconf_uri")
+    return {
+        "run": str(run.uuid),
+        "lease": run.lease(),
+        "job": {
+            "id": job.pk, "attempt": run.attempt, "root": job.root, "arch": job.arch, "stage3": job.stage3,
+            "tree": {"url": tree_url, "revision": job.revision.revision_id, "revno": job.revision.revno},
+            "plan": [{k: e[k] for k in keep} for e in job.plan],
+            "maintainers": job.maintainers(),
+            "mirrors": {name: [_absolute(request, u) for u in urls]
+                        for name, urls in settings.AUTOTUA_MIRRORS.items()},
+            "limits": {"phase_timeout": settings.AUTOTUA_PHASE_TIMEOUT,
+                       "log_chunk_bytes": settings.AUTOTUA_LOG_CHUNK_BYTES,
+                       "attachment_bytes": settings.AUTOTUA_ATTACHMENT_BYTES},
+        },
+    }
+
+
+class PhaseSerializer(serializers.Serializer):
+    name = serializers.RegexField(r"\A[a-z_][a-z0-9_]{0,63}\Z")
+    status = serializers.ChoiceField(["passed", "failed", "skipped"])
+    exit_code = serializers.IntegerField(required=False, allow_null=True, default=None)
+    started = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    finished = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class ResultAttachmentSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    label = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    size = serializers.IntegerField(min_value=0)
+    sha256 = serializers.RegexField(r"\A[0-9a-f]{64}\Z")
+
+
+class ResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(["passed", "failed"])
+    exit_code = serializers.IntegerField(required=False, allow_null=True, default=None)
+    started = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    finished = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    phases = PhaseSerializer(many=True, required=False, default=list)
+    results = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=4096),
+                                    required=False, default=dict)
+    attachments = ResultAttachmentSerializer(many=True, required=False, default=list)
+    log_size = serializers.IntegerField(min_value=0)
+
+    def validate_results(self, value: dict) -> dict:
+        if len(value) > 1000:
+            raise serializers.ValidationError("at most 1000 result values")
+        return value
+
+    def validate(self, data: dict) -> dict:
+        names = [a["name"] for a in data["attachments"]]
+        if len(names) != len(set(names)):
+            raise serializers.ValidationError({"attachments": "an attachment is named twice"})
+        return data
+
+
+class ActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(["continue", "wait", "abort"])
+    retry_after = serializers.IntegerField(required=False)
+    reason = serializers.CharField(required=False)
+    lease = LeaseSerializer(required=False)
+
+
+class FinishSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(["passed", "failed", "error", "cancelled"])
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=10000, default="")
+
+
+# -- people -----------------------------------------------------------------------------------------
+class JobCreateSerializer(serializers.Serializer):
+    root = serializers.CharField(max_length=255)
+    revision = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    arch = Word(required=False, allow_blank=True, default="")
+    stage3 = Word(required=False, allow_blank=True, default="")
+
+    def validate_root(self, value: str) -> str:
+        try:
+            Atom.parse(value)
+        except AtomError as e:
+            raise serializers.ValidationError(str(e)) from None
+        return value.strip()
+
+
+class RevalidateSerializer(serializers.Serializer):
+    revision = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+
+class ResultReadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobuildResult
+        fields = ["index", "jobuild", "digest", "status", "exit_code", "started", "finished", "phases", "results",
+                  "attachments", "log_size", "received"]
+
+
+class RunReadSerializer(serializers.ModelSerializer):
+    slave = serializers.CharField(source="slave.name")
+    results = ResultReadSerializer(many=True, read_only=True)
+    logs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = ["uuid", "slave", "attempt", "claimed", "lease_expires", "ended", "end", "end_reason", "results",
+                  "logs"]
+
+    def get_logs(self, run: Run) -> dict[str, int]:
+        return {str(log.index): log.size for log in run.logs.all()}
+
+
+class JobListSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", default=None)
+    revno = serializers.IntegerField(source="revision.revno")
+
+    class Meta:
+        model = Job
+        fields = ["id", "root", "arch", "stage3", "state", "reason", "owner", "automatic", "revno", "attempts",
+                  "created", "finished"]
+
+
+class JobSerializer(JobListSerializer):
+    revision = serializers.CharField(source="revision.revision_id")
+    sidepends = serializers.SerializerMethodField()
+    runs = RunReadSerializer(many=True, read_only=True)
+
+    class Meta(JobListSerializer.Meta):
+        fields = [*JobListSerializer.Meta.fields, "revision", "frozen", "max_attempts", "validated", "accepted",
+                  "queued", "plan", "sidepends", "warnings", "errors", "runs"]
+
+    def get_sidepends(self, job: Job) -> list[dict]:
+        """The SIDEPEND requirements with where each stands, and the job the master runs for it."""
+        out = []
+        reqs = {(r.required_by, r.atom): r for r in job.requirements.select_related("provision")}
+        for s in job.sidepends:
+            r = reqs.get((s["required_by"], s["atom"]))
+            p = r.provision if r else None
+            out.append({**s, "state": p.state if p else None, "provider": p.provider_id if p else None,
+                        "reason": p.reason if p else ""})
+        return out

@@ -1,0 +1,24 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
+
+from . import jobs, slaves
+
+router = SimpleRouter()
+router.trailing_slash = "/?"  # /jobs/1/cancel and /jobs/1/cancel/ alike: no redirect that turns a POST into a GET
+router.register("jobs", jobs.JobViewSet, basename="job")
+
+run = "runs/<str:run>/"
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("slaves/register", slaves.RegisterView.as_view(), name="slave-register"),
+    path("slaves/me", slaves.MeView.as_view(), name="slave-me"),
+    path("claim", slaves.ClaimView.as_view(), name="claim"),
+    path(run + "heartbeat", slaves.HeartbeatView.as_view(), name="run-heartbeat"),
+    path(run + "jobuilds/<int:index>/log", slaves.LogView.as_view(), name="run-log"),
+    path(run + "jobuilds/<int:index>/attachments/<str:name>", slaves.AttachmentView.as_view(),
+         name="run-attachment"),
+    path(run + "jobuilds/<int:index>/result", slaves.ResultView.as_view(), name="run-result"),
+    path(run + "finish", slaves.FinishView.as_view(), name="run-finish"),
+    *router.urls,
+]

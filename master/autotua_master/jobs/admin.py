@@ -1,0 +1,101 @@
+from django.contrib import admin, messages
+
+from autotua.tree import TreeError
+
+from .models import Attachment, Job, JobuildResult, LogFile, Provision, Requirement
+from .models.job import JobError
+
+
+class RequirementInline(admin.TabularInline):
+    model = Requirement
+    fields = ["required_by", "atom", "provision"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+
+class ResultInline(admin.TabularInline):
+    model = JobuildResult
+    fields = ["run", "index", "jobuild", "status", "exit_code", "started", "finished", "results"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["id", "root", "state", "arch", "stage3", "owner", "revision", "attempts", "created", "reason"]
+    list_filter = ["state", "arch", "stage3", ("owner", admin.EmptyFieldListFilter)]
+    search_fields = ["root", "reason", "owner__username", "plan"]
+    list_select_related = ["owner", "revision"]
+    readonly_fields = ["state", "reason", "revision", "plan", "sidepends", "warnings", "errors", "attempts",
+                       "created", "validated", "accepted", "queued", "finished"]
+    inlines = [RequirementInline, ResultInline]
+    actions = ["cancel", "requeue", "revalidate"]
+    date_hierarchy = "created"
+
+    def _each(self, request, queryset, verb, fn):
+        done = 0
+        for job in queryset:
+            try:
+                fn(job)
+                done += 1
+            except (JobError, TreeError) as e:
+                messages.error(request, f"job #{job.pk}: {e}")
+        if done:
+            messages.success(request, f"{verb} {done} job(s)")
+
+    @admin.action(description="Cancel the selected jobs")
+    def cancel(self, request, queryset):
+        self._each(request, queryset, "cancelled", lambda j: j.cancel(by=request.user.username))
+
+    @admin.action(description="Requeue the selected jobs (fresh attempts)")
+    def requeue(self, request, queryset):
+        self._each(request, queryset, "requeued", lambda j: j.requeue())
+
+    @admin.action(description="Re-validate the selected jobs against the tip")
+    def revalidate(self, request, queryset):
+        self._each(request, queryset, "re-validated", lambda j: j.revalidate(None))
+
+
+@admin.register(Provision)
+class ProvisionAdmin(admin.ModelAdmin):
+    list_display = ["jobuild", "digest", "state", "provider", "updated", "reason"]
+    list_filter = ["state"]
+    search_fields = ["jobuild", "digest"]
+    readonly_fields = ["jobuild", "digest", "passed_by", "updated"]
+    raw_id_fields = ["provider"]
+
+
+@admin.register(Requirement)
+class RequirementAdmin(admin.ModelAdmin):
+    list_display = ["job", "required_by", "atom", "provision"]
+    list_filter = ["provision__state"]
+    search_fields = ["atom", "required_by", "provision__jobuild"]
+    raw_id_fields = ["job", "provision"]
+
+
+@admin.register(JobuildResult)
+class JobuildResultAdmin(admin.ModelAdmin):
+    list_display = ["job", "index", "jobuild", "status", "exit_code", "run", "received"]
+    list_filter = ["status"]
+    search_fields = ["jobuild", "digest"]
+    raw_id_fields = ["job", "run"]
+    readonly_fields = [f.name for f in JobuildResult._meta.fields]
+
+
+@admin.register(LogFile)
+class LogFileAdmin(admin.ModelAdmin):
+    list_display = ["run", "index", "size", "updated"]
+    raw_id_fields = ["run"]
+    readonly_fields = ["run", "index", "size", "updated"]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "run", "index", "size", "sha256", "label", "created"]
+    search_fields = ["name", "sha256", "label"]
+    raw_id_fields = ["run"]
+    readonly_fields = ["run", "index", "name", "size", "sha256", "created"]

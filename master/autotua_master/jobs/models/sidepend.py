@@ -1,0 +1,203 @@
+"""SIDEPEND tracking: a *provision* is one jobuild at one content digest that must pass somewhere.
+
+A job's SIDEPEND requirements point at provisions. A provision is passed by any passed result of that
+jobuild with that digest, on any slave; until then the master runs one job of its own for it (the
+*provider*, shared by every job that waits on it), and when that job fails, the waiters fail too.
+
+Race-freedom: every change of a provision happens with its row locked (``SELECT ... FOR UPDATE``;
+on SQLite every write transaction is IMMEDIATE, so they are serial), and a waiting job is queued
+only under its own row lock, after its provisions were updated. Two results that pass two SIDEPENDs
+of one job at once therefore serialise on that job, and the second sees the first's provision as
+passed: the job is queued exactly once and never left waiting.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from .job import Job, JobState
+
+#: how deep the master's own SIDEPEND jobs may nest before it calls it a cycle
+MAX_DEPTH = 32
+
+
+class ProvisionState(models.TextChoices):
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class ProvisionQuerySet(models.QuerySet):
+    def lock(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Provision]:
+        """The provisions for ``(jobuild, digest)`` keys, made when missing, locked, in key order."""
+        keys = sorted(set(keys))
+        if not keys:
+            return {}
+        self.bulk_create([Provision(jobuild=j, digest=d) for j, d in keys], ignore_conflicts=True)
+        query = models.Q()
+        for j, d in keys:
+            query |= models.Q(jobuild=j, digest=d)
+        rows = self.select_for_update().filter(query).order_by("jobuild", "digest")
+        return {(p.jobuild, p.digest): p for p in rows}
+
+    def link(self, job: Job, depth: int = 0) -> None:
+        """Record ``job``'s requirements and set its state: queued, waiting (with a provider for every
+        pending provision) or failed (one already failed, or the waiting would never end)."""
+        keys = [(s["jobuild"], s["digest"]) for s in job.sidepends]
+        provisions = self.lock(keys)
+        Requirement.objects.bulk_create([
+            Requirement(job=job, provision=provisions[(s["jobuild"], s["digest"])], atom=s["atom"],
+                        required_by=s["required_by"]) for s in job.sidepends
+        ])
+        failed = [p for p in provisions.values() if p.state == ProvisionState.FAILED]
+        if failed:
+            job.end(JobState.FAILED, "; ".join(p.why_failed() for p in failed))
+            return
+        pending = [p for p in provisions.values() if p.state == ProvisionState.PENDING]
+        if not pending:
+            job.queue()
+            return
+        job.wait("waiting for SIDEPEND " + ", ".join(p.jobuild for p in pending) + " to pass")
+        for p in pending:
+            if p.provider_id is None:
+                Job.objects.provide(p, job, depth)
+        job.refresh_from_db()
+        if job.state != JobState.WAITING:
+            return  # a provider's own linking already failed it (a cycle through it)
+        failed = [p for p in self.filter(pk__in=[p.pk for p in pending]) if p.state == ProvisionState.FAILED]
+        if failed:
+            job.end(JobState.FAILED, "; ".join(p.why_failed() for p in failed))
+            return
+        if any(p.state == ProvisionState.PASSED for p in self.filter(pk__in=[p.pk for p in pending])) and \
+                not job.requirements.exclude(provision__state=ProvisionState.PASSED).exists():
+            job.queue()
+            return
+        cycle = find_cycle(job)
+        if cycle:
+            names = " -> ".join(j.root_jobuild or j.root for j in [*cycle, cycle[0]])
+            for j in cycle:
+                j = Job.objects.select_for_update().get(pk=j.pk)
+                if j.state == JobState.WAITING:
+                    j.end(JobState.FAILED, f"SIDEPEND cycle: {names} (these jobs would wait on each other forever)")
+            job.refresh_from_db()
+
+    def passed(self, jobuild: str, digest: str, result) -> None:
+        """A passed result: the provision is passed, and every job it held with nothing else to wait
+        for is queued."""
+        provision = self.lock([(jobuild, digest)])[(jobuild, digest)]
+        if provision.state != ProvisionState.PASSED:
+            provision.state = ProvisionState.PASSED
+            provision.passed_by = result
+            provision.reason = ""
+            provision.updated = timezone.now()
+            provision.save()
+        waiting = sorted(set(provision.requirements.filter(job__state=JobState.WAITING)
+                             .values_list("job_id", flat=True)))
+        for job_id in waiting:
+            job = Job.objects.select_for_update().get(pk=job_id)
+            if job.state != JobState.WAITING:
+                continue
+            if not job.requirements.exclude(provision__state=ProvisionState.PASSED).exists():
+                job.reason = ""
+                job.queue()
+
+    def provider_ended(self, job: Job) -> None:
+        """``job`` ended without passing: the provisions it was running fail, and so do their waiters."""
+        ids = list(self.filter(provider=job).values_list("id", flat=True))
+        for provision in self.select_for_update().filter(id__in=ids).order_by("jobuild", "digest"):
+            if provision.state == ProvisionState.PASSED:
+                continue
+            if job.state == JobState.FAILED:
+                provision.state = ProvisionState.FAILED
+            else:
+                # an infrastructure error or a cancel says nothing of the jobuild: a later job tries anew
+                provision.state = ProvisionState.PENDING
+                provision.provider = None
+            provision.reason = f"job #{job.pk} {job.state}" + (f": {job.reason}" if job.reason else "")
+            provision.updated = timezone.now()
+            provision.save()
+            why = f"SIDEPEND {provision.jobuild} {job.state} in job #{job.pk}" + (
+                f": {job.reason}" if job.reason else "")
+            waiting = sorted(set(provision.requirements.filter(job__state=JobState.WAITING)
+                                 .values_list("job_id", flat=True)))
+            for job_id in waiting:
+                waiter = Job.objects.select_for_update().get(pk=job_id)
+                if waiter.state == JobState.WAITING:
+                    waiter.end(JobState.FAILED, why)
+
+    def adopt(self, job: Job) -> None:
+        """A requeued job of the master's takes back the provisions it runs that had failed."""
+        self.filter(provider=job, state=ProvisionState.FAILED).update(state=ProvisionState.PENDING,
+                                                                       reason="", updated=timezone.now())
+
+
+class Provision(models.Model):
+    jobuild = models.CharField(max_length=255)
+    digest = models.CharField(max_length=64)
+    state = models.CharField(max_length=8, choices=ProvisionState.choices, default=ProvisionState.PENDING)
+    provider = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="provides",
+                                 help_text="the job the master runs to make it pass")
+    passed_by = models.ForeignKey("jobs.JobuildResult", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    reason = models.TextField(blank=True)
+    updated = models.DateTimeField(default=timezone.now)
+
+    objects = ProvisionQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["jobuild", "digest"], name="provision_unique")]
+        ordering = ["jobuild", "digest"]
+
+    def __str__(self) -> str:
+        return f"{self.jobuild} ({self.digest[:12]})"
+
+    def why_failed(self) -> str:
+        return f"SIDEPEND {self.jobuild} failed" + (f" ({self.reason})" if self.reason else "")
+
+
+class Requirement(models.Model):
+    """One SIDEPEND of one job: ``atom`` (as written by ``required_by``) resolved to a provision."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="requirements")
+    provision = models.ForeignKey(Provision, on_delete=models.PROTECT, related_name="requirements")
+    atom = models.CharField(max_length=255)
+    required_by = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.required_by} SIDEPEND {self.atom}"
+
+
+def find_cycle(start: Job) -> list[Job]:
+    """The jobs of a waiting cycle through ``start`` (job -> pending provision -> its provider -> ...)."""
+    def providers(job_id: int) -> list[int]:
+        return list(Requirement.objects.filter(job_id=job_id, job__state=JobState.WAITING)
+                    .exclude(provision__state=ProvisionState.PASSED)
+                    .exclude(provision__provider=None)
+                    .values_list("provision__provider_id", flat=True).distinct())
+
+    path: list[int] = [start.pk]
+    seen: set[int] = set()
+
+    def walk(job_id: int) -> list[int] | None:
+        for nxt in providers(job_id):
+            if nxt == start.pk:
+                return list(path)
+            if nxt in seen or len(path) > MAX_DEPTH * 4:
+                continue
+            seen.add(nxt)
+            path.append(nxt)
+            found = walk(nxt)
+            if found:
+                return found
+            path.pop()
+        return None
+
+    ids = walk(start.pk)
+    if not ids:
+        return []
+    jobs = Job.objects.in_bulk(ids)
+    return [jobs[i] for i in ids]

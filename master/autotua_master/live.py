@@ -1,0 +1,141 @@
+"""A live AutotuA master in a subprocess: gunicorn on 127.0.0.1, a data dir, a branch, a database.
+
+Made for the demo, end-to-end tests (the slave's too) and benchmarks::
+
+    master = LiveMaster(tmp_path / "master", tree=sample.branch)      # SQLite in the data dir
+    master.migrate()
+    alice = master.add_maintainer("alice", sample.fingerprints["alice"])   # -> API token
+    token = master.add_slave("box1", arch="amd64", flavours=["openrc"])   # -> slave token
+    master.start()
+    requests.post(master.url + "/api/v1/claim", headers={"Authorization": f"Slave {token}"}, json=...)
+    master.stop()
+
+``database_url`` (e.g. from :class:`tests.support.postgres.PostgresCluster`) switches to PostgreSQL;
+``settings`` sets any ``AUTOTUA_*`` variable (``LEASE_SECONDS=2``...).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]  # the checkout, when running from one
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveMaster:
+    def __init__(self, data_dir: str | os.PathLike, tree: str | os.PathLike, *, database_url: str | None = None,
+                 workers: int = 2, threads: int = 4, cache: str | os.PathLike | None = None, **settings):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.tree = Path(tree)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.threads = threads
+        self.proc: subprocess.Popen | None = None
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "autotua_master.settings",
+            "AUTOTUA_DATA_DIR": str(self.data_dir),
+            "AUTOTUA_TREE": str(self.tree),
+            "AUTOTUA_SECRET_KEY": "test-only-secret",
+            "AUTOTUA_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "PYTHONPATH": os.pathsep.join([str(REPO / "master"), str(REPO / "slave"),
+                                           os.environ.get("PYTHONPATH", "")]),
+        }
+        if database_url:
+            self.env["AUTOTUA_DATABASE_URL"] = database_url
+        if cache:
+            self.env["AUTOTUA_CACHE"] = str(cache)
+        for key, value in settings.items():
+            self.env[f"AUTOTUA_{key.upper()}"] = str(value)
+
+    # -- management ---------------------------------------------------------------------------------
+    def manage(self, *args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "autotua_master.manage", *args], env=self.env,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"autotua-master {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+        return proc.stdout
+
+    def migrate(self) -> LiveMaster:
+        self.manage("migrate", "--verbosity", "0")
+        return self
+
+    def add_maintainer(self, name: str, fingerprint: str, *, staff: bool = False) -> str:
+        """Create a maintainer; returns their API token (``Authorization: Token <token>``)."""
+        out = self.manage("createmaintainer", name, "--fingerprint", fingerprint, "--token",
+                          *(["--staff"] if staff else []))
+        return out.strip().splitlines()[-1].split()[-1]
+
+    def add_slave(self, name: str, *, arch: str = "amd64", flavours: tuple[str, ...] = ("openrc",)) -> str:
+        """Create an active slave; returns its token (``Authorization: Slave <token>``)."""
+        args = ["createslave", name, "--arch", arch, "--quiet-token"]
+        for f in flavours:
+            args += ["--flavour", f]
+        return self.manage(*args).strip()
+
+    # -- the server ---------------------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> LiveMaster:
+        log = open(self.data_dir / "gunicorn.log", "ab")  # noqa: SIM115 (handed to the process)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "autotua_master.wsgi", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
+             "--timeout", "120", "--graceful-timeout", "5", "--backlog", "2048"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}):\n{self.log()}")
+            try:
+                if requests.get(self.url + "/api/v1/jobs/", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the master did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        path = self.data_dir / "gunicorn.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> LiveMaster:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- calling it ---------------------------------------------------------------------------------
+    def slave_session(self, token: str) -> requests.Session:
+        s = requests.Session()
+        s.headers["Authorization"] = f"Slave {token}"
+        return s
+
+    def person_session(self, token: str) -> requests.Session:
+        s = requests.Session()
+        s.headers["Authorization"] = f"Token {token}"
+        return s

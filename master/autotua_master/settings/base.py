@@ -1,0 +1,134 @@
+"""The defaults: what a try-out from a checkout gets with no configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_checkout = PACKAGE_DIR.parents[1]
+#: the checkout when running from one (``var/`` lives there), else the working directory
+BASE_DIR = _checkout if (_checkout / "pyproject.toml").exists() else Path.cwd()
+
+DEBUG = False
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "autotua_master.tree",
+    "autotua_master.slaves",
+    "autotua_master.jobs",
+    "autotua_master.api",
+    "autotua_master.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "autotua_master.urls"
+WSGI_APPLICATION = "autotua_master.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [PACKAGE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The web UI (issue 7) will own these pages; the admin's login serves until then.
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "/"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "autotua_master.api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "autotua_master.api.exceptions.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AutotuA master API",
+    "DESCRIPTION": "The master <-> slave protocol (docs/protocol.md) and the maintainers' job API.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "autotua_master.jobs.models.job.JobState",
+        "SlaveStateEnum": "autotua_master.slaves.models.SlaveState",
+        "RunEndEnum": "autotua_master.slaves.models.RunEnd",
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"autotua_master": {"level": "INFO"}},
+}
+
+# -- AutotuA --------------------------------------------------------------------------------------
+# Each can be set from the environment as AUTOTUA_<NAME> (see env.py and docs/master.md).
+
+#: where the master keeps its SQLite database, logs, attachments and the metadata cache
+AUTOTUA_DATA_DIR = BASE_DIR / "var"
+#: the metadata/signature cache (SQLite, shared by every process); default: DATA_DIR/cache.sqlite
+AUTOTUA_CACHE = None
+#: the jobtage bzr branch the master owns (maintainers push to it); default: DATA_DIR/jobtage
+AUTOTUA_TREE = None
+#: the URL slaves branch the tree from; default: this site's /tree/
+AUTOTUA_TREE_URL = None
+#: a directory served at /distfiles/ (a mirror for SRC_URI files); None: not served
+AUTOTUA_DISTFILES_DIR = None
+#: mirror:// name -> base URLs handed to slaves as hints; a URL starting with '/' is on this site
+AUTOTUA_MIRRORS: dict[str, list[str]] = {}
+AUTOTUA_DEFAULT_ARCH = "amd64"
+AUTOTUA_LEASE_SECONDS = 300
+AUTOTUA_HEARTBEAT_SECONDS = 60
+AUTOTUA_MAX_ATTEMPTS = 3
+AUTOTUA_RETRY_AFTER = 30
+AUTOTUA_WAIT_RETRY_AFTER = 60
+AUTOTUA_PHASE_TIMEOUT = 3600
+AUTOTUA_LOG_CHUNK_BYTES = 1 << 20
+AUTOTUA_ATTACHMENT_BYTES = 10 << 20

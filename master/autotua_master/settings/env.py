@@ -1,0 +1,100 @@
+"""Settings from the environment: ``AUTOTUA_*`` variables override the defaults of :mod:`.base`."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import base
+
+
+def _env(name: str, default=None):
+    return os.environ.get(f"AUTOTUA_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    return int(_env(name, default))
+
+
+def database_from_url(url: str) -> dict:
+    """``postgresql://user:pass@host:port/name?host=/socket/dir`` or ``sqlite:///path`` -> DATABASES entry."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return _sqlite(Path(unquote(parts.path)))
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"AUTOTUA_DATABASE_URL: unsupported scheme {parts.scheme!r} (postgresql:// or sqlite://)")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")) or "autotua",
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": query.pop("host", None) or parts.hostname or "",
+        "PORT": str(parts.port or query.pop("port", "") or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": query,
+    }
+
+
+def _sqlite(path: Path) -> dict:
+    # IMMEDIATE: every transaction takes the write lock first, so a claim never races another.
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
+def _secret_key(data_dir: Path) -> str:
+    """A key kept in the data dir, made once, so sessions survive restarts without configuration."""
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        return key
+
+
+AUTOTUA_DATA_DIR = Path(_env("DATA_DIR", base.AUTOTUA_DATA_DIR)).resolve()
+AUTOTUA_TREE = Path(_env("TREE", "") or AUTOTUA_DATA_DIR / "jobtage")
+AUTOTUA_CACHE = Path(_env("CACHE", "") or AUTOTUA_DATA_DIR / "cache.sqlite")
+AUTOTUA_TREE_URL = _env("TREE_URL", base.AUTOTUA_TREE_URL)
+AUTOTUA_DISTFILES_DIR = _env("DISTFILES_DIR", base.AUTOTUA_DISTFILES_DIR)
+AUTOTUA_MIRRORS = json.loads(_env("MIRRORS", "") or "null") or base.AUTOTUA_MIRRORS
+AUTOTUA_DEFAULT_ARCH = _env("DEFAULT_ARCH", base.AUTOTUA_DEFAULT_ARCH)
+AUTOTUA_LEASE_SECONDS = _int("LEASE_SECONDS", base.AUTOTUA_LEASE_SECONDS)
+AUTOTUA_HEARTBEAT_SECONDS = _int("HEARTBEAT_SECONDS", base.AUTOTUA_HEARTBEAT_SECONDS)
+AUTOTUA_MAX_ATTEMPTS = _int("MAX_ATTEMPTS", base.AUTOTUA_MAX_ATTEMPTS)
+AUTOTUA_RETRY_AFTER = _int("RETRY_AFTER", base.AUTOTUA_RETRY_AFTER)
+AUTOTUA_WAIT_RETRY_AFTER = _int("WAIT_RETRY_AFTER", base.AUTOTUA_WAIT_RETRY_AFTER)
+AUTOTUA_PHASE_TIMEOUT = _int("PHASE_TIMEOUT", base.AUTOTUA_PHASE_TIMEOUT)
+AUTOTUA_LOG_CHUNK_BYTES = _int("LOG_CHUNK_BYTES", base.AUTOTUA_LOG_CHUNK_BYTES)
+AUTOTUA_ATTACHMENT_BYTES = _int("ATTACHMENT_BYTES", base.AUTOTUA_ATTACHMENT_BYTES)
+
+DEBUG = _env("DEBUG", "") not in ("", "0", "false", "no")
+SECRET_KEY = _env("SECRET_KEY") or _secret_key(AUTOTUA_DATA_DIR)
+ALLOWED_HOSTS = _env("ALLOWED_HOSTS").split(",") if _env("ALLOWED_HOSTS") else base.ALLOWED_HOSTS
+if _env("CSRF_TRUSTED_ORIGINS"):
+    CSRF_TRUSTED_ORIGINS = _env("CSRF_TRUSTED_ORIGINS").split(",")
+if _env("BEHIND_PROXY", "") not in ("", "0", "false", "no"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+STATIC_ROOT = _env("STATIC_ROOT") or AUTOTUA_DATA_DIR / "static"
+
+DATABASES = {
+    "default": database_from_url(_env("DATABASE_URL"))
+    if _env("DATABASE_URL")
+    else _sqlite(AUTOTUA_DATA_DIR / "master.sqlite3")
+}

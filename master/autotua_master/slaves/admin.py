@@ -1,0 +1,69 @@
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from .models import Run, Slave, SlaveState
+
+
+class RunInline(admin.TabularInline):
+    model = Run
+    fields = ["uuid", "job", "attempt", "claimed", "lease_expires", "ended", "end", "end_reason"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(Slave)
+class SlaveAdmin(admin.ModelAdmin):
+    list_display = ["name", "state", "arch", "flavours", "version", "free_disk", "last_seen", "created"]
+    list_filter = ["state", "arch"]
+    search_fields = ["name", "host"]
+    readonly_fields = ["token_digest", "host", "free_disk", "version", "created", "last_seen", "approved_by"]
+    actions = ["approve", "revoke", "new_token"]
+    inlines = [RunInline]
+
+    @admin.action(description="Approve the selected slaves")
+    def approve(self, request, queryset):
+        n = 0
+        for slave in queryset.exclude(state=SlaveState.ACTIVE):
+            slave.approve(by=request.user)
+            n += 1
+        messages.success(request, f"approved {n} slave(s)")
+
+    @admin.action(description="Revoke the selected slaves' tokens")
+    def revoke(self, request, queryset):
+        n = queryset.exclude(state=SlaveState.REVOKED).update(state=SlaveState.REVOKED)
+        messages.success(request, f"revoked {n} slave(s)")
+
+    @admin.action(description="Make a new token (shown once)")
+    def new_token(self, request, queryset):
+        for slave in queryset:
+            messages.warning(request, f"new token for {slave}: {slave.new_token()} (shown only now)")
+
+
+class LiveFilter(admin.SimpleListFilter):
+    title = "live"
+    parameter_name = "live"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "live"), ("no", "over"), ("expired", "lease expired")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.live()
+        if self.value() == "no":
+            return queryset.exclude(ended=None)
+        if self.value() == "expired":
+            return queryset.expired(timezone.now())
+        return queryset
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ["uuid", "job", "slave", "attempt", "claimed", "lease_expires", "ended", "end"]
+    list_filter = [LiveFilter, "end", "slave"]
+    search_fields = ["uuid", "job__root", "slave__name"]
+    list_select_related = ["job", "slave"]
+    readonly_fields = [f.name for f in Run._meta.fields]
+    date_hierarchy = "claimed"

@@ -1,0 +1,25 @@
+"""``autotua-master createslave NAME --arch amd64 [--flavour openrc]...``: an approved slave and its token."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from autotua_master.slaves.models import Slave, SlaveState
+
+
+class Command(BaseCommand):
+    help = "Create an active slave and print its token (shown only now; it is stored hashed)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--arch", required=True)
+        parser.add_argument("--flavour", action="append", dest="flavours", help="stage3 flavour (repeatable)")
+        parser.add_argument("--quiet-token", action="store_true", help="print the token alone")
+
+    def handle(self, name, arch, flavours, quiet_token, **_):
+        if Slave.objects.filter(name=name).exists():
+            raise CommandError(f"a slave named {name!r} exists (use the admin to make it a new token)")
+        slave, token = Slave.objects.create_with_token(name=name, arch=arch, flavours=flavours or ["openrc"],
+                                                       state=SlaveState.ACTIVE)
+        if quiet_token:
+            self.stdout.write(token)
+        else:
+            self.stdout.write(f"slave {slave.name} ({slave.arch}: {', '.join(slave.flavours)})\ntoken {token}")

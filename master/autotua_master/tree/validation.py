@@ -1,0 +1,89 @@
+"""Validation: resolve a root atom at one revision with the core depgraph and the trusted keys.
+
+One :class:`~autotua.metadata.MetadataReader` per process (its sandboxed daemon costs ~50 ms to
+start), and one :class:`~autotua.cache.DigestCache` file in the data dir shared by every process,
+so metadata and signature results survive restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from autotua.cache import DigestCache
+from autotua.depgraph import Resolution, Resolver
+from autotua.metadata import MetadataReader
+from autotua.signature import Verifier
+
+from . import branch
+from .models import Maintainer, Revision
+
+_lock = threading.Lock()
+_shared: dict[str, tuple[DigestCache, MetadataReader]] = {}
+
+
+def shared_reader() -> tuple[DigestCache, MetadataReader]:
+    """The process's cache and metadata reader for the configured data dir."""
+    path = str(settings.AUTOTUA_CACHE or Path(settings.AUTOTUA_DATA_DIR) / "cache.sqlite")
+    with _lock:
+        if path not in _shared:
+            cache = DigestCache(path)
+            _shared[path] = (cache, MetadataReader(cache))
+        return _shared[path]
+
+
+def close_shared() -> None:
+    with _lock:
+        for cache, reader in _shared.values():
+            reader.close()
+            cache.close()
+        _shared.clear()
+
+
+@dataclass
+class Validation:
+    revision: Revision
+    resolution: Resolution
+
+
+def validate(root: str, revision: str | int | None, arch: str | None) -> Validation:
+    """Resolve ``root`` at ``revision`` (None: the tip). Raises TreeError for an unknown revision."""
+    tree = branch.open_tree(revision)
+    cache, reader = shared_reader()
+    with Verifier(Maintainer.objects.trusted(), cache) as verifier:
+        resolution = Resolver(tree, verifier, reader).resolve(root, arch)
+    return Validation(Revision.objects.pin(tree.revision_id, tree.revno), resolution)
+
+
+def index_revision(revision: str | int | None = None) -> Revision:
+    """Read every jobuild of a revision (warming the cache) and record what was found."""
+    from django.utils import timezone
+
+    tree = branch.open_tree(revision)
+    cache, reader = shared_reader()
+    found = []
+    with Verifier(Maintainer.objects.trusted(), cache) as verifier:
+        resolver = Resolver(tree, verifier, reader)
+        for jid in tree.all_jobuilds():
+            loaded, problems, warnings = resolver.load(jid)
+            md = loaded.metadata
+            found.append({
+                "jobuild": str(jid),
+                "path": jid.path,
+                "digest": loaded.digest,
+                "description": md.description if md else "",
+                "arch": list(md.arch) if md else [],
+                "stage3": md.stage3 if md else "",
+                "sidepend": md.sidepend if md else "",
+                "depend": md.depend if md else "",
+                "errors": [p.message for p in problems],
+                "warnings": [p.message for p in warnings],
+            })
+    rev = Revision.objects.pin(tree.revision_id, tree.revno)
+    rev.jobuilds = found
+    rev.indexed = timezone.now()
+    rev.save(update_fields=["jobuilds", "indexed"])
+    return rev

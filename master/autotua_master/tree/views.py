@@ -1,0 +1,32 @@
+"""The branch (and optionally a distfiles mirror) served read-only over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.http import Http404
+from django.views import View
+
+from . import branch
+from .static import serve
+
+
+class BranchView(View):
+    """``brz branch http://master/tree/`` and ``brz pull``: only the branch's ``.bzr`` is served."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request, path: str):
+        return serve(request, branch.branch_path(), path, allowed_first=(".bzr",))
+
+
+class DistfilesView(View):
+    """``AUTOTUA_DISTFILES_DIR`` at /distfiles/, for sites that mirror SRC_URI files themselves."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request, path: str):
+        if not settings.AUTOTUA_DISTFILES_DIR:
+            raise Http404("this master serves no distfiles")
+        return serve(request, Path(settings.AUTOTUA_DISTFILES_DIR), path)

@@ -1,0 +1,196 @@
+"""Fixtures for the master's tests.
+
+* ``master``: an in-process live server (pytest-django's ``live_server``, SQLite) configured with the
+  sample branch, maintainers alice/bob/carol, and an :class:`Api` helper to call it over HTTP.
+* ``postgres``: a throw-away PostgreSQL cluster for the session (tests.support.postgres).
+* ``live_master``: a factory of gunicorn masters in subprocesses (tests.support.master.LiveMaster), the
+  fixture the slave's end-to-end tests use too.
+* ``make_branch``: turn a directory written with ``tree_writer`` into a bzr branch.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.master import LiveMaster
+from tests.support.postgres import PostgresCluster
+
+
+@pytest.fixture(scope="session")
+def master_cache(tmp_path_factory) -> Path:
+    """One metadata/signature cache for the session, as a real master keeps one across restarts."""
+    return tmp_path_factory.mktemp("master-cache") / "cache.sqlite"
+
+
+def make_branch_from(src: Path, dest: Path) -> Path:
+    """A bzr branch at ``dest`` holding the files of ``src`` as revision 1."""
+    import breezy.bzr  # noqa: F401
+    from breezy import controldir
+
+    fmt = controldir.format_registry.make_controldir("2a")
+    controldir.ControlDir.create_standalone_workingtree(str(dest), format=fmt)
+    shutil.copytree(src, dest, dirs_exist_ok=True)
+    commit(dest, "test tree")
+    return dest
+
+
+def commit(branch: Path, message: str) -> str:
+    from breezy.workingtree import WorkingTree
+
+    wt = WorkingTree.open(str(branch))
+    with wt.lock_write():
+        wt.smart_add([str(branch)])
+        return wt.commit(message, committer="tests <tests@jobtage.example>").decode()
+
+
+@pytest.fixture
+def make_branch(tmp_path):
+    def make(src: Path) -> Path:
+        return make_branch_from(src, tmp_path / f"branch-{uuid.uuid4().hex[:8]}")
+    return make
+
+
+def sha256_digest_header(data: bytes) -> str:
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+
+
+class SlaveClient:
+    """The slave's side of docs/protocol.md, one method per endpoint, returning raw responses."""
+
+    def __init__(self, url: str, token: str, name: str = ""):
+        self.url = url + "/api/v1/"
+        self.token = token
+        self.name = name
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Slave {token}"
+
+    def claim(self, run: str | None = None, arch: str = "amd64", flavours=("openrc",), **extra):
+        body = {"run": run or str(uuid.uuid4()), "arch": arch, "flavours": list(flavours), **extra}
+        return self.http.post(self.url + "claim", json=body)
+
+    def me(self):
+        return self.http.get(self.url + "slaves/me")
+
+    def heartbeat(self, run: str):
+        return self.http.post(self.url + f"runs/{run}/heartbeat", json={})
+
+    def log(self, run: str, index: int, first: int, data: bytes, *, content_range: str | None = None):
+        last = first + len(data) - 1
+        headers = {"Content-Type": "application/octet-stream",
+                   "Content-Range": content_range or f"bytes {first}-{last}"}
+        return self.http.patch(self.url + f"runs/{run}/jobuilds/{index}/log", data=data, headers=headers)
+
+    def attach(self, run: str, index: int, name: str, data: bytes, *, digest: str | None = None):
+        headers = {"Content-Type": "application/octet-stream",
+                   "Content-Digest": digest if digest is not None else sha256_digest_header(data)}
+        return self.http.put(self.url + f"runs/{run}/jobuilds/{index}/attachments/{name}", data=data,
+                             headers=headers)
+
+    def result(self, run: str, index: int, status: str = "passed", **body):
+        body = {"status": status, "exit_code": 0 if status == "passed" else 1, "log_size": 0, **body}
+        return self.http.put(self.url + f"runs/{run}/jobuilds/{index}/result", json=body)
+
+    def finish(self, run: str, status: str = "passed", reason: str = ""):
+        return self.http.post(self.url + f"runs/{run}/finish", json={"status": status, "reason": reason})
+
+    def run_through(self, claimed: dict, status: str = "passed") -> dict:
+        """Report every jobuild of a claimed job as ``status`` (the last one) and finish."""
+        run = claimed["run"]
+        plan = claimed["job"]["plan"]
+        for e in plan:
+            last = e["index"] == len(plan) - 1
+            r = self.result(run, e["index"], status if last else "passed")
+            assert r.status_code == 200, r.text
+        r = self.finish(run, status)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+class Api:
+    """An in-process live master: make slaves and people, call it over HTTP."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def slave(self, name: str = "box", arch: str = "amd64", flavours=("openrc",)) -> SlaveClient:
+        from autotua_master.slaves.models import Slave, SlaveState
+
+        _, token = Slave.objects.create_with_token(name=name, arch=arch, flavours=list(flavours),
+                                                   state=SlaveState.ACTIVE)
+        return SlaveClient(self.url, token, name)
+
+    def person(self, username: str, *, staff: bool = False) -> requests.Session:
+        from django.contrib.auth import get_user_model
+        from rest_framework.authtoken.models import Token
+
+        user, _ = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": staff})
+        s = requests.Session()
+        s.headers["Authorization"] = f"Token {Token.objects.get_or_create(user=user)[0].key}"
+        return s
+
+    def create_job(self, root: str, user: str = "alice", **body) -> dict:
+        r = self.person(user).post(self.url + "/api/v1/jobs/", json={"root": root, **body})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def job(self, job_id: int) -> dict:
+        return requests.get(self.url + f"/api/v1/jobs/{job_id}/").json()
+
+
+@pytest.fixture
+def master_settings(settings, tmp_path, sample, master_cache, keys):
+    settings.AUTOTUA_DATA_DIR = tmp_path / "data"
+    settings.AUTOTUA_TREE = sample.branch
+    settings.AUTOTUA_CACHE = master_cache
+    settings.AUTOTUA_MIRRORS = {"autotua-samples": ["/distfiles/"]}
+    settings.AUTOTUA_DISTFILES_DIR = sample.distdir
+    return settings
+
+
+@pytest.fixture
+def maintainers(transactional_db, keys):
+    """alice, bob and carol as maintainers with their session keys (mallory is never trusted)."""
+    from django.contrib.auth import get_user_model
+
+    from autotua_master.tree.models import Maintainer
+
+    for name in ("alice", "bob", "carol"):
+        user = get_user_model().objects.create(username=name)
+        Maintainer.objects.create(user=user, name=name, fingerprint=keys[name])
+
+
+@pytest.fixture
+def master(master_settings, maintainers, live_server) -> Api:
+    return Api(live_server.url)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def live_master(tmp_path, master_cache):
+    """A factory: ``live_master(tree, database_url=None, **AUTOTUA_settings)`` -> a started LiveMaster,
+    migrated, stopped at the end of the test."""
+    started: list[LiveMaster] = []
+
+    def make(tree, *, database_url: str | None = None, workers: int = 2, threads: int = 4, **settings):
+        m = LiveMaster(tmp_path / f"master-{len(started)}", tree, database_url=database_url, workers=workers,
+                       threads=threads, cache=master_cache, **settings)
+        m.migrate()
+        started.append(m)
+        return m
+
+    yield make
+    for m in started:
+        m.stop()

@@ -1,0 +1,137 @@
+"""On PostgreSQL, through gunicorn: claims from many threads at once, lease expiry, and SIDEPEND
+results arriving at the same moment. The suite starts its own cluster (tests.support.postgres)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+import requests
+
+from tests.support.postgres import wait_for
+
+from .conftest import SlaveClient
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pg_master(postgres, live_master, sample, keys, request):
+    def make(tree=None, **settings):
+        url = postgres.createdb(f"t_{uuid.uuid4().hex[:10]}")
+        m = live_master(tree or sample.branch, database_url=url, workers=2, threads=8, **settings)
+        m.tokens = {u: m.add_maintainer(u, keys[u]) for u in ("alice", "bob", "carol")}
+        return m
+    return make
+
+
+def create(m, root: str, user: str = "alice") -> dict:
+    r = m.person_session(m.tokens[user]).post(m.url + "/api/v1/jobs/", json={"root": root})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_many_threads_claim_no_double_claims(pg_master):
+    m = pg_master()
+    tokens = [m.add_slave(f"box{i}") for i in range(20)]
+    m.start()
+    # 60 queued jobs, made straight from the command line in one process
+    m.manage("shell", "-c", "from autotua_master.jobs.models import Job\n"
+             "[Job.objects.create_job(root='alice/toolchain-sanity') for _ in range(60)]")
+    barrier = threading.Barrier(len(tokens))
+    claimed: list[tuple[str, int]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def slave(token: str) -> None:
+        client = SlaveClient(m.url, token)
+        barrier.wait()
+        for _ in range(10):
+            r = client.claim()
+            if r.status_code != 200:
+                errors.append(r.text)
+                return
+            body = r.json()
+            if body["run"] is None:
+                return
+            with lock:
+                claimed.append((token, body["job"]["id"]))
+            assert client.finish(body["run"], "failed", "x").status_code == 200
+
+    threads = [threading.Thread(target=slave, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    counts = Counter(job for _, job in claimed)
+    assert len(counts) == 60 and max(counts.values()) == 1, counts.most_common(3)
+    assert len({tok for tok, _ in claimed}) > 1  # the work really was shared
+
+
+def test_lease_expiry_requeues_then_errors(pg_master):
+    m = pg_master(LEASE_SECONDS=1, MAX_ATTEMPTS=2)
+    a, b = SlaveClient(m.url, m.add_slave("a")), SlaveClient(m.url, m.add_slave("b"))
+    m.start()
+    job = create(m, "alice/toolchain-sanity")
+    first = a.claim().json()
+    assert first["job"]["attempt"] == 1
+    time.sleep(1.5)
+    assert m.manage("sweepleases").strip() == "1 expired run(s) swept"
+    assert a.heartbeat(first["run"]).json()["code"] == "run_over"
+    second = b.claim().json()
+    assert second["job"]["id"] == job["id"] and second["job"]["attempt"] == 2
+    time.sleep(1.5)
+    assert a.claim().json()["run"] is None  # the lazy sweep on claim: past its attempts, error
+    state = requests.get(m.url + f"/api/v1/jobs/{job['id']}/").json()
+    assert state["state"] == "error" and "lost slave: lease expired" in state["reason"]
+    assert b.result(second["run"], 0).status_code == 409
+
+
+def test_simultaneous_sidepend_results(pg_master, tree_writer, make_branch):
+    """Each round: a job waits on two SIDEPENDs whose providers pass at the same moment on two slaves;
+    it must be queued exactly once, every round (no lost wake-up, no double queueing)."""
+    rounds = 6
+    for i in range(rounds):
+        tree_writer.jobuild(f"carol/left{i}-1")
+        tree_writer.jobuild(f"carol/right{i}-1")
+        tree_writer.jobuild(f"carol/top{i}-1", f'SIDEPEND="carol/left{i} carol/right{i}"')
+        tree_writer.jobuild(f"carol/also{i}-1", f'SIDEPEND="carol/right{i}"')
+    m = pg_master(tree=make_branch(tree_writer.root))
+    slaves = [SlaveClient(m.url, m.add_slave(f"s{i}")) for i in range(2)]
+    m.start()
+    for i in range(rounds):
+        top = create(m, f"carol/top{i}", "carol")
+        also = create(m, f"carol/also{i}", "carol")
+        assert top["state"] == also["state"] == "waiting"
+        claims = [s.claim().json() for s in slaves]
+        assert {c["job"]["root"] for c in claims} == {f"=carol/left{i}-1", f"=carol/right{i}-1"}
+        barrier = threading.Barrier(2)
+        answers = []
+
+        def report(s, c, barrier=barrier, answers=answers):
+            barrier.wait()
+            answers.append(s.result(c["run"], 0).status_code)
+
+        ts = [threading.Thread(target=report, args=(s, c)) for s, c in zip(slaves, claims, strict=True)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert answers == [200, 200]
+        for job in (top, also):
+            state = wait_for(lambda j=job: requests.get(m.url + f"/api/v1/jobs/{j['id']}/").json()["state"]
+                             != "waiting", timeout=10)
+            assert state, f"round {i}: job {job['root']} was left waiting"
+            assert requests.get(m.url + f"/api/v1/jobs/{job['id']}/").json()["state"] == "queued"
+        for s, c in zip(slaves, claims, strict=True):
+            assert s.finish(c["run"], "passed").status_code == 200
+        # drain the two queued dependents so the next round starts clean
+        for _ in range(2):
+            c = slaves[0].claim().json()
+            slaves[0].run_through(c, "passed")
+    jobs = requests.get(m.url + "/api/v1/jobs/?limit=500").json()["results"]
+    assert Counter(j["state"] for j in jobs) == {"passed": rounds * 4}
