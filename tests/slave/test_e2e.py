@@ -77,13 +77,26 @@ def stage3_server(stage3):
 
 @pytest.fixture(scope="module")
 def master(tmp_path_factory, tree):
-    m = LiveMaster(tmp_path_factory.mktemp("master"), tree=tree.branch, LEASE_SECONDS=5, HEARTBEAT_SECONDS=1,
+    m = LiveMaster(tmp_path_factory.mktemp("master"), tree=tree.branch, LEASE_SECONDS=10, HEARTBEAT_SECONDS=1,
                    RETRY_AFTER=1, WAIT_RETRY_AFTER=1, MAX_ATTEMPTS=5, DISTFILES_DIR=tree.distdir,
                    MIRRORS=json.dumps({"autotua-samples": ["/distfiles/"]}))
     m.migrate()
     m.people = {u: m.person_session(m.add_maintainer(u, fpr)) for u, fpr in tree.fingerprints.items()}
-    with m:
+    try:
+        try:
+            m.start(timeout=120)
+        except requests.Timeout:  # a busy machine: gunicorn's first answer came late; it is still starting
+            wait_for(lambda: _answers(m), 120, "the master to answer")
         yield m
+    finally:
+        m.stop()
+
+
+def _answers(m) -> bool:
+    try:
+        return requests.get(m.url + "/api/v1/jobs/", timeout=10).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +115,13 @@ def slave(tmp_path, master, stage3_server, release_key, shared_cache):
 
 
 def create(master, user, root, **kw) -> dict:
-    r = master.people[user].post(master.url + "/api/v1/jobs/", json={"root": root, **kw})
+    r = master.people[user].post(master.url + "/api/v1/jobs/", json={"root": root, **kw}, timeout=120)
     assert r.status_code == 201, r.text
     return r.json()
 
 
 def job(master, job_id) -> dict:
-    r = requests.get(f"{master.url}/api/v1/jobs/{job_id}/")
+    r = requests.get(f"{master.url}/api/v1/jobs/{job_id}/", timeout=60)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -120,7 +133,7 @@ def latest(j) -> dict:
 
 def log_of(master, j, index, run=None) -> str:
     run = run or latest(j)["uuid"]
-    r = requests.get(f"{master.url}/api/v1/jobs/{j['id']}/runs/{run}/jobuilds/{index}/log")
+    r = requests.get(f"{master.url}/api/v1/jobs/{j['id']}/runs/{run}/jobuilds/{index}/log", timeout=60)
     assert r.status_code == 200, r.text
     return r.text
 
@@ -130,7 +143,7 @@ def sleeping(master, job_id) -> bool:
     j = job(master, job_id)
     if not j["runs"]:
         return False
-    r = requests.get(f"{master.url}/api/v1/jobs/{job_id}/runs/{latest(j)['uuid']}/jobuilds/0/log")
+    r = requests.get(f"{master.url}/api/v1/jobs/{job_id}/runs/{latest(j)['uuid']}/jobuilds/0/log", timeout=60)
     return r.status_code == 200 and "going to sleep" in r.text
 
 
@@ -172,7 +185,7 @@ def test_sample_jobs_pass_with_logs_results_and_attachments(master, slave):
     att = results[-1]["attachments"][0]
     assert att["label"] == "environment report"
     r = requests.get(f"{master.url}/api/v1/jobs/{j['id']}/runs/{latest(j)['uuid']}/jobuilds/2/attachments/"
-                     f"{att['name']}")
+                     f"{att['name']}", timeout=60)
     assert r.status_code == 200 and "JOBUILD_USER=bob" in r.text
     portconf = next(i for i, e in enumerate(j["plan"]) if e["jobuild"] == "bob/portconf-check-1.0")
     assert "PORTCONF settings are in place" in log_of(master, j, portconf)
@@ -199,7 +212,8 @@ def test_cancel_in_the_middle_of_a_phase(master, slave):
     j = create(master, "bob", "bob/sleepy")
     proc = slave.start("--once")
     wait_for(lambda: sleeping(master, j["id"]), what="the phase to start")
-    r = master.people["bob"].post(f"{master.url}/api/v1/jobs/{j['id']}/cancel", json={"reason": "changed my mind"})
+    r = master.people["bob"].post(f"{master.url}/api/v1/jobs/{j['id']}/cancel", json={"reason": "changed my mind"},
+                                  timeout=60)
     assert r.status_code == 200, r.text
     assert proc.wait(60) == 0
     j = job(master, j["id"])
@@ -223,7 +237,7 @@ def test_sigkill_mid_phase_then_requeue_and_the_next_start_runs_it(master, slave
     assert mounts_under(slave.base) == []  # the kernel took the mounts with the namespace
     assert job_dir.exists()  # left for the next start to clean
     # the lease runs out; the master puts the job back; the next start cleans up and runs it
-    wait_for(lambda: job(master, j["id"])["state"] == "queued" or _expired(master, j["id"]), 30, "the lease to end")
+    wait_for(lambda: job(master, j["id"])["state"] == "queued" or _expired(master, j["id"]), 60, "the lease to end")
     err = run_once(slave)
     assert f"{job_dir}: removed" in err
     j = job(master, j["id"])
