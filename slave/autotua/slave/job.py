@@ -106,6 +106,7 @@ class JobRunner:
         self.heartbeat = Heartbeat(api, self.run_id, self.lease)
         self.ws = Workspace(cfg.jobs_dir, self.run_id)
         self.ns: JobNamespace | None = None
+        self.held: int | None = None
         self.label = f"job {self.job.get('id')} ({self.job.get('root')}, run {self.run_id[:8]})"
 
     # -- interruptions --------------------------------------------------------------------------------
@@ -135,10 +136,9 @@ class JobRunner:
         log.info("%s: claimed (attempt %s, %d jobuilds)", self.label, self.job.get("attempt"),
                  len(self.job.get("plan") or []))
         self.heartbeat.start()
-        held = None
         report = Report("error", "the job did not start")
         try:
-            held, report = self._run()
+            report = self._run()
         except Cancelled as c:
             report = Report("cancelled", f"aborted on the master's request: {c.reason}", run_over=c.run_over)
         except Stopped as s:
@@ -153,8 +153,9 @@ class JobRunner:
         finally:
             self.heartbeat.stop()
             report.teardown_failed = not self._teardown()
-            if held is not None:
-                os.close(held)
+            if self.held is not None:  # the shared lock on the stage3 root
+                os.close(self.held)
+                self.held = None
         if report.teardown_failed and report.status == "passed":
             report = Report("error", "teardown failed (mounts left behind); see the slave's log", teardown_failed=True)
         self._finish(report)
@@ -162,7 +163,7 @@ class JobRunner:
         log.info("%s: %s%s", self.label, report.status, f" ({report.reason})" if report.reason else "")
         return report
 
-    def _run(self) -> tuple[int | None, Report]:
+    def _run(self) -> Report:
         cfg, job = self.cfg, self.job
         self.ws.create()
         arch, flavour = job.get("arch") or cfg.arch, job.get("stage3") or "openrc"
@@ -187,7 +188,7 @@ class JobRunner:
             log.warning("%s: %s; using the cached %s", self.label, e, tarball.name)
         roots = RootCache(cfg.cache_dir)
         lower = roots.get(tarball)
-        held = roots.hold(lower)
+        self.held = roots.hold(lower)
         self.check()
         distfiles = Distfiles(cfg.distdir, merge_mirrors(cfg.mirror_list(), job.get("mirrors")))
         try:
@@ -204,8 +205,8 @@ class JobRunner:
             self.check()
             outcome = self._jobuild(p)
             if not outcome.passed:
-                return held, Report("failed", outcome.reason())
-        return held, Report("passed")
+                return Report("failed", outcome.reason())
+        return Report("passed")
 
     def _phase_timeout(self) -> float:
         job_limit = self.limits.get("phase_timeout") or 0
