@@ -301,3 +301,26 @@ def test_sigterm_stops_the_job_cleanly_and_the_master_requeues_it(master, slave)
     assert list((slave.base / "work/jobs").iterdir()) == []
     run_once(slave)  # and the next start runs it
     assert job(master, j["id"])["state"] == "passed"
+
+
+def test_register_then_pending_until_approved(tmp_path, master, stage3_server, release_key):
+    s = SlaveSetup(tmp_path / "new", master.url, "unused", stage3_server.url, str(release_key.key_file))
+    (s.base / "slave.token").unlink()
+    r = s.run("register", "--name", "volunteer-box-1")
+    assert r.returncode == 0, r.stderr
+    assert "state pending" in r.stdout and "must approve" in r.stdout
+    token_file = s.base / "slave.token"
+    assert token_file.stat().st_mode & 0o777 == 0o600 and token_file.read_text().strip()
+    r = s.run("register")
+    assert r.returncode == 1 and "already holds a token" in r.stderr
+    status = json.loads(s.run("status", "--json").stdout)
+    assert status["on_the_master"]["state"] == "pending"
+    assert status["on_the_master"]["name"] == "volunteer-box-1"
+
+
+def test_a_token_the_master_does_not_know(tmp_path, master, stage3_server, release_key):
+    s = SlaveSetup(tmp_path / "stranger", master.url, "s_not_a_real_token", stage3_server.url,
+                   str(release_key.key_file))
+    r = s.run("run", "--once", timeout=120)
+    assert r.returncode == 1
+    assert "the master does not know this slave's token" in r.stderr
