@@ -158,3 +158,40 @@ def test_fingerprint_format(bad):
         normalise_fingerprint(bad)
     assert normalise_fingerprint("0x" + "ab" * 20) == "AB" * 20
     assert normalise_fingerprint("ABCD " * 10) == "ABCD" * 10
+
+
+# -- KeyFileVerifier: a release key file (Gentoo's gentoo-release.asc), every key in it trusted ----------------
+
+def test_key_file_verifier_accepts_any_key_of_the_file(gnupghome, keys, tmp_path):
+    from autotua.signature import KeyFileVerifier
+
+    alice = Signer(keys["alice"], str(gnupghome))
+    bob = Signer(keys["bob"], str(gnupghome))
+    key_file = alice.export_public(keys["alice"]) + bob.export_public(keys["bob"])
+    big = tmp_path / "stage3.tar.xz"
+    big.write_bytes(b"x" * 300_000)
+    with KeyFileVerifier(key_file, "release.asc") as v:
+        assert v.verify_file(big, bob.detached(big.read_bytes()), "stage3").fingerprint == keys["bob"]
+        assert v.verify_clearsigned(alice.clearsign(b"# ts=1\n"), "latest.txt") == b"# ts=1\n"
+
+
+def test_key_file_verifier_refuses_other_keys_and_tampering(gnupghome, keys, tmp_path):
+    from autotua.signature import KeyFileVerifier
+
+    alice = Signer(keys["alice"], str(gnupghome))
+    mallory = Signer(keys["mallory"], str(gnupghome))
+    data = tmp_path / "f"
+    data.write_bytes(b"data\n")
+    with KeyFileVerifier(alice.export_public(keys["alice"]), "release.asc") as v:
+        with pytest.raises(WrongKey, match=r"not by a key of release\.asc"):
+            v.verify_clearsigned(mallory.clearsign(b"text\n"), "DIGESTS")
+        sig = alice.detached(b"data\n")
+        data.write_bytes(b"data, changed\n")
+        with pytest.raises(BadSignature, match="changed after it was signed"):
+            v.verify_file(data, sig, "f")
+        with pytest.raises(MissingSignature):
+            v.verify_file(data, None, "f")
+        with pytest.raises(MissingSignature, match="not clearsigned"):
+            v.verify_clearsigned(b"# BLAKE2B HASH\n", "DIGESTS")
+    with pytest.raises(UntrustedKey, match="no usable"):
+        KeyFileVerifier(b"not a key", "empty.asc")

@@ -9,6 +9,7 @@ that swaps in another key gains nothing. Each failure is its own exception class
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -197,24 +198,86 @@ class Verifier:
                 sigfile.flush()
                 result = ring.gpg.verify_data(sigfile.name, data)
             body = b""
-        status = result.status or ""
-        signer = result.pubkey_fingerprint
-        if status == "no public key":
-            return error(WrongKey, f"signed by key {result.key_id}, not by {user}'s key {fpr}")
-        if status == "signature bad":
-            return error(BadSignature, "BAD signature: the file was changed after it was signed")
-        if status != "signature valid" or not signer:
-            return error(BadSignature, f"no valid signature ({status or 'gpg could not read it'})")
-        if signer != fpr:
-            return error(WrongKey, f"signed by key {signer}, not by {user}'s key {fpr}")
-        if result.key_status == "signing key was revoked":
-            return error(RevokedKey, f"signed by {user}'s key {fpr}, which is revoked")
-        if result.key_status == "signing key has expired":
-            return error(ExpiredKey, f"signed by {user}'s key {fpr}, which has expired")
-        if result.key_status:
-            return error(BadSignature, f"signature by {fpr} not accepted: {result.key_status}")
+        fault = _judge(result, {fpr}, f"{user}'s key {fpr}")
+        if fault:
+            return error(*fault)
         # Clearsigned bodies are text; latin-1 round-trips any bytes through JSON.
         return {"expires": held[fpr], "body": body.decode("latin-1")}
+
+
+def _judge(result, accepted: set[str], whose: str) -> tuple[type[SignatureError], str] | None:
+    """Why gpg's ``result`` is not a good signature by one of the ``accepted`` primary keys, or None."""
+    status = result.status or ""
+    signer = result.pubkey_fingerprint
+    if status == "no public key":
+        return WrongKey, f"signed by key {result.key_id}, not by {whose}"
+    if status == "signature bad":
+        return BadSignature, "BAD signature: the file was changed after it was signed"
+    if status != "signature valid" or not signer:
+        return BadSignature, f"no valid signature ({status or 'gpg could not read it'})"
+    if signer not in accepted:
+        return WrongKey, f"signed by key {signer}, not by {whose}"
+    if result.key_status == "signing key was revoked":
+        return RevokedKey, f"signed by {whose}, which is revoked"
+    if result.key_status == "signing key has expired":
+        return ExpiredKey, f"signed by {whose}, which has expired"
+    if result.key_status:
+        return BadSignature, f"signature by {signer} not accepted: {result.key_status}"
+    return None
+
+
+class KeyFileVerifier:
+    """Verifies files signed by any primary key of one key file: a distribution's release keys.
+
+    Gentoo ships its release keys as ``/usr/share/openpgp-keys/gentoo-release.asc``; the file is
+    the trust anchor (it comes from the system's package manager), so every key in it is accepted,
+    and nothing else. Big files are verified as a stream, never read into memory.
+    """
+
+    def __init__(self, key_data: bytes, source: str = "the release key file"):
+        self.source = source
+        self.ring = Keyring()
+        self.held = self.ring.import_key(key_data)
+        if not self.held:
+            self.ring.close()
+            raise UntrustedKey(f"{source} holds no usable OpenPGP key")
+
+    def close(self) -> None:
+        self.ring.close()
+
+    def __enter__(self) -> KeyFileVerifier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check(self, result, label: str) -> str:
+        fault = _judge(result, set(self.held), f"a key of {self.source}")
+        if fault:
+            cls, message = fault
+            raise cls(f"{label}: {message}")
+        expires = self.held[result.pubkey_fingerprint]
+        if expires and expires < time.time():
+            raise ExpiredKey(f"{label}: signed by {result.pubkey_fingerprint}, which expired "
+                             f"{time.strftime('%Y-%m-%d', time.gmtime(expires))}")
+        return result.pubkey_fingerprint
+
+    def verify_file(self, path: str | os.PathLike, sig: bytes | None, label: str) -> Signed:
+        """Check a detached signature over the file at ``path``, read as a stream by gpg."""
+        if not sig:
+            raise MissingSignature(f"{label}: no signature ({label}.asc is missing)")
+        # gpg reads the data file itself: nothing of it passes through Python
+        result = self.ring.gpg.verify_file(io.BytesIO(sig), os.fspath(path))
+        fpr = self._check(result, label)
+        return Signed(fpr, self.held[fpr])
+
+    def verify_clearsigned(self, text: bytes, label: str) -> bytes:
+        """Check a clearsigned file and return the body gpg vouches for."""
+        if b"-----BEGIN PGP SIGNED MESSAGE-----" not in text:
+            raise MissingSignature(f"{label}: not clearsigned")
+        result = self.ring.gpg.decrypt(text)
+        self._check(result, label)
+        return bytes(result.data)
 
 
 class Signer:

@@ -1,0 +1,90 @@
+"""Undoing what a crashed run left: the first thing a slave does when it starts, and ``clean``.
+
+A job's mounts live in its keeper's namespace, so after a crash there is normally nothing mounted
+on the host: the keeper saw its stdin close and exited, and the kernel dropped the mounts. This
+still checks, for each job directory: that its keeper is gone (killing it if not), that nothing
+is mounted below it on the host (unmounting it if so), and only then deletes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from autotua.linux import mounts_under
+from autotua.slave import SlaveError
+from autotua.slave.config import Config
+from autotua.slave.fsutil import remove_tree
+from autotua.slave.locks import Lock, Locked
+from autotua.slave.mounts import unmount_tree
+
+log = logging.getLogger("autotua.slave.cleanup")
+KEEPER = b"autotua.slave.keeper"
+
+
+def _is_keeper(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return KEEPER in argv and b"unshare" not in os.path.basename(argv[0])
+
+
+def _stop_keepers(job_dir: Path) -> list[int]:
+    """Kill the keeper a crashed slave left (it normally exits by itself); returns the PIDs killed."""
+    try:
+        pids = [int(w) for w in (job_dir / "keeper.pid").read_text().split() if w.isdigit()]
+    except (OSError, ValueError):
+        return []
+    killed = []
+    for pid in pids:
+        if _is_keeper(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    deadline = time.monotonic() + 10
+    while any(_is_keeper(p) for p in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return killed
+
+
+def clean_job_dir(job_dir: Path) -> str:
+    """Make one job directory safe and delete it; returns a line saying what was done."""
+    done = []
+    killed = _stop_keepers(job_dir)
+    if killed:
+        done.append(f"killed keeper {', '.join(map(str, killed))}")
+    if mounts_under(job_dir):
+        detached = unmount_tree(str(job_dir))
+        done.append("unmounted what was left" + (f" (lazily: {', '.join(detached)})" if detached else ""))
+    remove_tree(job_dir)
+    return f"{job_dir}: removed" + (f" ({'; '.join(done)})" if done else "")
+
+
+def clean(cfg: Config, keep: set[str] = frozenset()) -> list[str]:
+    """Clean every job directory in the work directory (but those in ``keep``); returns a report."""
+    report = []
+    jobs = cfg.jobs_dir
+    if not jobs.is_dir():
+        return report
+    for job_dir in sorted(p for p in jobs.iterdir() if p.name not in keep):
+        try:
+            report.append(clean_job_dir(job_dir))
+        except (SlaveError, OSError) as e:
+            report.append(f"{job_dir}: NOT removed: {e}")
+    roots = Path(cfg.cache_dir) / "roots"
+    for tmp in roots.glob("*.tmp") if roots.is_dir() else ():
+        try:
+            with Lock(f"{str(tmp)[: -len('.tmp')]}.unpack-lock").acquire(wait=False):
+                remove_tree(tmp)
+            report.append(f"{tmp}: removed (an unpack that did not finish)")
+        except Locked:
+            pass  # another slave sharing the cache is unpacking it right now
+        except (SlaveError, OSError) as e:
+            report.append(f"{tmp}: NOT removed: {e}")
+    return report

@@ -1,0 +1,169 @@
+"""The slave's TOML configuration (default ``/etc/autotua/slave.toml``), read with :mod:`tomllib`.
+
+Every key has a default (docs/slave.md lists them); an unknown key or a value of the wrong type is
+an error naming the file and the key, so a typo never silently means "the default".
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from autotua import AutotuaError
+from autotua.srcuri import Mirrors
+
+DEFAULT_PATH = "/etc/autotua/slave.toml"
+GENTOO_RELEASE_KEY = "/usr/share/openpgp-keys/gentoo-release.asc"
+
+# uname -m -> Gentoo's keyword (the autobuilds directory name)
+_ARCHES = {"x86_64": "amd64", "i386": "x86", "i486": "x86", "i586": "x86", "i686": "x86", "aarch64": "arm64",
+           "armv7l": "arm", "armv6l": "arm", "ppc64le": "ppc64", "ppc64": "ppc64", "riscv64": "riscv",
+           "s390x": "s390", "loongarch64": "loong", "sparc64": "sparc", "alpha": "alpha", "m68k": "m68k"}
+_SIZE_RE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
+_FLAVOUR_RE = re.compile(r"\A[a-z0-9][a-z0-9_+-]*\Z")
+
+
+class ConfigError(AutotuaError):
+    """The configuration file is missing, malformed, or has a bad value."""
+
+
+def host_arch() -> str:
+    machine = platform.machine()
+    return _ARCHES.get(machine, machine)
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from ``10737418240``, ``"10G"``, ``"512 MiB"``..."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a size (a number of bytes, or e.g. '10G', '512M')")
+    return int(float(m[1]) * 1024 ** " KMGT".index(m[2].upper() or " "))
+
+
+@dataclass
+class Config:
+    master: str = ""
+    token_file: str = "/etc/autotua/slave.token"
+    name: str = field(default_factory=socket.gethostname)
+    arch: str = field(default_factory=host_arch)
+    flavours: list[str] = field(default_factory=lambda: ["openrc"])
+    work_dir: str = "/var/tmp/autotua-slave"
+    cache_dir: str = "/var/cache/autotua-slave"
+    distfiles_dir: str = ""
+    stage3_mirror: str = "https://distfiles.gentoo.org"
+    release_key: str = GENTOO_RELEASE_KEY
+    mirrors: dict[str, list[str]] = field(default_factory=dict)
+    mirrors_file: str = ""
+    repository: str = "/var/db/repos/gentoo"
+    min_free_disk: int = 10 * 1024**3
+    phase_timeout: int = 3600
+    keep_failed_roots: bool = False
+    max_poll_interval: int = 300
+    retry_for: int = 600
+    log_level: str = "info"
+    syslog: bool = False
+    source: str = ""  # the file it came from
+
+    # -- derived paths --------------------------------------------------------------------------
+    @property
+    def distdir(self) -> Path:
+        return Path(self.distfiles_dir or os.path.join(self.cache_dir, "distfiles"))
+
+    @property
+    def jobs_dir(self) -> Path:
+        return Path(self.work_dir) / "jobs"
+
+    def mirror_list(self) -> Mirrors:
+        """``mirror://`` names: the ``mirrors_file`` (thirdpartymirrors format), then ``[mirrors]``."""
+        mapping: dict[str, list[str]] = {}
+        if self.mirrors_file:
+            for name, urls in Mirrors.load(self.mirrors_file).mapping.items():
+                mapping.setdefault(name, []).extend(urls)
+        for name, urls in self.mirrors.items():
+            mapping.setdefault(name, []).extend(urls)
+        return Mirrors(mapping)
+
+    def token(self) -> str:
+        try:
+            with open(self.token_file) as f:
+                token = f.read().strip()
+        except FileNotFoundError:
+            raise ConfigError(f"no token in {self.token_file}: run `autotua-slave register` first, or ask the "
+                              "master's staff for one (autotua-master createslave)") from None
+        if not token:
+            raise ConfigError(f"{self.token_file} is empty")
+        return token
+
+
+_TYPES = {f.name: f.type for f in fields(Config)}
+
+
+def _check(cfg: Config, where: str) -> None:
+    def bad(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{where}: {key}: {why}")
+
+    if not cfg.master:
+        raise bad("master", "the master's URL is required (e.g. master = \"https://autotua.example.org/\")")
+    if not re.match(r"\Ahttps?://[^/\s]+", cfg.master):
+        raise bad("master", f"{cfg.master!r} is not an http(s) URL")
+    if not cfg.flavours or not all(isinstance(f, str) and _FLAVOUR_RE.match(f) for f in cfg.flavours):
+        raise bad("flavours", "must be a non-empty list of stage3 flavours, e.g. [\"openrc\", \"systemd\"]")
+    for key in ("work_dir", "cache_dir"):
+        if not os.path.isabs(getattr(cfg, key)):
+            raise bad(key, "must be an absolute path")
+    for key in ("phase_timeout", "max_poll_interval", "retry_for"):
+        if getattr(cfg, key) <= 0:
+            raise bad(key, "must be a positive number of seconds")
+    if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise bad("log_level", "must be one of debug, info, warning, error")
+    for name, urls in cfg.mirrors.items():
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise bad(f"mirrors.{name}", "must be a list of base URLs")
+
+
+def load(path: str | os.PathLike | None = None, **overrides) -> Config:
+    """Read the file (``path``, else $AUTOTUA_SLAVE_CONFIG, else the default) and check it."""
+    path = str(path or os.environ.get("AUTOTUA_SLAVE_CONFIG") or DEFAULT_PATH)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file (see docs/slave.md)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    data.update(overrides)
+    return from_dict(data, path)
+
+
+def from_dict(data: dict, source: str = "<config>") -> Config:
+    kwargs = {}
+    for key, value in data.items():
+        if key not in _TYPES or key == "source":
+            raise ConfigError(f"{source}: unknown key {key!r} (known: {', '.join(sorted(set(_TYPES) - {'source'}))})")
+        want = _TYPES[key]
+        try:
+            if key == "min_free_disk":
+                value = parse_size(value)
+            elif want == "bool" and not isinstance(value, bool):
+                raise ValueError("must be true or false")
+            elif want == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError("must be a whole number")
+            elif want == "str" and not isinstance(value, str):
+                raise ValueError("must be a string")
+            elif want.startswith("list") and not isinstance(value, list):
+                raise ValueError("must be a list")
+            elif want.startswith("dict") and not isinstance(value, dict):
+                raise ValueError("must be a table")
+        except ValueError as e:
+            raise ConfigError(f"{source}: {key}: {e}") from None
+        kwargs[key] = value
+    cfg = Config(**kwargs, source=source)
+    _check(cfg, source)
+    return cfg

@@ -1,0 +1,120 @@
+"""The loop: one slave per work directory, clean up first, then claim and run jobs until told to stop.
+
+Signals: the first SIGTERM stops taking work and stops the running job cleanly (its log so far is
+sent, the chroot torn down, the job finished as ``error`` so the master requeues it); a second
+SIGTERM, or a SIGINT, skips what can be skipped (no waiting on the master) and tears down at once.
+Either way teardown runs. A slave whose teardown failed stops: it will not mount anything more
+until ``autotua-slave clean`` has looked at what was left.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import signal
+import sys
+import threading
+
+from autotua.slave.api import Api, AuthError, Interrupted, Unreachable
+from autotua.slave.claim import claim, free_disk
+from autotua.slave.cleanup import clean
+from autotua.slave.config import Config
+from autotua.slave.job import JobRunner
+from autotua.slave.locks import Lock, Locked
+
+log = logging.getLogger("autotua.slave")
+
+
+def setup_logging(cfg: Config, verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, cfg.log_level.upper())
+    root = logging.getLogger("autotua")
+    root.setLevel(level)
+    root.handlers.clear()
+    if cfg.syslog:
+        handler: logging.Handler = logging.handlers.SysLogHandler(address="/dev/log")
+        handler.setFormatter(logging.Formatter("autotua-slave[%(process)d]: %(levelname)s %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+class Daemon:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.stopping = threading.Event()
+        self.at_once = threading.Event()
+        self.jobs_run = 0
+
+    def _on_signal(self, signum, _frame) -> None:
+        if signum == signal.SIGTERM and not self.stopping.is_set():
+            log.warning("SIGTERM: stopping the current job cleanly, then exiting (again to stop at once)")
+            self.stopping.set()
+        else:
+            log.warning("%s: tearing down at once", signal.Signals(signum).name)
+            self.stopping.set()
+            self.at_once.set()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def lock(self) -> Lock:
+        try:
+            return Lock(f"{self.cfg.work_dir}/slave.lock").acquire(wait=False)
+        except Locked as e:
+            raise Locked(f"another autotua-slave runs with this work directory ({e})") from None
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep unless stopping; True when we should go on."""
+        return not self.stopping.wait(max(0.0, seconds))
+
+    def run(self, once: bool = False) -> int:
+        cfg = self.cfg
+        lock = self.lock()
+        try:
+            for line in clean(cfg):
+                log.warning("cleanup after an earlier run: %s", line)
+            api = Api(cfg.master, cfg.token(), retry_for=cfg.retry_for, stop=self.at_once)
+            log.info("autotua-slave %s: serving %s (%s) to %s", cfg.name, cfg.arch, ", ".join(cfg.flavours),
+                     cfg.master)
+            delay = 1.0
+            while not self.stopping.is_set():
+                free = free_disk(cfg)
+                if free < cfg.min_free_disk:
+                    log.warning("only %d MiB free in %s (min_free_disk is %d MiB); not taking jobs",
+                                free >> 20, cfg.work_dir, cfg.min_free_disk >> 20)
+                    self.wait(cfg.max_poll_interval)
+                    continue
+                try:
+                    answer = claim(api, cfg)
+                except Interrupted:
+                    break
+                except Unreachable as e:
+                    log.warning("%s", e)
+                    self.wait(min(delay, cfg.max_poll_interval))
+                    delay *= 2
+                    continue
+                except AuthError as e:
+                    if e.status == 401:
+                        log.error("%s: the master does not know this slave's token", e)
+                        return 1
+                    log.warning("%s (a new slave waits for staff to approve it)", e)
+                    self.wait(cfg.max_poll_interval)
+                    continue
+                delay = 1.0
+                if not answer.get("run") or not answer.get("job"):
+                    wait = float(answer.get("retry_after") or cfg.max_poll_interval)
+                    log.debug("nothing to do; asking again in %.0f s", min(wait, cfg.max_poll_interval))
+                    self.wait(min(wait, cfg.max_poll_interval))
+                    continue
+                report = JobRunner(cfg, api, answer, stopping=self.stopping, at_once=self.at_once).run()
+                self.jobs_run += 1
+                if report.teardown_failed:
+                    log.error("teardown failed; not taking more jobs until `autotua-slave clean` has run")
+                    return 1
+                if once:
+                    break
+            return 0
+        finally:
+            lock.release()

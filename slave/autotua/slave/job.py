@@ -1,0 +1,339 @@
+"""One job from claim to finish: sync, stage3, distfiles, chroot, each jobuild, teardown, finish.
+
+Every step's fault is a :class:`~autotua.slave.SlaveError` naming the step; the job then
+finishes as ``error`` with that sentence. A failed phase fails the job and nothing after it runs.
+A cancel (heartbeat or result answer) kills what runs and finishes as ``cancelled``; a SIGTERM
+does the same as ``error`` ("the slave was stopped"), so the master can requeue the job. Teardown
+happens on every way out, before finish; the job's directory is deleted only once nothing is
+mounted below it (and kept, for a failed job, with ``keep_failed_roots``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from autotua.bridge import jobuild_sh
+from autotua.slave import Cancelled, SlaveError, Stopped
+from autotua.slave.api import Api, ApiError, AuthError, Conflict, Interrupted, RunOver, TooLarge, Unreachable
+from autotua.slave.chroot import INSIDE, JobNamespace
+from autotua.slave.claim import Heartbeat
+from autotua.slave.config import Config
+from autotua.slave.distfiles import Distfiles, merge_mirrors
+from autotua.slave.fsutil import UnsafePath, read_regular, remove_tree
+from autotua.slave.logstream import LogStream
+from autotua.slave.phases import Outcome, iso, run_jobuild
+from autotua.slave.rootfs import RootCache
+from autotua.slave.stage3 import Stage3Store
+from autotua.slave.sync import Prepared, TreeCache, prepare
+
+log = logging.getLogger("autotua.slave.job")
+_ATTACHMENT_CHARS = re.compile(r"[^A-Za-z0-9_.+@=,~-]")
+DEFAULT_LIMITS = {"phase_timeout": 3600, "log_chunk_bytes": 1 << 20, "attachment_bytes": 10 << 20}
+
+
+def attachment_name(name: str) -> str:
+    """The protocol's attachment names: letters, digits and ``_.+@=,~-``, at most 200, no leading . or -."""
+    safe = _ATTACHMENT_CHARS.sub("_", name)
+    if safe[:1] in (".", "-"):
+        safe = "_" + safe
+    return safe[:200]
+
+
+class Workspace:
+    """A job's directory under ``<work>/jobs/<run>`` (the layout is in :mod:`autotua.slave.chroot`)."""
+
+    def __init__(self, jobs_dir: str | os.PathLike, run: str):
+        if not run or "/" in run or run.startswith("."):
+            raise SlaveError(f"{run!r} is not a run id", "claim")
+        self.dir = Path(jobs_dir) / run
+        self.tree, self.bridge, self.out, self.logs = (self.dir / d for d in ("tree", "bridge", "out", "logs"))
+
+    def create(self) -> None:
+        for d in (self.tree, self.bridge, self.out, self.logs):
+            d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(jobuild_sh(), self.bridge / "jobuild.sh")
+        for d in (self.tree, self.bridge):
+            d.chmod(0o755)
+
+    def spec(self, lower: Path, prepared: list[Prepared], distdir: Path, repository: str,
+             portconf: list[Path]) -> dict:
+        """What the keeper builds: the root, the Handbook's mounts, our binds, PORTCONF."""
+        for p in prepared:
+            (self.out / str(p.index)).mkdir(parents=True, exist_ok=True)
+        binds = [
+            {"source": str(self.tree), "at": f"{INSIDE}/tree", "readonly": True},
+            {"source": str(self.bridge), "at": f"{INSIDE}/bridge", "readonly": True},
+            {"source": str(self.out), "at": f"{INSIDE}/out"},
+            {"source": str(distdir), "at": "var/cache/distfiles", "readonly": True},
+        ]
+        if repository and os.path.isabs(repository):
+            binds.append({"source": repository, "at": repository.strip("/"), "readonly": True, "optional": True})
+        dirs = [{"path": f"{INSIDE}/jobs/{p.index}/{d}"} for p in prepared for d in ("work", "temp")]
+        return {"lower": str(lower), "upper": str(self.dir / "upper"), "work": str(self.dir / "ovl"),
+                "resolv_conf": "/etc/resolv.conf", "binds": binds, "dirs": dirs,
+                "portconf": [str(p) for p in portconf]}
+
+
+@dataclass
+class Report:
+    """How the job ended, for the finish call and the daemon's log."""
+
+    status: str
+    reason: str = ""
+    run_over: bool = False
+    teardown_failed: bool = False
+
+
+class JobRunner:
+    def __init__(self, cfg: Config, api: Api, claimed: dict, *, stopping: threading.Event | None = None,
+                 at_once: threading.Event | None = None):
+        self.cfg = cfg
+        self.api = api
+        self.run_id: str = claimed["run"]
+        self.job: dict = claimed["job"]
+        self.lease: dict = claimed.get("lease") or {}
+        self.limits = {**DEFAULT_LIMITS, **(self.job.get("limits") or {})}
+        self.stopping = stopping or threading.Event()
+        self.at_once = at_once or threading.Event()
+        self.heartbeat = Heartbeat(api, self.run_id, self.lease)
+        self.ws = Workspace(cfg.jobs_dir, self.run_id)
+        self.ns: JobNamespace | None = None
+        self.held: int | None = None
+        self.label = f"job {self.job.get('id')} ({self.job.get('root')}, run {self.run_id[:8]})"
+
+    # -- interruptions --------------------------------------------------------------------------------
+    def stop_reason(self) -> str | None:
+        if self.heartbeat.cancelled:
+            return f"cancelled: {self.heartbeat.cancelled}"
+        if self.at_once.is_set() or self.stopping.is_set():
+            return "the slave is stopping"
+        return None
+
+    def check(self) -> None:
+        """Raise if the job must stop (between steps, and while waiting)."""
+        if self.heartbeat.cancelled:
+            raise Cancelled(self.heartbeat.cancelled, self.heartbeat.run_over)
+        if self.at_once.is_set() or self.stopping.is_set():
+            raise Stopped("SIGTERM" if not self.at_once.is_set() else "at once", self.at_once.is_set())
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.check()
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        self.check()
+
+    # -- the job --------------------------------------------------------------------------------------
+    def run(self) -> Report:
+        log.info("%s: claimed (attempt %s, %d jobuilds)", self.label, self.job.get("attempt"),
+                 len(self.job.get("plan") or []))
+        self.heartbeat.start()
+        report = Report("error", "the job did not start")
+        try:
+            report = self._run()
+        except Cancelled as c:
+            report = Report("cancelled", f"aborted on the master's request: {c.reason}", run_over=c.run_over)
+        except Stopped as s:
+            report = Report("error", f"the slave was stopped ({s.reason}) before the job ended")
+        except (RunOver, Interrupted) as e:
+            report = Report("cancelled", str(e), run_over=True)
+        except (SlaveError, ApiError) as e:
+            report = Report("error", str(e))
+        except Exception as e:  # a bug of ours: still tear down and report, never leave mounts
+            log.exception("%s: unexpected failure", self.label)
+            report = Report("error", f"the slave failed: {type(e).__name__}: {e}")
+        finally:
+            self.heartbeat.stop()
+            report.teardown_failed = not self._teardown()
+            if self.held is not None:  # the shared lock on the stage3 root
+                os.close(self.held)
+                self.held = None
+        if report.teardown_failed and report.status == "passed":
+            report = Report("error", "teardown failed (mounts left behind); see the slave's log", teardown_failed=True)
+        self._finish(report)
+        self._cleanup(report)
+        log.info("%s: %s%s", self.label, report.status, f" ({report.reason})" if report.reason else "")
+        return report
+
+    def _run(self) -> Report:
+        cfg, job = self.cfg, self.job
+        self.ws.create()
+        arch, flavour = job.get("arch") or cfg.arch, job.get("stage3") or "openrc"
+        if arch != cfg.arch:
+            raise SlaveError(f"the job is for {arch}, this slave runs {cfg.arch}", "claim")
+        if flavour not in cfg.flavours:
+            raise SlaveError(f"the job wants a {flavour} stage3; this slave serves {', '.join(cfg.flavours)}",
+                             "claim")
+        tree_info = job.get("tree") or {}
+        tree = TreeCache(cfg.cache_dir).update(tree_info.get("url") or cfg.master.rstrip("/") + "/tree/",
+                                               tree_info.get("revision", ""))
+        prepared = prepare(tree, job, self.ws.tree)
+        self.check()
+        store = Stage3Store(cfg.stage3_mirror, cfg.cache_dir, cfg.release_key)
+        try:
+            tarball = store.fetch(arch, flavour)
+        except SlaveError as e:
+            cached = store.cached(arch, flavour)
+            if not cached or "cannot fetch" not in str(e):
+                raise
+            tarball = cached[0]  # the mirror is down: the newest stage3 we verified earlier will do
+            log.warning("%s: %s; using the cached %s", self.label, e, tarball.name)
+        roots = RootCache(cfg.cache_dir)
+        lower = roots.get(tarball)
+        self.held = roots.hold(lower)
+        self.check()
+        distfiles = Distfiles(cfg.distdir, merge_mirrors(cfg.mirror_list(), job.get("mirrors")))
+        try:
+            paths = distfiles.get_all(d for p in prepared for d in p.distfiles)
+        finally:
+            distfiles.close()
+        self.check()
+        portconf = [paths[d.name] for p in prepared for d in p.portconf]
+        self.ns = JobNamespace(self.ws.dir, self.ws.spec(lower, prepared, cfg.distdir, cfg.repository, portconf))
+        info = self.ns.start()
+        for w in info.get("warnings", []):
+            log.warning("%s: %s", self.label, w)
+        for p in prepared:
+            self.check()
+            outcome = self._jobuild(p)
+            if not outcome.passed:
+                return Report("failed", outcome.reason())
+        return Report("passed")
+
+    def _phase_timeout(self) -> float:
+        job_limit = self.limits.get("phase_timeout") or 0
+        return min(t for t in (self.cfg.phase_timeout, job_limit) if t) if job_limit else self.cfg.phase_timeout
+
+    def _jobuild(self, p: Prepared) -> Outcome:
+        log.info("%s: %s (%d/%d)", self.label, p.jid, p.index + 1, len(self.job["plan"]))
+        stream = LogStream(self.ws.logs / f"{p.index}.log",
+                           lambda offset, data: self.api.append_log(self.run_id, p.index, offset, data),
+                           chunk=int(self.limits["log_chunk_bytes"]))
+        try:
+            outcome = run_jobuild(self.ns, p, stream, timeout=self._phase_timeout(), should_stop=self.stop_reason)
+        except BaseException:
+            stream.close(flush=False)
+            raise
+        if outcome.interrupted:
+            stream.close(flush=not self.at_once.is_set())  # what it printed until then, unless in a hurry
+            self.check()
+            raise Stopped(outcome.interrupted)
+        attachments = self._check_attachments(p, outcome, stream)
+        outcome.log_size = stream.close()
+        sent = [self._upload(p, name, send_as, label) for name, send_as, label in attachments]
+        result = {
+            "status": "passed" if outcome.passed else "failed",
+            "exit_code": outcome.exit_code,
+            "started": iso(outcome.started),
+            "finished": iso(outcome.finished),
+            "phases": [ph.to_json() for ph in outcome.phases],
+            "results": outcome.results,
+            "attachments": sent,
+            "log_size": outcome.log_size,
+        }
+        self._report(p, result)
+        return outcome
+
+    def _check_attachments(self, p: Prepared, outcome: Outcome, stream: LogStream) -> list[tuple[str, str, str]]:
+        """(file in the out dir, name to send it under, label) for each attachment we can send."""
+        ok, names = [], set()
+        for name, label in outcome.attachments:
+            if not name or "/" in name or name in (".", ".."):
+                stream.note(f"attachment {name!r} left out: not a file name")
+                continue
+            try:
+                read_regular(self.ws.out / str(p.index) / name, int(self.limits["attachment_bytes"]))
+            except UnsafePath as e:
+                stream.note(f"attachment left out: {e}")
+                continue
+            send_as = attachment_name(name)
+            if send_as in names:
+                stream.note(f"attachment {name!r} left out: named twice")
+                continue
+            names.add(send_as)
+            ok.append((name, send_as, label))
+        return ok
+
+    def _upload(self, p: Prepared, name: str, send_as: str, label: str) -> dict:
+        data = read_regular(self.ws.out / str(p.index) / name, int(self.limits["attachment_bytes"]))
+        try:
+            self.api.put_attachment(self.run_id, p.index, send_as, data)
+        except TooLarge as e:
+            raise SlaveError(f"attachment {name}: {e}", "report") from None
+        return {"name": send_as, "label": label, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+    def _report(self, p: Prepared, result: dict) -> None:
+        """PUT the result; do what the answer says (continue, wait and ask again, abort)."""
+        resent = False
+        while True:
+            try:
+                answer = self.api.put_result(self.run_id, p.index, result)
+            except Conflict as e:
+                # the master holds less of the log than log_size: send the rest, then the result again
+                if resent or "offset" not in e.body:
+                    raise
+                stream = LogStream(self.ws.logs / f"{p.index}.log",
+                                   lambda offset, data: self.api.append_log(self.run_id, p.index, offset, data),
+                                   chunk=int(self.limits["log_chunk_bytes"]))
+                stream.sent = int(e.body["offset"])
+                stream.close()
+                resent = True
+                continue
+            action = answer.get("action", "continue")
+            if action == "continue":
+                return
+            if action == "abort":
+                raise Cancelled(answer.get("reason") or "aborted")
+            if action == "wait":
+                wait = float(answer.get("retry_after") or 60)
+                log.info("%s: waiting %.0f s (%s)", self.label, wait, answer.get("reason", ""))
+                self.sleep(wait)
+                continue
+            raise SlaveError(f"the master answered the result with an unknown action {action!r}", "report")
+
+    # -- the end --------------------------------------------------------------------------------------
+    def _teardown(self) -> bool:
+        if self.ns is None:
+            return True
+        try:
+            self.ns.teardown()
+            return True
+        except SlaveError as e:
+            log.error("%s: teardown: %s; killing the namespace", self.label, e)
+            self.ns.kill()
+            return False
+        finally:
+            self.ns = None
+
+    def _finish(self, report: Report) -> None:
+        if report.run_over:
+            return
+        payload = {"status": report.status}
+        if report.reason:
+            payload["reason"] = report.reason
+        try:
+            self.api.finish(self.run_id, payload, retry_for=5 if self.at_once.is_set() else None)
+        except (RunOver, Interrupted):
+            pass
+        except (Unreachable, AuthError, ApiError) as e:
+            log.error("%s: finish: %s", self.label, e)
+
+    def _cleanup(self, report: Report) -> None:
+        if report.teardown_failed:
+            log.error("%s: keeping %s: teardown did not finish; run `autotua-slave clean`", self.label, self.ws.dir)
+            return
+        if self.cfg.keep_failed_roots and report.status != "passed":
+            log.info("%s: keeping %s (keep_failed_roots)", self.label, self.ws.dir)
+            return
+        try:
+            remove_tree(self.ws.dir)
+        except (SlaveError, OSError) as e:
+            log.error("%s: cleanup: %s", self.label, e)

@@ -1,0 +1,186 @@
+"""Stage3 tarballs from Gentoo's autobuilds, exactly as Gentoo publishes them, verified before use.
+
+``releases/<arch>/autobuilds/latest-stage3-<arch>-<flavour>.txt`` (clearsigned) names
+``<timestamp>/<file> <size>``; beside the tarball are its detached ``.asc`` and its clearsigned
+``.DIGESTS`` (catalyst's ``# BLAKE2B HASH`` / ``# SHA512 HASH`` blocks). All of them must verify
+against the release key file (Gentoo's ``/usr/share/openpgp-keys/gentoo-release.asc``, or the
+configured one): the pointer, so a mirror cannot choose an old or foreign tarball; the digests,
+so the download is checked while it is fetched (resumed with HTTP Range, shown on a terminal, and
+deleted on a mismatch); the tarball's own signature, as the Handbook does. Only then is it kept
+in the cache, next to a ``.verified`` stamp.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from autotua.fetch import FetchError, fetch
+from autotua.manifest import DigestMismatch
+from autotua.signature import KeyFileVerifier, SignatureError
+from autotua.slave import SlaveError
+from autotua.slave.locks import locked
+
+log = logging.getLogger("autotua.slave.stage3")
+
+_STAMP_RE = re.compile(r"\A\d{8}(T\d{6}Z)?\Z")
+_FILE_RE = re.compile(r"\Astage3-[A-Za-z0-9_.+-]+\.tar\.(xz|bz2|gz|zst)\Z")
+_HASH_LINE_RE = re.compile(r"\A([0-9a-f]+)\s+\*?(\S+)\Z")
+SMALL_LIMIT = 1 << 20  # pointer, DIGESTS and .asc files are a few KiB
+
+
+def _err(msg: str) -> SlaveError:
+    return SlaveError(msg, "stage3")
+
+
+@dataclass(frozen=True)
+class Latest:
+    path: str  # "<timestamp>/<file>"
+    size: int
+
+    @property
+    def timestamp(self) -> str:
+        return self.path.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def parse_latest(body: str, label: str) -> Latest:
+    """The first ``<timestamp>/<file> <size>`` line of a verified ``latest-stage3-*.txt`` body."""
+    for lineno, line in enumerate(body.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        if len(words) != 2 or not words[1].isdigit():
+            raise _err(f"{label}, line {lineno}: expected '<timestamp>/<file> <size>', got {line!r}")
+        parts = words[0].split("/")
+        if len(parts) != 2 or not _STAMP_RE.match(parts[0]) or not _FILE_RE.match(parts[1]):
+            raise _err(f"{label}, line {lineno}: {words[0]!r} is not '<timestamp>/stage3-....tar.<xz|bz2|gz|zst>'")
+        return Latest(words[0], int(words[1]))
+    raise _err(f"{label}: names no stage3")
+
+
+def parse_digests(body: str, label: str) -> dict[str, dict[str, str]]:
+    """catalyst's DIGESTS: ``# <HASH> HASH`` headers, each followed by ``<hex>  <file>`` lines."""
+    out: dict[str, dict[str, str]] = {}
+    current = None
+    for lineno, raw in enumerate(body.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        m = re.match(r"\A#\s*(\w+)\s+HASH\s*\Z", line)
+        if m:
+            current = m[1].upper()
+            continue
+        if line.startswith("#"):
+            continue
+        hm = _HASH_LINE_RE.match(line)
+        if current is None or not hm:
+            raise _err(f"{label}, line {lineno}: expected '# <NAME> HASH' or '<hex>  <file>', got {line!r}")
+        out.setdefault(hm[2], {})[current] = hm[1]
+    return out
+
+
+class Stage3Store:
+    """Verified stage3 tarballs under ``<cache>/stage3/<arch>/<timestamp>/``."""
+
+    def __init__(self, mirror: str, cache_dir: str | os.PathLike, release_key: str | os.PathLike,
+                 session: requests.Session | None = None):
+        self.mirror = mirror.rstrip("/")
+        self.dir = Path(cache_dir) / "stage3"
+        self.release_key = os.fspath(release_key)
+        self.session = session or requests.Session()
+
+    def base(self, arch: str) -> str:
+        return f"{self.mirror}/releases/{arch}/autobuilds/"
+
+    def _verifier(self) -> KeyFileVerifier:
+        try:
+            with open(self.release_key, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise _err(f"no release key: {self.release_key} does not exist (on Gentoo: emerge "
+                       "sec-keys/openpgp-keys-gentoo-release; elsewhere set release_key)") from None
+        try:
+            return KeyFileVerifier(data, self.release_key)
+        except SignatureError as e:
+            raise _err(str(e)) from None
+
+    def _small(self, url: str) -> bytes:
+        try:
+            with self.session.get(url, stream=True, timeout=60) as r:
+                r.raise_for_status()
+                data = b""
+                for chunk in r.iter_content(1 << 16):
+                    data += chunk
+                    if len(data) > SMALL_LIMIT:
+                        raise _err(f"{url}: larger than {SMALL_LIMIT} bytes; not a pointer or digest file")
+                return data
+        except requests.RequestException as e:
+            raise _err(f"cannot fetch {url}: {e}") from None
+
+    def latest(self, arch: str, flavour: str, verifier: KeyFileVerifier) -> Latest:
+        name = f"latest-stage3-{arch}-{flavour}.txt"
+        body = self._verify_clear(verifier, self._small(self.base(arch) + name), name)
+        return parse_latest(body, name)
+
+    @staticmethod
+    def _verify_clear(verifier: KeyFileVerifier, text: bytes, label: str) -> str:
+        try:
+            return verifier.verify_clearsigned(text, label).decode("utf-8", errors="replace")
+        except SignatureError as e:
+            raise _err(str(e)) from None
+
+    def fetch(self, arch: str, flavour: str) -> Path:
+        """The newest stage3 for ``arch``/``flavour``: fetched and verified, or from the cache."""
+        with self._verifier() as verifier:
+            latest = self.latest(arch, flavour, verifier)
+            dest_dir = self.dir / arch / latest.timestamp
+            dest = dest_dir / latest.name
+            stamp = Path(f"{dest}.verified")
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            with locked(dest_dir / ".lock"):
+                if stamp.exists() and dest.exists() and dest.stat().st_size == latest.size:
+                    return dest
+                self._fetch_verified(arch, latest, dest, verifier)
+                stamp.write_text(json.dumps({"path": latest.path, "size": latest.size}) + "\n")
+            return dest
+
+    def _fetch_verified(self, arch: str, latest: Latest, dest: Path, verifier: KeyFileVerifier) -> None:
+        url = self.base(arch) + latest.path
+        digests_name = f"{latest.name}.DIGESTS"
+        body = self._verify_clear(verifier, self._small(f"{url}.DIGESTS"), digests_name)
+        hashes = parse_digests(body, digests_name).get(latest.name, {})
+        missing = [h for h in ("BLAKE2B", "SHA512") if h not in hashes]
+        if missing:
+            raise _err(f"{digests_name} has no {' and no '.join(missing)} digest for {latest.name}")
+        log.info("fetching stage3 %s (%d bytes)", latest.path, latest.size)
+        try:
+            fetch([url], dest, size=latest.size, hashes={h: hashes[h] for h in ("BLAKE2B", "SHA512")},
+                  session=self.session)
+        except DigestMismatch as e:
+            raise _err(f"DIGESTS does not match {latest.name} ({e}); the download was deleted") from None
+        except FetchError as e:
+            raise _err(str(e)) from None
+        sig = self._small(f"{url}.asc")
+        try:
+            verifier.verify_file(dest, sig, latest.name)
+        except SignatureError as e:
+            dest.unlink()
+            raise _err(f"{e}; the download was deleted") from None
+        log.info("stage3 %s verified (DIGESTS and signature by the release key)", latest.name)
+
+    def cached(self, arch: str, flavour: str) -> list[Path]:
+        """Verified tarballs in the cache for ``arch``/``flavour``, newest first."""
+        pattern = f"*/stage3-{arch}-{flavour}-[0-9]*.tar.*.verified"
+        stamps = sorted((self.dir / arch).glob(pattern), reverse=True)
+        return [Path(str(s)[: -len(".verified")]) for s in stamps if Path(str(s)[: -len(".verified")]).exists()]

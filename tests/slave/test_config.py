@@ -1,0 +1,63 @@
+"""The slave's TOML configuration: defaults, checks, clear errors."""
+
+import pytest
+
+from autotua.demo.slaves import write_config
+from autotua.slave.config import ConfigError, load, parse_size
+
+
+def test_defaults_and_derived_paths(tmp_path):
+    cfg = load(write_config(tmp_path / "s.toml", {"master": "https://m.example.org/"}))
+    assert cfg.flavours == ["openrc"]
+    assert cfg.work_dir == "/var/tmp/autotua-slave"
+    assert str(cfg.distdir) == "/var/cache/autotua-slave/distfiles"
+    assert cfg.release_key == "/usr/share/openpgp-keys/gentoo-release.asc"
+    assert cfg.min_free_disk == 10 * 1024**3
+    assert cfg.phase_timeout == 3600 and cfg.keep_failed_roots is False
+
+
+def test_mirrors_table_and_file(tmp_path):
+    (tmp_path / "thirdpartymirrors").write_text("samples http://a.example/ http://b.example/\n")
+    cfg = load(write_config(tmp_path / "s.toml", {
+        "master": "http://m", "mirrors_file": str(tmp_path / "thirdpartymirrors"),
+        "mirrors": {"samples": ["http://c.example/"], "other": ["http://d.example"]}}))
+    assert cfg.mirror_list().resolve("mirror://samples/x.tar.gz") == [
+        "http://a.example/x.tar.gz", "http://b.example/x.tar.gz", "http://c.example/x.tar.gz"]
+
+
+@pytest.mark.parametrize("values, error", [
+    ({}, "master: the master's URL is required"),
+    ({"master": "ftp://x"}, "is not an http"),
+    ({"master": "http://m", "phase_timout": 5}, "unknown key 'phase_timout'"),
+    ({"master": "http://m", "phase_timeout": "1h"}, "phase_timeout: must be a whole number"),
+    ({"master": "http://m", "keep_failed_roots": 1}, "keep_failed_roots: must be true or false"),
+    ({"master": "http://m", "flavours": []}, "flavours: must be a non-empty list"),
+    ({"master": "http://m", "work_dir": "relative"}, "work_dir: must be an absolute path"),
+    ({"master": "http://m", "min_free_disk": "lots"}, "is not a size"),
+    ({"master": "http://m", "log_level": "chatty"}, "log_level"),
+])
+def test_bad_values_are_named(tmp_path, values, error):
+    with pytest.raises(ConfigError, match=error):
+        load(write_config(tmp_path / "s.toml", values))
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load(tmp_path / "none.toml")
+    (tmp_path / "bad.toml").write_text("master = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(tmp_path / "bad.toml")
+
+
+def test_sizes():
+    assert parse_size("10G") == 10 * 1024**3
+    assert parse_size("512 MiB") == 512 * 1024**2
+    assert parse_size(1234) == 1234
+
+
+def test_token(tmp_path):
+    cfg = load(write_config(tmp_path / "s.toml", {"master": "http://m", "token_file": str(tmp_path / "tok")}))
+    with pytest.raises(ConfigError, match="run `autotua-slave register` first"):
+        cfg.token()
+    (tmp_path / "tok").write_text("s7_secret\n")
+    assert cfg.token() == "s7_secret"

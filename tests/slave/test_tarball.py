@@ -1,0 +1,140 @@
+"""Tarball safety: every hostile entry refused before anything is written; PORTCONF unpacked without
+following the root's own links."""
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from autotua.slave.tarball import TarballError, check_members, extract_into, unpack_stage3
+from tests.slave.helpers import needs_root
+
+
+def entry(name, kind=tarfile.REGTYPE, data=b"x\n", linkname="", mode=0o644):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.linkname = linkname
+    if kind == tarfile.REGTYPE:
+        info.size = len(data)
+        return info, data
+    return info, None
+
+
+def make_tar(path: Path, entries, mode="w:gz") -> Path:
+    with tarfile.open(path, mode) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+GOOD = [entry("etc/portage", tarfile.DIRTYPE, mode=0o755), entry("etc/portage/make.conf", data=b'FEATURES="test"\n')]
+
+HOSTILE = {
+    "dotdot": ([entry("etc/../../escape")], "'..' component"),
+    "absolute": ([entry("/etc/passwd")], "absolute name"),
+    "char device": ([entry("dev/evil", tarfile.CHRTYPE)], "device node"),
+    "block device": ([entry("dev/sda", tarfile.BLKTYPE)], "device node"),
+    "through own symlink": ([entry("etc/portage", tarfile.SYMTYPE, linkname="/etc"), entry("etc/portage/passwd")],
+                            "below the symlink 'etc/portage'"),
+    "hard link outside": ([entry("etc/shadow", tarfile.LNKTYPE, linkname="../../etc/shadow")], "'..' component"),
+    "hard link to unknown": ([entry("etc/x", tarfile.LNKTYPE, linkname="etc/shadow")], "not an earlier file"),
+}
+
+
+@pytest.mark.parametrize("kind", ["stage3", "portconf"])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_entries_are_refused_before_anything_is_written(tmp_path, kind, case):
+    entries, why = HOSTILE[case]
+    tar = make_tar(tmp_path / "bad.tar.gz", GOOD + entries)
+    with pytest.raises(TarballError, match=why):
+        check_members(tar, kind)
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(TarballError, match=why):
+        extract_into(tar, root) if kind == "portconf" else unpack_stage3(tar, root / "new")
+    assert list(root.iterdir()) == []  # not even the good entries before the bad one
+
+
+def test_portconf_symlinks_that_climb_out_are_refused_absolute_ones_kept(tmp_path):
+    out = make_tar(tmp_path / "out.tar.gz", [entry("etc/portage/x", tarfile.SYMTYPE, linkname="../../../etc/shadow")])
+    with pytest.raises(TarballError, match=r"points outside the root"):
+        check_members(out, "portconf")
+    check_members(out, "stage3")  # a stage3's links are read inside the chroot: allowed
+    inside = make_tar(tmp_path / "in.tar.gz", [
+        entry("etc/portage/make.profile", tarfile.SYMTYPE,
+              linkname="/var/db/repos/gentoo/profiles/default/linux/amd64/23.0"),
+        entry("etc/portage/repos", tarfile.SYMTYPE, linkname="../../var/db/repos"),
+    ])
+    root = tmp_path / "root"
+    root.mkdir()
+    assert extract_into(inside, root) == 2
+    assert os.readlink(root / "etc/portage/make.profile").startswith("/var/db/repos/gentoo/")
+
+
+def test_portconf_fifo_refused_but_stage3_fifo_allowed(tmp_path):
+    tar = make_tar(tmp_path / "f.tar.gz", [entry("run/fifo", tarfile.FIFOTYPE)])
+    check_members(tar, "stage3")
+    with pytest.raises(TarballError, match=r"only files, directories and links"):
+        check_members(tar, "portconf")
+
+
+def test_extract_never_follows_a_link_already_in_the_root(tmp_path):
+    """A root with `var/run -> <outside>` (as stage3s have `/var/run -> /run`): writing through it is refused."""
+    outside = tmp_path / "host-run"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / "var").mkdir(parents=True)
+    os.symlink(outside, root / "var/run")
+    tar = make_tar(tmp_path / "p.tar.gz", [entry("var/run/pwned", data=b"owned\n")])
+    with pytest.raises(TarballError, match=r"link or not a directory"):
+        extract_into(tar, root)
+    assert list(outside.iterdir()) == []
+    # a file that is a link in the root is replaced, not written through
+    target = tmp_path / "host-file"
+    target.write_text("host\n")
+    os.symlink(target, root / "var/conf")
+    extract_into(make_tar(tmp_path / "q.tar.gz", [entry("var/conf", data=b"mine\n")]), root)
+    assert target.read_text() == "host\n"
+    assert not (root / "var/conf").is_symlink()
+    assert (root / "var/conf").read_text() == "mine\n"
+
+
+def test_extract_modes_owners_and_hard_links(tmp_path):
+    tar = make_tar(tmp_path / "p.tar.xz", [
+        entry("etc/portage", tarfile.DIRTYPE, mode=0o755),
+        entry("etc/portage/make.conf", data=b"A=1\n", mode=0o4755),
+        entry("etc/portage/same.conf", tarfile.LNKTYPE, linkname="etc/portage/make.conf"),
+    ], mode="w:xz")
+    root = tmp_path / "root"
+    root.mkdir()
+    extract_into(tar, root)
+    st = os.stat(root / "etc/portage/make.conf")
+    assert st.st_mode & 0o7777 == 0o755  # setuid dropped
+    assert os.stat(root / "etc/portage/same.conf").st_ino == st.st_ino
+    assert (root / "etc/portage/same.conf").read_text() == "A=1\n"
+
+
+def test_unreadable_tarball(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(TarballError, match=r"not a readable tarball"):
+        check_members(bad, "portconf")
+
+
+@pytest.mark.root
+@needs_root
+def test_unpack_stage3_keeps_owners_and_modes(tmp_path):
+    owned = entry("./home/user/file", data=b"u\n", mode=0o640)
+    owned[0].uid, owned[0].gid = 1234, 5678
+    tar = make_tar(tmp_path / "s.tar.xz", [entry("./", tarfile.DIRTYPE, mode=0o755),
+                                            entry("./home", tarfile.DIRTYPE, mode=0o755),
+                                            entry("./home/user", tarfile.DIRTYPE, mode=0o700), owned,
+                                            entry("./etc/localtime", tarfile.SYMTYPE, linkname="/usr/share/zi/UTC")],
+                   mode="w:xz")
+    unpack_stage3(tar, tmp_path / "root")
+    st = os.stat(tmp_path / "root/home/user/file")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1234, 5678, 0o640)
+    assert os.readlink(tmp_path / "root/etc/localtime") == "/usr/share/zi/UTC"
