@@ -36,11 +36,12 @@ def free_port() -> int:
 
 class LiveMaster:
     def __init__(self, data_dir: str | os.PathLike, tree: str | os.PathLike, *, database_url: str | None = None,
-                 workers: int = 2, threads: int = 4, cache: str | os.PathLike | None = None, **settings):
+                 workers: int = 2, threads: int = 4, cache: str | os.PathLike | None = None, port: int | None = None,
+                 **settings):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tree = Path(tree)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.threads = threads
