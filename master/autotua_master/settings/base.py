@@ -33,7 +33,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # the web UI's and the admin's CSS and JS, served by gunicorn itself (a reverse proxy may serve
     # STATIC_ROOT instead): a volunteer's master works with nothing in front of it
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "autotua_master.web.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
