@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 
-from tests.master.conftest import SlaveClient, live_master, master_cache, master_settings, postgres  # noqa: F401
+from tests.master.conftest import (  # noqa: F401
+    SlaveClient,
+    live_master,
+    make_branch,
+    master_cache,
+    master_settings,
+    postgres,
+)
 
 PASSWORDS = {"alice": "pw-alice", "bob": "pw-bob", "vera": "pw-vera", "root": "pw-root"}
 
