@@ -37,8 +37,7 @@ class People:
     root: object
 
 
-@pytest.fixture
-def people(db, keys) -> People:
+def make_people(keys) -> People:
     from django.contrib.auth import get_user_model
 
     from autotua_master.tree.models import Maintainer
@@ -50,6 +49,11 @@ def people(db, keys) -> People:
     for name in ("alice", "bob"):
         Maintainer.objects.create(user=made[name], name=name, fingerprint=keys[name])
     return People(**made)
+
+
+@pytest.fixture
+def people(db, keys) -> People:
+    return make_people(keys)
 
 
 @pytest.fixture
@@ -178,3 +182,62 @@ def scene(web) -> Scene:
     for j in (toolchain, integration, provider, invalid):
         j.refresh_from_db()
     return Scene(web, drv, toolchain, integration, provider, invalid, first["run"], second["run"])
+
+
+# -- browser tests --------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (``bin/host-deps test`` installs it; Playwright's own
+    browser download is never used). Playwright gives it a fresh temporary profile (--user-data-dir)."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make between
+    # browser steps are still plain synchronous code
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@dataclass
+class LiveWeb:
+    url: str
+    people: People
+    browser: object
+
+    def page(self, who: str | None = None, width: int = 1280, height: int = 900):
+        """A new browser page with its own cookies, logged in through the login form when ``who``."""
+        ctx = self.browser.new_context(viewport={"width": width, "height": height})
+        page = ctx.new_page()
+        page.set_default_timeout(15000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.js_errors = errors
+        if who:
+            page.goto(self.url + "/login/")
+            page.fill("#id_username", who)
+            page.fill("#id_password", PASSWORDS[who])
+            page.click("form.stack button[type=submit]")
+            page.wait_for_url(self.url + "/")
+        return page
+
+    def slave(self, name: str = "box1", arch: str = "amd64", flavours=("openrc",), owner=None) -> SlaveClient:
+        from autotua_master.slaves.models import Slave, SlaveState
+
+        _, token = Slave.objects.create_with_token(name=name, arch=arch, flavours=list(flavours),
+                                                   state=SlaveState.ACTIVE, owner=owner)
+        return SlaveClient(self.url, token, name)
+
+
+@pytest.fixture
+def live_web(transactional_db, master_settings, keys, live_server, browser) -> LiveWeb:
+    return LiveWeb(live_server.url, make_people(keys), browser)

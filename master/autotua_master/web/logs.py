@@ -36,6 +36,9 @@ def response(request, run: Run, log: LogFile | None, index: int, *, download: bo
     else:
         resp = serve(request, log.path.parent, log.path.name, content_type="text/plain; charset=utf-8")
         size = log.size
+    if resp.status_code == 416:
+        # "nothing new yet": the page asks every second while it follows; not a warning for the logs
+        resp._has_been_logged = True
     resp["X-Log-Size"] = str(size)
     resp["X-Log-Complete"] = "1" if done else "0"
     resp["Cache-Control"] = "no-store"
