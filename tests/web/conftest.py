@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import shutil
 import uuid
 from dataclasses import dataclass
 
 import pytest
 from django.test import Client
 
-from tests.master.conftest import (  # noqa: F401
-    SlaveClient,
-    live_master,
-    make_branch,
-    master_cache,
-    master_settings,
-    postgres,
-)
+from tests.master import conftest as master_conftest
+from tests.master.conftest import SlaveClient
+
+# the master's fixtures, shared (pytest finds fixtures by name in this module)
+master_cache = master_conftest.master_cache
+master_settings = master_conftest.master_settings
+make_branch = master_conftest.make_branch
 
 PASSWORDS = {"alice": "pw-alice", "bob": "pw-bob", "vera": "pw-vera", "root": "pw-root"}
 
@@ -185,7 +186,9 @@ def scene(web) -> Scene:
 
 
 # -- browser tests --------------------------------------------------------------------------------
-CHROMIUM = "/usr/bin/chromium"
+#: Debian's chromium (Gentoo names it chromium-browser); AUTOTUA_CHROMIUM overrides
+CHROMIUM = (os.environ.get("AUTOTUA_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+            or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
@@ -195,8 +198,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 def browser():
     """Debian's chromium driven by Playwright (``bin/host-deps test`` installs it; Playwright's own
     browser download is never used). Playwright gives it a fresh temporary profile (--user-data-dir)."""
-    import os
-
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make between

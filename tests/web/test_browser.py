@@ -4,7 +4,6 @@ over the HTTP API, cancel jobs."""
 
 from __future__ import annotations
 
-
 import pytest
 from playwright.sync_api import expect
 

@@ -24,7 +24,7 @@ def test_depend_and_sidepend_edges(scene):
     assert "p2 -> p0;" in dot and "p2 -> p1;" in dot
     assert re.search(r'p2 -> s0 \[style=dashed, color="#7b3fb5"', dot)
     assert 'label="alice/hello-suite-1.1\\nSIDEPEND running' not in dot  # provision states, not job states
-    assert "SIDEPEND pending (job #%d)" % scene.provider.pk in dot
+    assert f"SIDEPEND pending (job #{scene.provider.pk})" in dot
     svg = graph.render_svg(dot)
     assert svg.startswith("<svg") and svg.count('class="node"') == 4 and svg.count('class="edge"') == 3
     assert 'stroke-dasharray' in svg  # the SIDEPEND edge and node
