@@ -164,3 +164,13 @@ def test_login_and_logout(web):
     assert "alice" in c.get("/").content.decode()
     assert c.post("/logout/").status_code == 302
     assert "Log in" in c.get("/").content.decode()
+
+
+def test_demo_setup_gives_maintainers_a_login(master_settings, db, keys):
+    from autotua_master.demo import setup_sample
+
+    setup_sample({"alice": keys["alice"], "bob": keys["bob"]}, passwords={"alice": "demo-pw"}, out=lambda _s: None)
+    c = Client()
+    assert c.login(username="alice", password="demo-pw")
+    assert c.get("/jobs/new").status_code == 200
+    assert not Client().login(username="bob", password="demo-pw")
