@@ -24,6 +24,8 @@ from tests.master.conftest import SlaveClient
 
 # the master's fixtures, shared (pytest finds fixtures by name in this module)
 master_cache = master_conftest.master_cache
+live_master = master_conftest.live_master
+postgres = master_conftest.postgres
 master_settings = master_conftest.master_settings
 make_branch = master_conftest.make_branch
 

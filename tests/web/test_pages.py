@@ -44,6 +44,8 @@ def test_job_page_plan_phases_results_attachments(scene):
     assert f"/jobs/{scene.toolchain.pk}/runs/{scene.done_run}/jobuilds/0/attachments/report.html" in page
     assert f"/jobs/{scene.toolchain.pk}/runs/{scene.done_run}/jobuilds/0/log" in page
     assert "box1" in page and "Valid at r1" in page
+    nav = page.split("<nav>")[1].split("</nav>")[0]
+    assert re.findall(r'<a href="([^"]+)" class="here">', nav) == ["/jobs/"]
 
 
 def test_job_page_sidepends_and_provider(scene):

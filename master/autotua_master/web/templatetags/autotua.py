@@ -58,3 +58,9 @@ def jobuild_url(jobuild: str, revno=None) -> str:
         return ""
     url = reverse("web:jobuild", args=[user, pv])
     return f"{url}?r={revno}" if revno else url
+
+
+@register.filter
+def one_of(value, names: str) -> bool:
+    """``value`` is one of the comma-separated ``names`` (whole words, not substrings)."""
+    return value in names.split(",")
