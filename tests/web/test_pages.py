@@ -145,3 +145,14 @@ def test_missing_things_are_404(scene):
     assert c.get("/slaves/9999/").status_code == 404
     assert c.get(f"/jobs/{scene.toolchain.pk}/runs/{scene.done_run}/jobuilds/5/log").status_code == 404
     assert c.get(f"/jobs/{scene.integration.pk}/runs/{scene.done_run}/jobuilds/0/log").status_code == 404
+
+
+def test_a_master_without_a_tree_yet(people, settings, tmp_path):
+    settings.AUTOTUA_DATA_DIR = tmp_path / "data"
+    settings.AUTOTUA_TREE = tmp_path / "no-branch-here"
+    assert "no tree yet" in text(Client().get("/browse/"))
+    from .conftest import client_for
+
+    assert "no tree yet" in text(client_for("alice").get("/jobs/new"))
+    assert Client().get("/browse/jobuilds/alice/x-1/").status_code == 404
+    assert Client().get("/").status_code == 200
