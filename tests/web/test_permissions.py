@@ -119,6 +119,7 @@ def test_volunteer_adds_a_slave_pending_staff_an_active_one(web):
     assert r.status_code == 200
     slave = Slave.objects.get(name="vera-box")
     assert slave.owner == web.vera and slave.state == SlaveState.PENDING
+    assert r["Cache-Control"] == "no-store"
     assert slave.flavours == ["openrc", "systemd"]
     token = r.content.decode().split('id="token">')[1].split("</pre>")[0]
     assert Slave.objects.authenticate(token) == slave

@@ -38,7 +38,7 @@ def slave_create(request):
     form = SlaveCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         slave, token = form.save(request.user)
-        return render(request, "web/slave_token.html", {"slave": slave, "token": token, "new": True})
+        return _token_page(request, slave, token, new=True)
     return render(request, "web/slave_create.html", {"form": form, "adopt": AdoptSlaveForm(user=request.user)},
                   status=400 if form.errors else 200)
 
@@ -65,8 +65,14 @@ def _managed(request, slave_id: int) -> Slave:
 @login_required
 def slave_new_token(request, slave_id: int):
     slave = _managed(request, slave_id)
-    token = slave.new_token()
-    return render(request, "web/slave_token.html", {"slave": slave, "token": token, "new": False})
+    return _token_page(request, slave, slave.new_token(), new=False)
+
+
+def _token_page(request, slave: Slave, token: str, *, new: bool):
+    """The one time a token is shown: never kept by a cache or the browser's history."""
+    resp = render(request, "web/slave_token.html", {"slave": slave, "token": token, "new": new})
+    resp["Cache-Control"] = "no-store"
+    return resp
 
 
 @require_POST
