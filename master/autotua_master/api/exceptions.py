@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,6 +37,10 @@ def exception_handler(exc, context):
         if field and field != "non_field_errors":
             body["field"] = field
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response({"detail": f"the request body is larger than the limit of {limit} bytes", "code": "too_large",
+                         "limit": limit}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "not found")
     response = drf_handler(exc, context)

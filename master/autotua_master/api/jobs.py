@@ -3,35 +3,73 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from autotua.tree import TreeError
-from autotua_master.jobs.models import Attachment, Job, LogFile
+from autotua_master.converters import ID_RE
+from autotua_master.jobs.models import Attachment, Job, JobState, LogFile
 from autotua_master.tree.static import serve
 
 from . import serializers as s
 from .permissions import CanChangeJob
+from .schema import ErrorSerializer
+
+RANGE = OpenApiParameter("Range", str, OpenApiParameter.HEADER,
+                         description="bytes=<first>-[<last>], bytes=-<n>, or several ranges (RFC 9110)")
+
+
+def _file_responses(content_type: str) -> dict:
+    return {(200, content_type): bytes, (206, content_type): bytes, (206, "multipart/byteranges"): bytes,
+            416: ErrorSerializer}
+
+
+def _serve(request, path, content_type: str = "application/octet-stream"):
+    """A log or an attachment, with Range; a range past the end is a 416 in the API's error shape."""
+    resp = serve(request, path.parent, path.name, content_type=content_type)
+    if resp.status_code != 416:
+        return resp
+    size = int(resp["Content-Range"].rpartition("/")[2])
+    return Response({"detail": f"no byte of the range {request.headers.get('Range', '')[:60]!r} is in the "
+                               f"file's {size} bytes", "code": "range_not_satisfiable", "size": size},
+                    status=416, headers={"Content-Range": f"bytes */{size}"})
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                  viewsets.GenericViewSet):
     permission_classes = [CanChangeJob]
+    lookup_value_regex = ID_RE
     queryset = Job.objects.select_related("owner", "revision")
 
     def get_queryset(self):
         qs = super().get_queryset()
         if self.action == "retrieve":
             qs = qs.prefetch_related("runs__results", "runs__logs", "runs__slave", "requirements__provision")
+        if self.action != "list":
+            return qs
+        params = self.request.query_params
+        state = params.get("state")
+        if state and state not in JobState.values:
+            raise ValidationError({"state": f"{state[:40]!r} is not a job state ({', '.join(JobState.values)})"})
         for field in ("state", "arch", "root"):
-            value = self.request.query_params.get(field)
+            value = params.get(field)
             if value:
                 qs = qs.filter(**{field: value})
-        if self.request.query_params.get("owner"):
-            qs = qs.filter(owner__username=self.request.query_params["owner"])
+        if params.get("owner"):
+            qs = qs.filter(owner__username=params["owner"])
         return qs
+
+    @extend_schema(parameters=[
+        OpenApiParameter("state", str, enum=JobState.values, description="only jobs in this state"),
+        OpenApiParameter("arch", str, description="only jobs for this arch"),
+        OpenApiParameter("root", str, description="only jobs of this root atom, exactly"),
+        OpenApiParameter("owner", str, description="only jobs of this user"),
+    ])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     def get_serializer_class(self):
         return {"list": s.JobListSerializer, "create": s.JobCreateSerializer}.get(self.action, s.JobSerializer)
@@ -49,7 +87,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
                             status=status.HTTP_400_BAD_REQUEST)
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.RevalidateSerializer, responses=s.JobSerializer)
+    @extend_schema(request=s.RevalidateSerializer, responses={200: s.JobSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def revalidate(self, request, pk=None):
         job = self.get_object()
@@ -62,7 +100,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
                             status=status.HTTP_400_BAD_REQUEST)
         return Response(s.JobSerializer(Job.objects.get(pk=job.pk)).data)
 
-    @extend_schema(request=s.CancelSerializer, responses=s.JobSerializer)
+    @extend_schema(request=s.CancelSerializer, responses={200: s.JobSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = self.get_object()
@@ -71,20 +109,20 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         job.cancel(by=request.user.username, reason=ser.validated_data["reason"])
         return Response(s.JobSerializer(Job.objects.get(pk=job.pk)).data)
 
-    @extend_schema(responses={(200, "text/plain"): bytes})
-    @action(detail=True, methods=["get"], url_path=r"runs/(?P<run>[0-9a-f-]+)/jobuilds/(?P<index>\d+)/log")
+    @extend_schema(parameters=[RANGE], responses=_file_responses("text/plain"))
+    @action(detail=True, methods=["get"], url_path=rf"runs/(?P<run>[0-9a-f-]+)/jobuilds/(?P<index>{ID_RE})/log")
     def log(self, request, pk=None, run=None, index=None):
         log = LogFile.objects.select_related("run").filter(run__job_id=pk, run__uuid=run, index=index).first()
         if log is None:
             raise Http404(f"no log of jobuild {index} in run {run} of job #{pk}")
-        return serve(request, log.path.parent, log.path.name, content_type="text/plain; charset=utf-8")
+        return _serve(request, log.path, content_type="text/plain; charset=utf-8")
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(parameters=[RANGE], responses=_file_responses("application/octet-stream"))
     @action(detail=True, methods=["get"],
-            url_path=r"runs/(?P<run>[0-9a-f-]+)/jobuilds/(?P<index>\d+)/attachments/(?P<name>[^/]+)")
+            url_path=rf"runs/(?P<run>[0-9a-f-]+)/jobuilds/(?P<index>{ID_RE})/attachments/(?P<name>[^/]+)")
     def attachment(self, request, pk=None, run=None, index=None, name=None):
         att = Attachment.objects.select_related("run").filter(run__job_id=pk, run__uuid=run, index=index,
                                                               name=name).first()
         if att is None:
             raise Http404(f"no attachment {name} of jobuild {index} in run {run} of job #{pk}")
-        return serve(request, att.path.parent, att.path.name)
+        return _serve(request, att.path)

@@ -26,12 +26,40 @@ class Word(serializers.CharField):
         super().__init__(validators=[_word], **kw)
 
 
+#: the bounds of the database's integer columns: a number outside them is a 400, not a database error
+INT64 = {"min_value": -(2**63), "max_value": 2**63 - 1}
+SIZE = {"min_value": 0, "max_value": 2**63 - 1}
+EXIT_CODE = {"min_value": -(2**31), "max_value": 2**31 - 1}
+
+_FACT_KEY = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
+
+
+class HostField(serializers.DictField):
+    """What a slave says of its host (``hostname``, ``kernel``, ``cpus``, ``memory``...): at most 32
+    facts, each a short word naming a string (at most 256 characters), a number, a boolean or null."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) > 32:
+            raise serializers.ValidationError("at most 32 host facts")
+        for k, v in value.items():
+            if not _FACT_KEY.match(k):
+                raise serializers.ValidationError(f"{k[:70]!r} is not a host fact's name (letters, digits, _.-)")
+            if isinstance(v, str) and len(v) > 256:
+                raise serializers.ValidationError(f"{k}: at most 256 characters")
+            if isinstance(v, int) and not isinstance(v, bool) and not INT64["min_value"] <= v <= INT64["max_value"]:
+                raise serializers.ValidationError(f"{k}: a number out of range")
+            if not (v is None or isinstance(v, str | int | float | bool)):
+                raise serializers.ValidationError(f"{k}: a host fact is a string, a number, a boolean or null")
+        return value
+
+
 # -- slaves -----------------------------------------------------------------------------------------
 class SlaveFactsSerializer(serializers.Serializer):
     arch = Word()
     flavours = serializers.ListField(child=Word(), allow_empty=False, max_length=32)
-    host = serializers.DictField(required=False, default=dict)
-    free_disk = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    host = HostField(required=False, default=dict)
+    free_disk = serializers.IntegerField(required=False, allow_null=True, **SIZE)
     version = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
 
 
@@ -84,6 +112,44 @@ class LeaseSerializer(serializers.Serializer):
     heartbeat_every = serializers.IntegerField()
 
 
+class TreeRefSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    revision = serializers.CharField()
+    revno = serializers.IntegerField(allow_null=True)
+
+
+class LimitsSerializer(serializers.Serializer):
+    phase_timeout = serializers.IntegerField()
+    log_chunk_bytes = serializers.IntegerField()
+    attachment_bytes = serializers.IntegerField()
+
+
+class ClaimedJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    attempt = serializers.IntegerField()
+    root = serializers.CharField()
+    arch = serializers.CharField()
+    stage3 = serializers.CharField()
+    tree = TreeRefSerializer()
+    plan = PlanEntrySerializer(many=True)
+    maintainers = serializers.DictField(child=serializers.CharField())
+    mirrors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    limits = LimitsSerializer()
+
+
+class ClaimedSerializer(serializers.Serializer):
+    """A claim's answer when there is a job (the shape :func:`payload` builds)."""
+
+    run = serializers.UUIDField()
+    lease = LeaseSerializer()
+    job = ClaimedJobSerializer()
+
+
+class NothingToDoSerializer(serializers.Serializer):
+    run = serializers.CharField(allow_null=True, help_text="null: nothing to do")
+    retry_after = serializers.IntegerField()
+
+
 def _absolute(request, url: str) -> str:
     return request.build_absolute_uri(url) if url.startswith("/") else url
 
@@ -113,7 +179,7 @@ def payload(run: Run, request) -> dict:
 class PhaseSerializer(serializers.Serializer):
     name = serializers.RegexField(r"\A[a-z_][a-z0-9_]{0,63}\Z")
     status = serializers.ChoiceField(["passed", "failed", "skipped"])
-    exit_code = serializers.IntegerField(required=False, allow_null=True, default=None)
+    exit_code = serializers.IntegerField(required=False, allow_null=True, default=None, **EXIT_CODE)
     started = serializers.DateTimeField(required=False, allow_null=True, default=None)
     finished = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
@@ -121,24 +187,27 @@ class PhaseSerializer(serializers.Serializer):
 class ResultAttachmentSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     label = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    size = serializers.IntegerField(min_value=0)
+    size = serializers.IntegerField(**SIZE)
     sha256 = serializers.RegexField(r"\A[0-9a-f]{64}\Z")
 
 
 class ResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(["passed", "failed"])
-    exit_code = serializers.IntegerField(required=False, allow_null=True, default=None)
+    exit_code = serializers.IntegerField(required=False, allow_null=True, default=None, **EXIT_CODE)
     started = serializers.DateTimeField(required=False, allow_null=True, default=None)
     finished = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    phases = PhaseSerializer(many=True, required=False, default=list)
+    phases = PhaseSerializer(many=True, required=False, default=list, max_length=64)
     results = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=4096),
                                     required=False, default=dict)
-    attachments = ResultAttachmentSerializer(many=True, required=False, default=list)
-    log_size = serializers.IntegerField(min_value=0)
+    attachments = ResultAttachmentSerializer(many=True, required=False, default=list, max_length=1000)
+    log_size = serializers.IntegerField(**SIZE)
 
     def validate_results(self, value: dict) -> dict:
         if len(value) > 1000:
             raise serializers.ValidationError("at most 1000 result values")
+        long = next((k for k in value if len(k) > 200), None)
+        if long is not None:
+            raise serializers.ValidationError(f"a result key is at most 200 characters ({long[:40]!r}...)")
         return value
 
     def validate(self, data: dict) -> dict:

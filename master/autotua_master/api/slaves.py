@@ -7,7 +7,13 @@ import uuid
 
 from django.conf import settings
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -20,7 +26,7 @@ from . import serializers as s
 from .authentication import SlaveAuthentication
 from .permissions import IsActiveSlave, IsSlave
 
-_RANGE_RE = re.compile(r"\A\s*bytes[ =](\d+)-(\d+)(?:/(?:\d+|\*))?\s*\Z")
+_RANGE_RE = re.compile(r"\A\s*bytes[ =]([0-9]{1,18})-([0-9]{1,18})(?:/(?:[0-9]{1,18}|\*))?\s*\Z")
 
 
 class SlaveView(APIView):
@@ -72,7 +78,11 @@ class MeView(SlaveView):
 
 
 class ClaimView(SlaveView):
+    error_statuses = (400, 401, 403, 409, 413, 415)
+
     @extend_schema(request=s.ClaimSerializer, responses={200: OpenApiResponse(
+        PolymorphicProxySerializer("ClaimAnswer", serializers=[s.ClaimedSerializer, s.NothingToDoSerializer],
+                                   resource_type_field_name=None),
         description="a run with its lease and job, or {\"run\": null, \"retry_after\": N}")})
     def post(self, request):
         data = _valid(s.ClaimSerializer, request.data)
@@ -86,13 +96,23 @@ class ClaimView(SlaveView):
 
 
 class HeartbeatView(RunView):
+    error_statuses = (401, 403, 404, 409)
+
     @extend_schema(request=None, responses=s.ActionSerializer)
     def post(self, request, run):
         return Response(self.get_run(run).heartbeat())
 
 
+_ATTACHMENT = inline_serializer("Attachment", {"name": serializers.CharField(), "size": serializers.IntegerField(),
+                                               "sha256": serializers.CharField()})
+
+
 class LogView(RunView):
-    @extend_schema(request={"application/octet-stream": bytes},
+    error_statuses = (400, 401, 403, 404, 409, 413, 416)
+
+    @extend_schema(request={"application/octet-stream": bytes}, parameters=[OpenApiParameter(
+                       "Content-Range", str, OpenApiParameter.HEADER, required=True,
+                       description="bytes <first>-<last>: where the chunk goes in the log (inclusive)")],
                    responses={202: inline_serializer("LogOffset", {"offset": serializers.IntegerField()})})
     def patch(self, request, run, index: int):
         found = self.get_run(run)
@@ -115,9 +135,12 @@ class LogView(RunView):
 
 
 class AttachmentView(RunView):
-    @extend_schema(request={"application/octet-stream": bytes}, responses={
-        201: inline_serializer("Attachment", {"name": serializers.CharField(), "size": serializers.IntegerField(),
-                                              "sha256": serializers.CharField()})})
+    error_statuses = (400, 401, 403, 404, 409, 413)
+
+    @extend_schema(request={"application/octet-stream": bytes}, parameters=[OpenApiParameter(
+                       "Content-Digest", str, OpenApiParameter.HEADER, required=True,
+                       description="sha-256=:<base64 of the body's SHA-256>: (RFC 9530)")], responses={
+        201: _ATTACHMENT, 200: OpenApiResponse(_ATTACHMENT, description="the same upload again")})
     def put(self, request, run, index: int, name: str):
         found = self.get_run(run)
         length = _length(request) if "Content-Length" in request.headers else None
@@ -126,6 +149,8 @@ class AttachmentView(RunView):
 
 
 class ResultView(RunView):
+    error_statuses = (400, 401, 403, 404, 409, 413, 415)
+
     @extend_schema(request=s.ResultSerializer, responses=s.ActionSerializer)
     def put(self, request, run, index: int):
         found = self.get_run(run)
@@ -135,6 +160,8 @@ class ResultView(RunView):
 
 
 class FinishView(RunView):
+    error_statuses = (400, 401, 403, 404, 409, 413, 415)
+
     @extend_schema(request=s.FinishSerializer, responses={200: inline_serializer("Finished", {
         "job": inline_serializer("FinishedJob", {"id": serializers.IntegerField(),
                                                  "state": serializers.CharField()})})})
@@ -153,7 +180,7 @@ def _valid(serializer_class, data) -> dict:
 
 
 def _length(request) -> int:
-    try:
-        return int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        raise Invalid("Content-Length is not a number", field="Content-Length") from None
+    raw = request.headers.get("Content-Length") or "0"
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise Invalid(f"Content-Length: {raw[:40]!r} is not a number of bytes", field="Content-Length")
+    return int(raw)

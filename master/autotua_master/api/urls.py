@@ -2,6 +2,8 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
+from autotua_master import converters  # noqa: F401 (registers <id:...>)
+
 from . import jobs, slaves
 
 router = SimpleRouter()
@@ -15,10 +17,10 @@ urlpatterns = [
     path("slaves/me", slaves.MeView.as_view(), name="slave-me"),
     path("claim", slaves.ClaimView.as_view(), name="claim"),
     path(run + "heartbeat", slaves.HeartbeatView.as_view(), name="run-heartbeat"),
-    path(run + "jobuilds/<int:index>/log", slaves.LogView.as_view(), name="run-log"),
-    path(run + "jobuilds/<int:index>/attachments/<str:name>", slaves.AttachmentView.as_view(),
+    path(run + "jobuilds/<id:index>/log", slaves.LogView.as_view(), name="run-log"),
+    path(run + "jobuilds/<id:index>/attachments/<str:name>", slaves.AttachmentView.as_view(),
          name="run-attachment"),
-    path(run + "jobuilds/<int:index>/result", slaves.ResultView.as_view(), name="run-result"),
+    path(run + "jobuilds/<id:index>/result", slaves.ResultView.as_view(), name="run-result"),
     path(run + "finish", slaves.FinishView.as_view(), name="run-finish"),
     *router.urls,
 ]

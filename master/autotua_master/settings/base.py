@@ -87,10 +87,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["autotua_master.api.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "autotua_master.api.schema.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "autotua_master.api.pagination.Pagination",
     "EXCEPTION_HANDLER": "autotua_master.api.exceptions.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -104,6 +104,9 @@ SPECTACULAR_SETTINGS = {
         "JobStateEnum": "autotua_master.jobs.models.job.JobState",
         "SlaveStateEnum": "autotua_master.slaves.models.SlaveState",
         "RunEndEnum": "autotua_master.slaves.models.RunEnd",
+        "ResultStatusEnum": ["passed", "failed"],
+        "PhaseStatusEnum": ["passed", "failed", "skipped"],
+        "FinishStatusEnum": ["passed", "failed", "error", "cancelled"],
     },
 }
 

@@ -105,7 +105,7 @@ class RunProtocol:
     def attach(self, index: int, name: str, stream, length: int | None, digest_header: str | None,
                ) -> tuple[bool, dict]:
         """Store an upload; (created, its description). The body is spooled and checked before the lock."""
-        from autotua_master.jobs.models import Attachment
+        from autotua_master.jobs.models import Attachment, JobuildResult
         from autotua_master.jobs.models.result import check_attachment_name, spool
 
         limit = settings.AUTOTUA_ATTACHMENT_BYTES
@@ -134,6 +134,9 @@ class RunProtocol:
                         raise Conflict(f"attachment {name} was already uploaded with other content "
                                        f"(sha-256 {existing.sha256})")
                     return False, existing.as_json()
+                if JobuildResult.objects.filter(run=run, index=index).exists():
+                    raise Conflict(f"the result of jobuild {index} was already received; attachment {name} "
+                                   "was not among its attachments, and none can be added now")
                 att = Attachment.objects.create(run=run, index=index, name=name, size=size, sha256=sha)
                 os.replace(tmp, att.path)
                 tmp = None

@@ -18,7 +18,7 @@ from pathlib import Path
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.utils.http import http_date
 
-_RANGE_RE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*\Z")
+_RANGE_RE = re.compile(r"\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})\s*\Z")
 MAX_RANGES = 200
 
 

@@ -3,10 +3,12 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from autotua_master import converters  # noqa: F401 (registers <id:...>)
+
 from .views import dashboard, jobs, logs, slaves, tree
 
 app_name = "web"
-log = "jobs/<int:job_id>/runs/<uuid:run>/jobuilds/<int:index>/"
+log = "jobs/<id:job_id>/runs/<uuid:run>/jobuilds/<id:index>/"
 urlpatterns = [
     path("", dashboard.dashboard_view, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
@@ -14,10 +16,10 @@ urlpatterns = [
     # jobs
     path("jobs/", jobs.job_list, name="jobs"),
     path("jobs/new", jobs.job_create, name="job-create"),
-    path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
-    path("jobs/<int:job_id>/graph.svg", jobs.job_graph, name="job-graph"),
-    path("jobs/<int:job_id>/revalidate", jobs.job_revalidate, name="job-revalidate"),
-    path("jobs/<int:job_id>/cancel", jobs.job_cancel, name="job-cancel"),
+    path("jobs/<id:job_id>/", jobs.job_detail, name="job"),
+    path("jobs/<id:job_id>/graph.svg", jobs.job_graph, name="job-graph"),
+    path("jobs/<id:job_id>/revalidate", jobs.job_revalidate, name="job-revalidate"),
+    path("jobs/<id:job_id>/cancel", jobs.job_cancel, name="job-cancel"),
     path(log + "log", logs.log_page, name="log"),
     path(log + "log.txt", logs.log_text, name="log-text"),
     path(log + "attachments/<str:name>", logs.attachment, name="attachment"),
@@ -25,12 +27,12 @@ urlpatterns = [
     path("slaves/", slaves.slave_list, name="slaves"),
     path("slaves/new", slaves.slave_create, name="slave-create"),
     path("slaves/adopt", slaves.slave_adopt, name="slave-adopt"),
-    path("slaves/<int:slave_id>/", slaves.slave_detail, name="slave"),
-    path("slaves/<int:slave_id>/token", slaves.slave_new_token, name="slave-token"),
-    path("slaves/<int:slave_id>/revoke", slaves.slave_revoke, name="slave-revoke"),
+    path("slaves/<id:slave_id>/", slaves.slave_detail, name="slave"),
+    path("slaves/<id:slave_id>/token", slaves.slave_new_token, name="slave-token"),
+    path("slaves/<id:slave_id>/revoke", slaves.slave_revoke, name="slave-revoke"),
     # the tree (/tree/ itself serves the branch to slaves)
     path("browse/", tree.tree_index, name="tree"),
-    path("browse/r<int:revno>/", tree.revision_detail, name="revision"),
+    path("browse/r<id:revno>/", tree.revision_detail, name="revision"),
     path("browse/maintainers/<str:name>/", tree.maintainer_detail, name="maintainer"),
     path("browse/jobuilds/<str:user>/<str:pv>/", tree.jobuild_detail, name="jobuild"),
 ]

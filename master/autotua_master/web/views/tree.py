@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
+from autotua_master.converters import ID_DIGITS
 from autotua_master.tree.models import Maintainer
 
 from ..queries import tree as q
@@ -31,7 +32,7 @@ def maintainer_detail(request, name: str):
 def jobuild_detail(request, user: str, pv: str):
     revno = request.GET.get("r")
     if revno:
-        if not revno.isdigit():
+        if not (revno.isascii() and revno.isdigit() and len(revno) <= ID_DIGITS):
             raise Http404("r must be a revision number")
         rev = q.revision(int(revno))
     else:
