@@ -18,6 +18,7 @@ from . import serializers as s
 from .permissions import CanChangeJob
 from .schema import ErrorSerializer
 
+UUID_RE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 RANGE = OpenApiParameter("Range", str, OpenApiParameter.HEADER,
                          description="bytes=<first>-[<last>], bytes=-<n>, or several ranges (RFC 9110)")
 
@@ -52,7 +53,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             return qs
         params = self.request.query_params
         state = params.get("state")
-        if state and state not in JobState.values:
+        if state is not None and state not in JobState.values:
             raise ValidationError({"state": f"{state[:40]!r} is not a job state ({', '.join(JobState.values)})"})
         for field in ("state", "arch", "root"):
             value = params.get(field)
@@ -110,7 +111,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         return Response(s.JobSerializer(Job.objects.get(pk=job.pk)).data)
 
     @extend_schema(parameters=[RANGE], responses=_file_responses("text/plain"))
-    @action(detail=True, methods=["get"], url_path=rf"runs/(?P<run>[0-9a-f-]+)/jobuilds/(?P<index>{ID_RE})/log")
+    @action(detail=True, methods=["get"], url_path=rf"runs/(?P<run>{UUID_RE})/jobuilds/(?P<index>{ID_RE})/log")
     def log(self, request, pk=None, run=None, index=None):
         log = LogFile.objects.select_related("run").filter(run__job_id=pk, run__uuid=run, index=index).first()
         if log is None:
@@ -119,7 +120,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
 
     @extend_schema(parameters=[RANGE], responses=_file_responses("application/octet-stream"))
     @action(detail=True, methods=["get"],
-            url_path=rf"runs/(?P<run>[0-9a-f-]+)/jobuilds/(?P<index>{ID_RE})/attachments/(?P<name>[^/]+)")
+            url_path=rf"runs/(?P<run>{UUID_RE})/jobuilds/(?P<index>{ID_RE})/attachments/(?P<name>[^/]+)")
     def attachment(self, request, pk=None, run=None, index=None, name=None):
         att = Attachment.objects.select_related("run").filter(run__job_id=pk, run__uuid=run, index=index,
                                                               name=name).first()

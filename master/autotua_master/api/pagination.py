@@ -16,7 +16,7 @@ class Pagination(pagination.LimitOffsetPagination):
     @staticmethod
     def _number(request, name: str, default: int, low: int, high: int) -> int:
         raw = request.query_params.get(name)
-        if raw is None or raw == "":
+        if raw is None:
             return default
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not low <= int(raw) <= high:
             raise ValidationError({name: f"{raw!r} is not a whole number from {low} to {high}"})

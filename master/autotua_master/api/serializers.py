@@ -274,7 +274,7 @@ class RunReadSerializer(serializers.ModelSerializer):
 
 
 class JobListSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.username", default=None)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True, read_only=True)
     revno = serializers.IntegerField(source="revision.revno")
 
     class Meta:
