@@ -16,7 +16,9 @@ from autotua_master.slaves.errors import ProtocolError
 def _flatten(detail, prefix: str = "") -> list[tuple[str, str, str]]:
     """(field, message, code) for each message of a ValidationError's nested detail."""
     if isinstance(detail, dict):
-        return [x for k, v in detail.items() for x in _flatten(v, f"{prefix}.{k}" if prefix else str(k))]
+        return [x for k, v in detail.items()
+                for x in _flatten(v, prefix if prefix and k == "non_field_errors" else
+                                  f"{prefix}.{k}" if prefix else str(k))]
     if isinstance(detail, list):
         return [x for i, v in enumerate(detail)
                 for x in _flatten(v, prefix if not isinstance(v, dict | list) else f"{prefix}[{i}]")]

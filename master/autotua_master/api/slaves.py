@@ -86,8 +86,8 @@ class ClaimView(SlaveView):
         description="a run with its lease and job, or {\"run\": null, \"retry_after\": N}")})
     def post(self, request):
         data = _valid(s.ClaimSerializer, request.data)
-        self.slave.report(data)
         run = Run.objects.claim(self.slave, data["run"], data["arch"], data["flavours"])
+        self.slave.report(data)  # only once the claim is accepted: a refused one changes nothing
         if run is None:
             wait = settings.AUTOTUA_RETRY_AFTER
             return Response({"run": None, "retry_after": wait}, headers={"Retry-After": str(wait)})
