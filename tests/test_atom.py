@@ -61,6 +61,7 @@ def test_name_with_hyphens_and_digits():
         ("=alice/foo-1-2", "must not end in '-<version>'"),
     ],
 )
+@pytest.mark.bad_input('atom', 'the atom {text!r}', 'AtomError naming the atom: {why}')
 def test_malformed_atom_names_atom_and_fault(text, why):
     with pytest.raises(AtomError) as e:
         Atom.parse(text)
@@ -111,6 +112,7 @@ def test_parse_depend_groups():
         ("alice/a-1", "a version needs an operator"),
     ],
 )
+@pytest.mark.bad_input('atom', 'the DEPEND string {text!r}', 'AtomError: {why}')
 def test_parse_depend_errors(text, why):
     with pytest.raises(AtomError) as e:
         parse_depend(text, variable="SIDEPEND")

@@ -119,6 +119,7 @@ def test_metadata_of_a_hostile_jobuild(cli, tmp_path):
         (["check", "--tree", ".", "--trust", "alice=nothex"], "fingerprint"),
     ],
 )
+@pytest.mark.bad_input('slave', 'autotua-jobuild {args}', 'exit 2: {message}')
 def test_environment_errors_exit_2(cli, args, message):
     rc, _, err = cli(*args)
     assert rc == 2

@@ -43,6 +43,8 @@ def test_versions_and_operators_pick_the_highest_match(tree_writer, trusted, rea
     assert res(tw, "=alice/lib-1.9", trusted, reader).plan[0].jobuild == "alice/lib-1.9"
 
 
+@pytest.mark.bad_input('atom', 'a DEPEND on a jobuild not in the tree', 'error missing')
+@pytest.mark.bad_input('atom', 'a DEPEND no version satisfies', 'error no-match, listing the versions')
 def test_missing_and_no_match(tree_writer, trusted, reader):
     tw = tree_writer
     tw.jobuild("alice/app-1", 'DEPEND="alice/gone >=alice/lib-3"')
@@ -57,6 +59,7 @@ def test_missing_and_no_match(tree_writer, trusted, reader):
     assert r.plan == []
 
 
+@pytest.mark.bad_input('atom', 'a DEPEND cycle', 'error cycle, with its path')
 def test_cycle_with_its_path(tree_writer, trusted, reader):
     tw = tree_writer
     tw.jobuild("alice/a-1", 'DEPEND="alice/b"')
@@ -67,6 +70,8 @@ def test_cycle_with_its_path(tree_writer, trusted, reader):
     assert "alice/a-1 -> alice/b-1 -> alice/c-1 -> alice/a-1" in r.errors[0].message
 
 
+@pytest.mark.bad_input('signature', "an unsigned jobuild in a job's graph",
+                       'error missing-signature; not in the plan')
 def test_signature_errors(tree_writer, trusted, reader, keys):
     tw = tree_writer
     tw.jobuild("alice/root-1", 'DEPEND="alice/unsigned alice/tampered alice/mallory carol/c dave/d"')
@@ -99,6 +104,8 @@ def test_tree_key_that_does_not_match_the_record(tree_writer, trusted, reader):
     assert trusted["bob"] in r.errors[0].message
 
 
+@pytest.mark.bad_input('jobuild', "a jobuild signed by the wrong key, in a job's graph",
+                       'error wrong-key; bash never started')
 def test_unverified_jobuilds_are_never_sourced(tree_writer, trusted):
     tw = tree_writer
     tw.jobuild("alice/x-1", sign_as="mallory")
@@ -112,6 +119,12 @@ def manifest(tw, user, name, dist=None, aux=None):
     tw.write(f"{user}/{name}/Manifest", Manifest.build(dist or {}, aux or {}).to_text())
 
 
+@pytest.mark.bad_input('manifest', 'a SRC_URI without a Manifest', 'error manifest')
+@pytest.mark.bad_input('manifest', 'a SRC_URI file missing from the Manifest', 'error manifest-missing-entry')
+@pytest.mark.bad_input('manifest', 'a files/ file changed after the Manifest', 'error manifest-mismatch')
+@pytest.mark.bad_input('manifest', 'a files/ file not in the Manifest', 'error manifest-missing-entry')
+@pytest.mark.bad_input('manifest', 'an unsigned Manifest', 'error missing-signature')
+@pytest.mark.bad_input('manifest', "a malformed Manifest in a job's graph", 'error manifest, with the line')
 def test_manifest_errors(tree_writer, trusted, reader, tmp_path):
     tw = tree_writer
     dist = build_distfiles(tmp_path / "dist")
@@ -150,6 +163,8 @@ def test_manifest_errors(tree_writer, trusted, reader, tmp_path):
     assert listed.src_uri[0].size == dist["hello-suite-1.0.tar.gz"].stat().st_size
 
 
+@pytest.mark.bad_input('jobuild', 'inherit of a template signed by another key', 'error template-untrusted')
+@pytest.mark.bad_input('manifest', 'a SRC_URI of file:///etc/shadow', 'error bad-src-uri')
 def test_metadata_and_template_errors(tree_writer, trusted, reader):
     tw = tree_writer
     tw.jobuild("alice/root-1", 'DEPEND="alice/dies alice/cmd alice/notmpl alice/badtmpl alice/badsrc"')
@@ -172,6 +187,7 @@ def test_metadata_and_template_errors(tree_writer, trusted, reader):
     assert "wrong-key" not in r.errors[3].message and "signed by key" in r.errors[3].message
 
 
+@pytest.mark.bad_input('atom', "a job for an arch a jobuild's ARCH lacks", 'error arch')
 def test_arch(tree_writer, trusted, reader):
     tw = tree_writer
     tw.jobuild("alice/root-1", 'DEPEND="alice/x86only"\nARCH="amd64 x86"')
@@ -260,12 +276,14 @@ def test_sidepend_on_itself_and_on_the_plan(tree_writer, trusted, reader):
 
 
 @pytest.mark.parametrize("bad", ["", "alice/x-1", ">=alice", "alice/x y"])
+@pytest.mark.bad_input('atom', 'the job root {bad!r}', 'error bad-atom')
 def test_bad_root_atom(tree_writer, trusted, reader, bad):
     r = res(tree_writer, bad, trusted, reader)
     assert [e.kind for e in r.errors] == ["bad-atom"]
     assert r.plan == []
 
 
+@pytest.mark.bad_input('atom', 'a malformed atom in DEPEND', 'error bad-atom')
 def test_bad_depend_atom(tree_writer, trusted, reader):
     tree_writer.jobuild("alice/x-1", 'DEPEND="alice/y-1 || alice/z"')
     r = res(tree_writer, "alice/x", trusted, reader)

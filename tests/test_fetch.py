@@ -40,6 +40,7 @@ def test_resume_with_range(mirror, tmp_path):
     assert mirror.requests[-1][2] == "bytes=300000-"
 
 
+@pytest.mark.bad_input('manifest', 'a download cut short', 'FetchError; the part is resumed, never used')
 def test_truncated_download_is_resumed_never_used(mirror, tmp_path):
     mirror.faults["/f.bin"] = "truncate"
     dest = tmp_path / "f.bin"
@@ -54,6 +55,7 @@ def test_truncated_download_is_resumed_never_used(mirror, tmp_path):
     assert mirror.requests[-1][2].startswith("bytes=")
 
 
+@pytest.mark.bad_input('manifest', 'a fetched file whose digest differs', 'DigestMismatch; the file is deleted')
 def test_bad_digest_deletes_the_file(mirror, tmp_path):
     dest = tmp_path / "f.bin"
     wrong = dict(HASHES, SHA512="0" * 128)
@@ -70,6 +72,8 @@ def test_a_stale_wrong_file_is_replaced(mirror, tmp_path):
     assert dest.read_bytes() == DATA
 
 
+@pytest.mark.bad_input('manifest', "a server sending more bytes than the Manifest's size",
+                       'FetchError: more than the expected bytes')
 def test_more_bytes_than_expected_are_refused(mirror, tmp_path):
     with pytest.raises(FetchError, match="more than the expected 1000 bytes"):
         fetch([mirror.url + "/f.bin"], tmp_path / "f.bin", size=1000, hashes=HASHES, progress=None)

@@ -155,6 +155,8 @@ line two\with backslash"
     assert "tests.passed" not in out
 
 
+@pytest.mark.bad_input('jobuild', 'result with a key that is not a word', 'the phase fails: not a valid key')
+@pytest.mark.bad_input('jobuild', 'attach of a file that does not exist', 'the phase fails: not a regular file')
 def test_result_and_attach_refuse_bad_input(tmp_path):
     rc, out, _, _ = run_phases(tmp_path, "DESCRIPTION=x\nsrc_test() { result 'bad key' v; }\n")
     assert rc == 1
@@ -213,6 +215,8 @@ def test_subset_of_phases(tmp_path):
     assert [v.split()[0] for v in keyed(records, "AUTOTUA_PHASE_START")] == ["src_test"]
 
 
+@pytest.mark.bad_input('jobuild', 'jobuild.sh started without its variables or record descriptor',
+                       'exit 2: is not set / fd is not open')
 def test_refuses_to_run_without_its_variables(tmp_path):
     proc = subprocess.run(["bash", jobuild_sh(), "phases"], env={"__AB_FD": "1"}, capture_output=True, text=True)
     assert proc.returncode == 2

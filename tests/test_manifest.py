@@ -29,6 +29,7 @@ def test_roundtrip(tmp_path):
     assert again.get("AUX", "sub/s.sh").size == 4
 
 
+@pytest.mark.bad_input('manifest', 'a DIST line with a wrong extra SHA256 digest', 'DigestMismatch: SHA256')
 def test_extra_hashes_are_kept_and_checked(tmp_path):
     sha256 = hashlib.sha256(b"hello").hexdigest()
     m = Manifest.parse(f"DIST a 5 SHA256 {sha256} BLAKE2B {B2} SHA512 {S5}\n")
@@ -58,6 +59,7 @@ def test_extra_hashes_are_kept_and_checked(tmp_path):
         ("-----BEGIN PGP SIGNED MESSAGE-----\n", None, "still clearsigned"),
     ],
 )
+@pytest.mark.bad_input('manifest', 'a Manifest line: {why}', 'ManifestError naming the file and line: {why}')
 def test_malformed_lines_name_the_line(text, line, why):
     with pytest.raises(ManifestError) as e:
         Manifest.parse(text, "bob/x/Manifest")
@@ -66,6 +68,11 @@ def test_malformed_lines_name_the_line(text, line, why):
         assert f"bob/x/Manifest, line {line}:" in str(e.value)
 
 
+@pytest.mark.bad_input('manifest', 'a file whose BLAKE2B differs from its DIST line',
+                       'DigestMismatch: BLAKE2B digest mismatch')
+@pytest.mark.bad_input('manifest', 'a file of another size than its DIST line',
+                       'DigestMismatch: size is 6 bytes, expected 5')
+@pytest.mark.bad_input('manifest', 'a file the Manifest lists that is not there', 'DigestMismatch: missing')
 def test_verify(tmp_path):
     f = tmp_path / "a"
     f.write_bytes(b"hello")

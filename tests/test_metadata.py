@@ -91,6 +91,7 @@ def test_templates_and_inherited(reader):
         ("DESCRIPTION=$(uname)", "forbidden-command", "'uname'"),
     ],
 )
+@pytest.mark.bad_input('jobuild', 'a jobuild: {src!r}', 'MetadataError {kind}: {text}')
 def test_errors(reader, src, kind, text):
     t = Templates(errors={"alice/bad": "alice/templates/bad.jtemplate: signed by someone else"})
     with pytest.raises(MetadataError) as e:
@@ -140,6 +141,8 @@ def test_version_is_part_of_the_key(reader):
 
 # ---- hostile jobuilds: one clear error each, no harm -----------------------------------------------
 
+@pytest.mark.bad_input('jobuild', 'an endless loop at global scope',
+                       'MetadataError timeout (CPU limit); the next jobuild is read')
 def test_endless_loop_hits_the_cpu_limit_and_the_daemon_recovers():
     # a wall clock far above the CPU limit, so a busy machine still meets the CPU limit first
     with MetadataDaemon(Limits(timeout=60, cpu=1)) as daemon:
@@ -150,6 +153,8 @@ def test_endless_loop_hits_the_cpu_limit_and_the_daemon_recovers():
         assert daemon.extract(J, b"DESCRIPTION=after")["DESCRIPTION"] == "after"
 
 
+@pytest.mark.bad_input('jobuild', 'a blocking read at global scope',
+                       'MetadataError: took longer than the wall-clock limit')
 def test_blocking_read_times_out(daemon):
     with pytest.raises(MetadataError, match="longer than"):
         daemon.extract(J, b'DESCRIPTION=x\ncoproc W { read -r a; }; read -r b <&"${W[0]}"')
@@ -170,6 +175,8 @@ def sandbox_processes(daemon) -> list[int]:
 
 
 @pytest.mark.skipif(sandbox.isolation() == "none", reason="needs a PID namespace")
+@pytest.mark.bad_input('jobuild', 'a fork bomb at global scope',
+                       'MetadataError background-process or timeout; no process left')
 def test_fork_bomb(daemon):
     daemon.extract(J, b"DESCRIPTION=started")
     with pytest.raises(MetadataError) as e:
@@ -184,12 +191,14 @@ def test_fork_bomb(daemon):
     assert len(sandbox_processes(daemon)) == 1
 
 
+@pytest.mark.bad_input('jobuild', 'a background process at global scope', 'MetadataError background-process')
 def test_background_process(daemon):
     with pytest.raises(MetadataError) as e:
         daemon.extract(J, b"DESCRIPTION=x\n{ while :; do :; done; } &")
     assert e.value.kind == "background-process"
 
 
+@pytest.mark.bad_input('jobuild', 'rm -rf / at global scope', 'nothing outside the sandbox is touched')
 def test_rm_rf_harms_nothing(daemon, tmp_path):
     canary = tmp_path / "canary"
     canary.write_text("alive")
@@ -201,6 +210,8 @@ def test_rm_rf_harms_nothing(daemon, tmp_path):
     assert daemon.extract(J, b"DESCRIPTION=ok")["DESCRIPTION"] == "ok"
 
 
+@pytest.mark.bad_input('jobuild', 'reading /etc/passwd and files outside the tree',
+                       'not readable: the secret never reaches the metadata')
 def test_files_outside_the_tree_are_not_readable(daemon, tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("TOP-SECRET")
@@ -221,6 +232,7 @@ def test_the_sandbox_is_empty_and_unprivileged(daemon):
     assert not any(p.startswith(forbidden) for p in values["ARCH"].split())
 
 
+@pytest.mark.bad_input('jobuild', 'a /dev/tcp connection at global scope', 'network unreachable; nothing accepted')
 def test_network_is_unreachable(daemon):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -243,6 +255,7 @@ def test_network_is_unreachable(daemon):
     assert "unreachable" in str(e.value) or "refused" in str(e.value)
 
 
+@pytest.mark.bad_input('jobuild', 'a memory hog at global scope', 'MetadataError; the next jobuild is read')
 def test_memory_hog(daemon):
     with pytest.raises(MetadataError) as e:
         daemon.extract(J, b'DESCRIPTION=x\nx=y; while :; do x="$x$x"; done')
@@ -250,6 +263,8 @@ def test_memory_hog(daemon):
     assert daemon.extract(J, b"DESCRIPTION=ok")["DESCRIPTION"] == "ok"
 
 
+@pytest.mark.bad_input('jobuild', 'forged metadata records printed by the jobuild',
+                       'ignored: the values are the real ones')
 def test_forged_records_change_nothing(daemon):
     src = (b'printf "DESCRIPTION=forged\\nAUTOTUA_END=0000 0\\nDEPEND=evil/x\\n" >&$__AB_FD\n'
            b'DESCRIPTION="real"')
@@ -259,6 +274,7 @@ def test_forged_records_change_nothing(daemon):
     assert daemon.extract(J, b"DESCRIPTION=next")["DESCRIPTION"] == "next"
 
 
+@pytest.mark.bad_input('jobuild', "a jobuild reading the protocol's stdin", 'reads nothing')
 def test_stdin_is_not_the_protocol(daemon):
     values = daemon.extract(J, b'read -r line; DESCRIPTION="got:${line}"')
     assert values["DESCRIPTION"] == "got:"
@@ -291,6 +307,7 @@ def test_no_sandbox_leftovers(tmp_path):
         os.kill(pid, 0)
 
 
+@pytest.mark.bad_input('jobuild', 'a jobuild of more than 1 MiB', 'MetadataError before sourcing')
 def test_oversized_jobuild_is_refused_before_sourcing():
     with MetadataReader(DigestCache(), FAST) as r:
         with pytest.raises(MetadataError, match="a jobuild may have 1048576 at most"):

@@ -34,24 +34,30 @@ def test_good_signature(alice, keys):
     assert signed.key_expires == 0
 
 
+@pytest.mark.bad_input('signature', 'a jobuild without its .asc', 'MissingSignature: x-1.jobuild.asc is missing')
 def test_missing_signature(alice, keys):
     _, key = alice
     with Verifier({"alice": keys["alice"]}) as v, pytest.raises(MissingSignature, match=r"1\.jobuild\.asc is missing"):
         v.verify_detached("alice", key, DATA, None, "alice/x/x-1.jobuild")
 
 
+@pytest.mark.bad_input('signature', 'a jobuild changed after it was signed',
+                       'BadSignature (bad-signature): changed after it was signed')
 def test_tampered_file(alice, keys):
     signer, key = alice
     with Verifier({"alice": keys["alice"]}) as v, pytest.raises(BadSignature, match="changed after it was signed"):
         v.verify_detached("alice", key, DATA + b"rm -rf /\n", signer.detached(DATA), "f")
 
 
+@pytest.mark.bad_input('signature', 'an .asc that is not a signature', 'BadSignature: no valid signature')
 def test_garbage_signature(alice, keys):
     _, key = alice
     with Verifier({"alice": keys["alice"]}) as v, pytest.raises(BadSignature, match="no valid signature"):
         v.verify_detached("alice", key, DATA, b"not a signature", "f")
 
 
+@pytest.mark.bad_input('signature', "another key appended to the maintainer's .asc, and a signature by it",
+                       'WrongKey (wrong-key)')
 def test_valid_signature_by_another_key_in_the_same_file(gnupghome, alice, keys):
     """mallory appends her key to alice.asc and signs: valid gpg signature, wrong key."""
     _, key = alice
@@ -61,6 +67,7 @@ def test_valid_signature_by_another_key_in_the_same_file(gnupghome, alice, keys)
         v.verify_detached("alice", both, DATA, mallory.detached(DATA), "f")
 
 
+@pytest.mark.bad_input('signature', 'a signature by a key the tree does not hold', "WrongKey: not by alice's key")
 def test_signature_by_a_key_not_in_the_tree(gnupghome, alice, keys):
     _, key = alice
     mallory = Signer(keys["mallory"], str(gnupghome))
@@ -68,6 +75,8 @@ def test_signature_by_a_key_not_in_the_tree(gnupghome, alice, keys):
         v.verify_detached("alice", key, DATA, mallory.detached(DATA), "f")
 
 
+@pytest.mark.bad_input('signature', "the maintainer's .asc swapped for another key",
+                       "UntrustedKey: not the trusted key's fingerprint")
 def test_tree_key_swapped_for_another(gnupghome, keys):
     """The tree's alice.asc holds mallory's key, signed by mallory: the fingerprint pin refuses it."""
     mallory = Signer(keys["mallory"], str(gnupghome))
@@ -75,18 +84,22 @@ def test_tree_key_swapped_for_another(gnupghome, keys):
         v.verify_detached("alice", mallory.export_public(keys["mallory"]), DATA, mallory.detached(DATA), "f")
 
 
+@pytest.mark.bad_input('signature', 'no <user>/<user>.asc in the tree', 'UntrustedKey (untrusted-key)')
 def test_no_key_in_tree(alice, keys):
     signer, _ = alice
     with Verifier({"alice": keys["alice"]}) as v, pytest.raises(UntrustedKey, match=r"alice/alice\.asc"):
         v.verify_detached("alice", None, DATA, signer.detached(DATA), "f")
 
 
+@pytest.mark.bad_input('signature', 'a jobuild of a maintainer with no recorded fingerprint',
+                       'UnknownMaintainer (unknown-maintainer)')
 def test_unknown_maintainer(alice, keys):
     signer, key = alice
     with Verifier({"bob": keys["bob"]}) as v, pytest.raises(UnknownMaintainer, match="'alice'"):
         v.verify_detached("alice", key, DATA, signer.detached(DATA), "f")
 
 
+@pytest.mark.bad_input('signature', 'a signature by an expired key', 'ExpiredKey (expired-key)')
 def test_expired_key(tmp_path):
     home = tmp_path / "g"
     fpr = make_key(home, "old", expire="1d", fake_time="20200101T000000")
@@ -99,6 +112,8 @@ def test_expired_key(tmp_path):
         v.verify_detached("old", key, DATA, sig, "f")
 
 
+@pytest.mark.bad_input('signature', 'a cached good signature whose key has expired since',
+                       'ExpiredKey, without running gpg')
 def test_cached_good_signature_refused_once_the_key_expires(alice, keys, monkeypatch):
     signer, key = alice
     sig = signer.detached(DATA)
@@ -113,6 +128,7 @@ def test_cached_good_signature_refused_once_the_key_expires(alice, keys, monkeyp
         v.verify_detached("alice", key, DATA, sig, "f")
 
 
+@pytest.mark.bad_input('signature', 'a signature by a revoked key', 'RevokedKey (revoked-key)')
 def test_revoked_key(tmp_path):
     home = tmp_path / "g"
     fpr = make_key(home, "gone")
@@ -124,6 +140,9 @@ def test_revoked_key(tmp_path):
         v.verify_detached("gone", revoked, DATA, sig, "f")
 
 
+@pytest.mark.bad_input('signature', "DIST lines smuggled before a clearsigned Manifest's signed block",
+                       'ignored: the body is what gpg verified')
+@pytest.mark.bad_input('signature', 'a clearsigned Manifest edited inside its signed block', 'BadSignature')
 def test_clearsigned_body_is_what_gpg_vouches_for(alice, keys):
     signer, key = alice
     body = b"DIST a 1 BLAKE2B x SHA512 y\n"
@@ -153,6 +172,7 @@ def test_cache_answers_without_gpg(alice, keys, monkeypatch):
 
 
 @pytest.mark.parametrize("bad", ["", "1234", "G" * 40, "0x" + "A" * 39])
+@pytest.mark.bad_input('signature', 'the fingerprint {bad!r}', 'ValueError: not a full OpenPGP fingerprint')
 def test_fingerprint_format(bad):
     with pytest.raises(ValueError, match="fingerprint"):
         normalise_fingerprint(bad)
@@ -175,6 +195,9 @@ def test_key_file_verifier_accepts_any_key_of_the_file(gnupghome, keys, tmp_path
         assert v.verify_clearsigned(alice.clearsign(b"# ts=1\n"), "latest.txt") == b"# ts=1\n"
 
 
+@pytest.mark.bad_input('stage3', 'a clearsigned release file signed by a key not in the release key file',
+                       'WrongKey: not by a key of release.asc')
+@pytest.mark.bad_input('stage3', 'a release key file that holds no key', 'UntrustedKey: no usable OpenPGP key')
 def test_key_file_verifier_refuses_other_keys_and_tampering(gnupghome, keys, tmp_path):
     from autotua.signature import KeyFileVerifier
 

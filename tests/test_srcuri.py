@@ -30,6 +30,7 @@ def test_parse():
         ("https://e.org/a https://f.org/a", "used twice"),
     ],
 )
+@pytest.mark.bad_input('manifest', 'the PORTCONF_URI {text!r}', 'SrcUriError: {why}')
 def test_errors(text, why):
     with pytest.raises(SrcUriError, match=why):
         parse_src_uri(text, "PORTCONF_URI")

@@ -57,6 +57,7 @@ def test_dir_tree(tmp_path):
     check_index(DirTree(tmp_path))
 
 
+@pytest.mark.bad_input('tree', 'a symlink in the tree pointing outside it', 'not a file of the tree: TreeFileMissing')
 def test_dir_tree_never_follows_symlinks_out(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("host secret")
@@ -129,6 +130,7 @@ def test_bzr_tree_export(branch, tmp_path):
 
 
 @pytest.mark.parametrize("rev", ["99", "no-such-revision-id", 0])
+@pytest.mark.bad_input('tree', 'the revision {rev!r}', 'a clear unknown-revision error')
 def test_unknown_revision_is_a_clear_error(branch, rev):
     path, _, _ = branch
     with pytest.raises(TreeError) as e:

@@ -46,6 +46,7 @@ def test_equal_and_hash():
         ("\uff11", "not a number"),  # a full-width digit is not ASCII
     ],
 )
+@pytest.mark.bad_input('atom', 'the version {text!r}', 'VersionError: {why}')
 def test_invalid(text, why):
     with pytest.raises(VersionError) as e:
         Version(text)

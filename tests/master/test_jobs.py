@@ -45,6 +45,9 @@ def test_invalid_jobs_are_stored_with_every_error(master):
     assert job["state"] == "invalid" and job["errors"][0]["kind"] == "arch"
 
 
+@pytest.mark.bad_input('api', 'a job whose root is not an atom', '400 invalid, field root; no job')
+@pytest.mark.bad_input('api', 'a job at a revision the tree lacks', '400 unknown_revision; no job')
+@pytest.mark.bad_input('api', 'a job creation by a user who is not a maintainer', '403 permission_denied')
 def test_bad_create_input_changes_nothing(master):
     alice = master.person("alice")
     url = master.url + "/api/v1/jobs/"
@@ -64,6 +67,7 @@ def test_bad_create_input_changes_nothing(master):
     assert Job.objects.count() == 0
 
 
+@pytest.mark.bad_input('api', "a maintainer cancelling another's job", '403 permission_denied')
 def test_owner_and_staff_change_others_read(master):
     job = master.create_job("alice/toolchain-sanity", "alice")
     bob = master.person("bob")

@@ -67,12 +67,15 @@ def test_register_pending_then_approved(master):
     {"name": "ok", "arch": "AMD 64", "flavours": ["openrc"]},
     {"name": "ok", "arch": "amd64", "flavours": []},
 ])
+@pytest.mark.bad_input('api', 'a registration {body!r}', '400 invalid naming the field; no slave made')
 def test_register_bad_input(master, body):
     body = error(requests.post(master.url + "/api/v1/slaves/register", json=body), 400, "invalid")
     assert body.get("field")
     assert Slave.objects.count() == 0
 
 
+@pytest.mark.bad_input('api', 'malformed JSON on every endpoint', '400 parse_error; nothing changed')
+@pytest.mark.bad_input('api', 'a JSON array where an object is expected', '400')
 def test_malformed_json_everywhere(master, queued):
     slave = master.slave()
     run = claim(slave)["run"]
@@ -89,6 +92,10 @@ def test_malformed_json_everywhere(master, queued):
     assert Job.objects.get(pk=queued["id"]).state == "running"
 
 
+@pytest.mark.bad_input('api', 'an unknown or garbled slave token', '401 authentication_failed')
+@pytest.mark.bad_input('api', 'no token', '401 not_authenticated')
+@pytest.mark.bad_input('api', "a maintainer's token on a slave endpoint", '403 permission_denied')
+@pytest.mark.bad_input('api', "a slave token on a people's endpoint", '403 permission_denied')
 def test_wrong_token_and_wrong_kind_of_credentials(master, queued):
     slave = master.slave()
     for header in ["Slave s999_nope", "Slave garbage", f"Slave {slave.token}x"]:
@@ -110,6 +117,7 @@ def test_wrong_token_and_wrong_kind_of_credentials(master, queued):
     assert Job.objects.get(pk=queued["id"]).state == "queued"
 
 
+@pytest.mark.bad_input('api', 'a claim by a revoked slave', '403 permission_denied; the job stays queued')
 def test_revoked_slave(master, queued):
     slave = master.slave()
     Slave.objects.filter(name="box").update(state=SlaveState.REVOKED)
@@ -159,6 +167,8 @@ def test_claim_matches_arch_and_flavour(master, queued):
     assert master.slave("box").claim().json()["job"]["id"] == queued["id"]
 
 
+@pytest.mark.bad_input('api', 'a claim without a run, with a run that is not a UUID, or flavours as a string',
+                       '400 invalid; nothing claimed')
 def test_claim_bad_input(master, queued):
     slave = master.slave()
     for body in [{"arch": "amd64", "flavours": ["openrc"]}, {"run": "not-a-uuid", "arch": "amd64",
@@ -197,6 +207,8 @@ def test_heartbeat_extends_and_cancel_aborts(master, queued):
         "job": {"id": queued["id"], "state": "cancelled"}}
 
 
+@pytest.mark.bad_input('protocol', 'writes of a run whose lease expired',
+                       '409 run_over (action abort); nothing recorded')
 def test_stale_lease(master, queued, settings):
     slave = master.slave()
     run = claim(slave)["run"]
@@ -213,6 +225,7 @@ def test_stale_lease(master, queued, settings):
     assert Job.objects.get(pk=queued["id"]).state == "running"
 
 
+@pytest.mark.bad_input('protocol', "calls on another slave's run", '404 not_found, as a missing run')
 def test_other_slaves_run_is_not_found(master, queued):
     owner = master.slave()
     run = claim(owner)["run"]
@@ -227,6 +240,12 @@ def test_other_slaves_run_is_not_found(master, queued):
 
 
 # -- log --------------------------------------------------------------------------------------------
+@pytest.mark.bad_input('protocol', 'a log chunk past the end of the log', '416 offset_gap with the offset')
+@pytest.mark.bad_input('protocol', 'a log chunk that rewrites received bytes', '409 conflict')
+@pytest.mark.bad_input('protocol', 'a Content-Range whose length differs from the body', '400 invalid')
+@pytest.mark.bad_input('protocol', 'a Content-Range in lines', '400 invalid')
+@pytest.mark.bad_input('protocol', 'a log for a jobuild not in the plan', '400 invalid')
+@pytest.mark.bad_input('protocol', 'a log chunk over the size limit', '413 too_large')
 def test_log_chunks(master, queued, settings):
     slave = master.slave()
     run = claim(slave)["run"]
@@ -253,6 +272,11 @@ def test_log_chunks(master, queued, settings):
 
 
 # -- attachments ---------------------------------------------------------------------------------------
+@pytest.mark.bad_input('protocol', 'an attachment replayed with other bytes', '409 conflict')
+@pytest.mark.bad_input('protocol', 'an attachment whose body does not match its Content-Digest', '400 invalid')
+@pytest.mark.bad_input('protocol', 'an attachment without a Content-Digest', '400 invalid')
+@pytest.mark.bad_input('protocol', "attachment names '..', '-rf', '.hidden', 'a/b'", '400 invalid / 404')
+@pytest.mark.bad_input('protocol', 'an attachment over the size limit', '413 too_large; no file left')
 def test_attachments(master, queued, settings):
     slave = master.slave()
     run = claim(slave)["run"]
@@ -282,6 +306,15 @@ def test_attachments(master, queued, settings):
 
 
 # -- result and finish -----------------------------------------------------------------------------
+@pytest.mark.bad_input('protocol', 'a result whose log_size differs from the log received',
+                       '409 conflict with the offset')
+@pytest.mark.bad_input('protocol', 'a result naming an attachment not uploaded', '400 invalid')
+@pytest.mark.bad_input('protocol', 'a result naming an attachment with another digest', '409 conflict')
+@pytest.mark.bad_input('protocol', 'a result status that does not exist', '400 invalid')
+@pytest.mark.bad_input('protocol', 'a result for jobuild 1 before jobuild 0', '400 invalid')
+@pytest.mark.bad_input('protocol', 'finish passed with no passed result', '400 invalid')
+@pytest.mark.bad_input('protocol', 'a result replayed with other content', '409 conflict')
+@pytest.mark.bad_input('protocol', 'a finish that contradicts the recorded one', '409 conflict')
 def test_result_and_finish(master, queued):
     slave = master.slave()
     run = claim(slave)["run"]

@@ -66,6 +66,8 @@ def test_parse_ranges():
     assert parse_ranges("bytes=x-y", 100) is None
 
 
+@pytest.mark.bad_input('tree', "/tree/ paths outside .bzr: '..', symlinks, absolute",
+                       '404; nothing outside the branch served')
 def test_nothing_outside_the_branch(master, own_branch, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")

@@ -36,11 +36,13 @@ def test_mirrors_table_and_file(tmp_path):
     ({"master": "http://m", "min_free_disk": "lots"}, "is not a size"),
     ({"master": "http://m", "log_level": "chatty"}, "log_level"),
 ])
+@pytest.mark.bad_input('slave', 'the configuration {values!r}', 'ConfigError: {error}')
 def test_bad_values_are_named(tmp_path, values, error):
     with pytest.raises(ConfigError, match=error):
         load(write_config(tmp_path / "s.toml", values))
 
 
+@pytest.mark.bad_input('slave', 'a missing or malformed slave.toml', 'ConfigError naming the file')
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match="no such configuration file"):
         load(tmp_path / "none.toml")

@@ -49,6 +49,8 @@ def test_renamed_with_arrow(tmp_path, server):
     assert path.name == "alice-suite-1.tar.gz"
 
 
+@pytest.mark.bad_input('manifest', 'a distfile that does not match the signed Manifest',
+                       'distfiles: SHA512 digest mismatch; deleted')
 def test_wrong_digest_is_an_error_and_nothing_is_kept(tmp_path, server):
     df = Distfiles(tmp_path / "distfiles", merge_mirrors(Mirrors(), {"samples": [server.url]}))
     s = spec(server.root / "suite-1.tar.gz")
@@ -59,6 +61,7 @@ def test_wrong_digest_is_an_error_and_nothing_is_kept(tmp_path, server):
     assert not (tmp_path / "distfiles/suite-1.tar.gz.part").exists()
 
 
+@pytest.mark.bad_input('manifest', 'a cached distfile changed on disk', 'fetched again and verified')
 def test_a_changed_cached_file_is_checked_again(tmp_path, server):
     df = Distfiles(tmp_path / "distfiles", merge_mirrors(Mirrors(), {"samples": [server.url]}))
     s = spec(server.root / "suite-1.tar.gz")
@@ -67,6 +70,7 @@ def test_a_changed_cached_file_is_checked_again(tmp_path, server):
     assert df.get(s).read_bytes() == (server.root / "suite-1.tar.gz").read_bytes()  # replaced, verified
 
 
+@pytest.mark.bad_input('manifest', 'a mirror:// name nobody configured', "no mirror named 'samples'")
 def test_unknown_mirror_and_unreachable(tmp_path, server):
     df = Distfiles(tmp_path / "distfiles", Mirrors())
     with pytest.raises(SlaveError, match=r"no mirror named 'samples'"):

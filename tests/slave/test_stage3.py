@@ -41,6 +41,7 @@ def test_parse_gentoo_formats():
 @pytest.mark.parametrize("line", ["../../etc/passwd 5", "20241117T170000Z/../x.tar.xz 5",
                                   "/abs/stage3-amd64-openrc-1.tar.xz 5", "20241117T170000Z/stage3-x.tar.xz big",
                                   "20241117T170000Z/evil.sh 5"])
+@pytest.mark.bad_input('stage3', 'the latest-stage3 line {line!r}', 'SlaveError: latest...')
 def test_latest_refuses_strange_paths(line):
     with pytest.raises(SlaveError, match=r"latest"):
         parse_latest(f"# ts=1\n{line}\n", "latest")
@@ -82,18 +83,22 @@ def resign(path, signer):
     path.write_bytes(signer.clearsign(body.encode()))
 
 
+@pytest.mark.bad_input('stage3', 'latest-stage3 signed by another key',
+                       'stage3: signed by key ..., not by a key of the release key file')
 def test_pointer_signed_by_another_key(mirror, tmp_path, release_key, gnupghome, keys):
     resign(mirror.release.latest, Signer(keys["mallory"], str(gnupghome)))
     with pytest.raises(SlaveError, match=r"stage3: latest-stage3-amd64-openrc\.txt: signed by key .* not by a key of"):
         store(mirror, tmp_path, release_key.key_file).fetch("amd64", "openrc")
 
 
+@pytest.mark.bad_input('stage3', 'latest-stage3 not clearsigned', 'not clearsigned')
 def test_pointer_not_signed(mirror, tmp_path, release_key):
     mirror.release.latest.write_text(f"{mirror.release.path} 100\n")
     with pytest.raises(SlaveError, match=r"not clearsigned"):
         store(mirror, tmp_path, release_key.key_file).fetch("amd64", "openrc")
 
 
+@pytest.mark.bad_input('stage3', 'latest-stage3 edited after signing', 'BAD signature')
 def test_pointer_edited_after_signing(mirror, tmp_path, release_key):
     latest = mirror.release.latest
     latest.write_text(latest.read_text().replace(mirror.release.timestamp + "/", "20200101T000000Z/", 1))
@@ -101,6 +106,7 @@ def test_pointer_edited_after_signing(mirror, tmp_path, release_key):
         store(mirror, tmp_path, release_key.key_file).fetch("amd64", "openrc")
 
 
+@pytest.mark.bad_input('stage3', 'a DIGESTS signed by another key', '.DIGESTS: signed by key ...')
 def test_digests_signed_by_another_key(mirror, tmp_path, release_key, gnupghome, keys):
     resign(mirror.release.tarball.with_name(mirror.release.tarball.name + ".DIGESTS"),
            Signer(keys["mallory"], str(gnupghome)))
@@ -108,6 +114,8 @@ def test_digests_signed_by_another_key(mirror, tmp_path, release_key, gnupghome,
         store(mirror, tmp_path, release_key.key_file).fetch("amd64", "openrc")
 
 
+@pytest.mark.bad_input('stage3', 'a stage3 tarball that does not match its DIGESTS',
+                       'DIGESTS does not match; deleted, nothing cached')
 def test_tarball_that_does_not_match_its_digests_is_deleted(mirror, tmp_path, release_key):
     tarball = mirror.release.tarball
     data = bytearray(tarball.read_bytes())
@@ -120,6 +128,7 @@ def test_tarball_that_does_not_match_its_digests_is_deleted(mirror, tmp_path, re
     assert left == []
 
 
+@pytest.mark.bad_input('stage3', 'a stage3 tarball .asc by another key', 'signed by key ...; deleted')
 def test_tarball_signature_by_another_key_is_refused(mirror, tmp_path, release_key, gnupghome, keys):
     tarball = mirror.release.tarball
     tarball.with_name(tarball.name + ".asc").write_bytes(
@@ -129,6 +138,7 @@ def test_tarball_signature_by_another_key_is_refused(mirror, tmp_path, release_k
     assert not list((tmp_path / "cache/stage3/amd64").rglob("*.tar.xz"))
 
 
+@pytest.mark.bad_input('stage3', 'a stage3 download cut short', 'could not fetch; resumed later, never used')
 def test_truncated_download_is_resumed_never_used(mirror, tmp_path, release_key):
     s = store(mirror, tmp_path, release_key.key_file)
     path = "/releases/amd64/autobuilds/" + mirror.release.path
@@ -146,11 +156,14 @@ def test_truncated_download_is_resumed_never_used(mirror, tmp_path, release_key)
     assert not part[0].exists()
 
 
+@pytest.mark.bad_input('stage3', 'no release key file', 'no release key: ... does not exist')
 def test_missing_release_key(mirror, tmp_path):
     with pytest.raises(SlaveError, match=r"no release key: .* does not exist"):
         store(mirror, tmp_path, tmp_path / "none.asc").fetch("amd64", "openrc")
 
 
+@pytest.mark.bad_input('stage3', 'a stage3 flavour the mirror does not have',
+                       'cannot fetch latest-stage3-amd64-nosuch.txt; nothing cached')
 def test_unknown_flavour(mirror, tmp_path, release_key):
     with pytest.raises(SlaveError, match=r"cannot fetch .*latest-stage3-amd64-nosuch.txt"):
         store(mirror, tmp_path, release_key.key_file).fetch("amd64", "nosuch")

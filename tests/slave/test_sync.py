@@ -69,11 +69,13 @@ def test_sync_pulls_only_new_revisions(tmp_path, branch, sample):
     assert cache.update(branch.url + "/jobtage/", first).revno == 1
 
 
+@pytest.mark.bad_input('tree', 'a job pinned to a revision the branch lacks', 'sync: unknown revision')
 def test_unknown_revision(tmp_path, branch):
     with pytest.raises(SlaveError, match=r"sync: .*unknown revision"):
         TreeCache(tmp_path / "cache").update(branch.url + "/jobtage/", "nobody@example.org-20200101-none")
 
 
+@pytest.mark.bad_input('tree', 'a tree URL with no branch', 'cannot pull the tree; nothing written')
 def test_no_branch_there(tmp_path, branch):
     with pytest.raises(SlaveError, match=r"cannot pull the tree"):
         TreeCache(tmp_path / "cache").update(branch.url + "/nothing/", "x")
@@ -94,6 +96,7 @@ def tampered(tmp_path, branch, sample, reader, mutate, root="bob/integration"):
         assert not dest.exists() or not any(dest.rglob("*.jobuild"))  # nothing written on failure
 
 
+@pytest.mark.bad_input('tree', 'a jobuild changed in the tree after signing (slave side)', 'BAD signature')
 def test_jobuild_changed_after_signing(tmp_path, branch, sample, reader):
     def mutate(b):
         p = b / "bob/integration/integration-1.0.jobuild"
@@ -102,6 +105,8 @@ def test_jobuild_changed_after_signing(tmp_path, branch, sample, reader):
         tampered(tmp_path, branch, sample, reader, mutate)
 
 
+@pytest.mark.bad_input('tree', 'a jobuild re-signed by a key the job does not trust',
+                       "the trusted key for 'bob' is ...")
 def test_jobuild_resigned_by_a_key_the_job_does_not_trust(tmp_path, branch, sample, reader, gnupghome, keys):
     def mutate(b):
         p = b / "bob/integration/integration-1.0.jobuild"
@@ -113,12 +118,14 @@ def test_jobuild_resigned_by_a_key_the_job_does_not_trust(tmp_path, branch, samp
         tampered(tmp_path, branch, sample, reader, mutate)
 
 
+@pytest.mark.bad_input('tree', "a template's signature removed", 'no signature')
 def test_signature_removed(tmp_path, branch, sample, reader):
     with pytest.raises(SlaveError, match=r"alice/templates/testsuite.jtemplate: no signature"):
         tampered(tmp_path, branch, sample, reader,
                  lambda b: (b / "alice/templates/testsuite.jtemplate.asc").unlink(), root="alice/hello-suite")
 
 
+@pytest.mark.bad_input('tree', 'a files/ file changed after the Manifest (slave side)', 'digest mismatch')
 def test_files_dir_changed(tmp_path, branch, sample, reader):
     def mutate(b):
         (b / "bob/integration/files/check-env.sh").write_text("echo pwned\n")
@@ -126,12 +133,15 @@ def test_files_dir_changed(tmp_path, branch, sample, reader):
         tampered(tmp_path, branch, sample, reader, mutate)
 
 
+@pytest.mark.bad_input('tree', 'a file added to files/', 'is not in the Manifest')
 def test_file_added_to_files_dir(tmp_path, branch, sample, reader):
     with pytest.raises(SlaveError, match=r"files/extra.sh is not in"):
         tampered(tmp_path, branch, sample, reader,
                  lambda b: (b / "bob/integration/files/extra.sh").write_text("echo extra\n"))
 
 
+@pytest.mark.bad_input('tree', 'a jobuild changed and re-signed after validation',
+                       'does not match the plan the master validated')
 def test_resigned_change_does_not_match_the_validated_digest(tmp_path, branch, sample, reader):
     """Signed properly by bob, but not what the master validated: the content digest catches it."""
     def mutate(b):
@@ -142,6 +152,7 @@ def test_resigned_change_does_not_match_the_validated_digest(tmp_path, branch, s
         tampered(tmp_path, branch, sample, reader, mutate)
 
 
+@pytest.mark.bad_input('tree', 'plan distfile digests that differ from the Manifest', 'differ from the Manifest')
 def test_plan_distfile_digests_must_match_the_manifest(tmp_path, branch, sample, reader):
     tree = BzrTree(branch.branch)
     job = job_for(tree, "bob/portconf-check", sample.fingerprints, reader)
@@ -151,6 +162,8 @@ def test_plan_distfile_digests_must_match_the_manifest(tmp_path, branch, sample,
         prepare(synced, job, tmp_path / "job/tree")
 
 
+@pytest.mark.bad_input('tree', 'a plan whose maintainer has no fingerprint in the job',
+                       'no key fingerprint is recorded')
 def test_unknown_maintainer_fingerprint(tmp_path, branch, sample, reader):
     tree = BzrTree(branch.branch)
     job = job_for(tree, "alice/toolchain-sanity", sample.fingerprints, reader)

@@ -46,6 +46,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("kind", ["stage3", "portconf"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
+@pytest.mark.bad_input('tarball', '{kind} tarball: {case}', 'TarballError naming the entry and why; nothing written')
 def test_hostile_entries_are_refused_before_anything_is_written(tmp_path, kind, case):
     entries, why = HOSTILE[case]
     tar = make_tar(tmp_path / "bad.tar.gz", GOOD + entries)
@@ -58,6 +59,8 @@ def test_hostile_entries_are_refused_before_anything_is_written(tmp_path, kind, 
     assert list(root.iterdir()) == []  # not even the good entries before the bad one
 
 
+@pytest.mark.bad_input('tarball', 'portconf tarball: a relative symlink that climbs out of the root',
+                       'TarballError: points outside the root')
 def test_portconf_symlinks_that_climb_out_are_refused_absolute_ones_kept(tmp_path):
     out = make_tar(tmp_path / "out.tar.gz", [entry("etc/portage/x", tarfile.SYMTYPE, linkname="../../../etc/shadow")])
     with pytest.raises(TarballError, match=r"points outside the root"):
@@ -74,6 +77,7 @@ def test_portconf_symlinks_that_climb_out_are_refused_absolute_ones_kept(tmp_pat
     assert os.readlink(root / "etc/portage/make.profile").startswith("/var/db/repos/gentoo/")
 
 
+@pytest.mark.bad_input('tarball', 'portconf tarball: a FIFO', 'TarballError: only files, directories and links')
 def test_portconf_fifo_refused_but_stage3_fifo_allowed(tmp_path):
     tar = make_tar(tmp_path / "f.tar.gz", [entry("run/fifo", tarfile.FIFOTYPE)])
     check_members(tar, "stage3")
@@ -81,6 +85,8 @@ def test_portconf_fifo_refused_but_stage3_fifo_allowed(tmp_path):
         check_members(tar, "portconf")
 
 
+@pytest.mark.bad_input('tarball', 'portconf tarball: an entry below a link the root already has (var/run -> /run)',
+                       'TarballError: link or not a directory; nothing written outside')
 def test_extract_never_follows_a_link_already_in_the_root(tmp_path):
     """A root with `var/run -> <outside>` (as stage3s have `/var/run -> /run`): writing through it is refused."""
     outside = tmp_path / "host-run"
@@ -117,6 +123,7 @@ def test_extract_modes_owners_and_hard_links(tmp_path):
     assert (root / "etc/portage/same.conf").read_text() == "A=1\n"
 
 
+@pytest.mark.bad_input('tarball', 'a tarball that is not one', 'TarballError: not a readable tarball')
 def test_unreadable_tarball(tmp_path):
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"\x1f\x8b not really gzip")

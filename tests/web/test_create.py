@@ -35,6 +35,8 @@ def test_create_shows_the_validated_job(web):
     assert [e["jobuild"] for e in job.plan] == ["alice/toolchain-sanity-1.0", "alice/hello-suite-2.0"]
 
 
+@pytest.mark.bad_input('web', 'a malformed atom in the job form',
+                       'the form again, the error next to the field; no job')
 def test_bad_input_is_shown_next_to_the_field(web):
     alice = client_for("alice")
     r = alice.post("/jobs/new", {"atom": "not an atom", "arch": "amd64"})

@@ -69,6 +69,7 @@ def test_a_failing_dot_is_reported(scene, settings, tmp_path):
     assert "Graphviz failed (1): syntax error in line 1" in page
 
 
+@pytest.mark.bad_input('web', 'a graph SVG holding script, event handlers or off-site links', 'not inlined')
 def test_active_svg_is_refused():
     for bad in ['<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
                 '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',

@@ -37,6 +37,7 @@ def hostile(web, master_settings, tree_writer, make_branch):
     return job
 
 
+@pytest.mark.bad_input('web', "<script> in a jobuild's description and text", 'escaped on every page')
 def test_jobuild_text_and_metadata_are_escaped(hostile):
     c = Client()
     for url in [f"/jobs/{hostile.pk}/", "/browse/r1/", "/browse/jobuilds/alice/evil-1.0/",
@@ -54,6 +55,8 @@ def test_the_inline_graph_escapes_descriptions(hostile):
     assert_inert(graph)
 
 
+@pytest.mark.bad_input('web', '<script> in logs, result values, attachment names and cancel reasons',
+                       'escaped; attachments only downloaded')
 def test_results_attachments_logs_and_reasons_are_escaped(hostile, web):
     drv = SlaveDriver("evil-box")
     Job.objects.filter(pk=hostile.pk).update(state="cancelled")  # let the SIDEPEND job run alone
