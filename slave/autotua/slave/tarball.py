@@ -2,7 +2,8 @@
 
 Refused everywhere: an absolute name, a ``..`` component, a device node, an entry below a symlink
 of the same archive (the classic "link, then write through it"), a hard link to anything but an
-earlier file of the archive. In PORTCONF tarballs also: anything but files, directories and links,
+earlier file of the archive, a sparse file, and more unpacked bytes than the kind's limit. In
+PORTCONF tarballs also: anything but files, directories and links,
 and a relative symlink that climbs out of the root (an absolute one names a path in the chroot,
 as ``make.profile`` does).
 
@@ -26,6 +27,10 @@ from autotua.slave import SlaveError
 from autotua.slave.fsutil import DIR_FLAGS, UnsafePath, walk
 
 HANDBOOK_FLAGS = ["--xattrs-include=*.*", "--numeric-owner", "-p"]
+#: the most an archive may unpack to, by kind: a stage3 is 1-4 GiB unpacked, portage config a few KiB.
+#: A tarball that claims more (a 161-byte .tar.gz can hold a 1 TiB sparse file, or a header that lies)
+#: is refused before anything is written, as is any sparse entry: neither kind has one.
+UNPACKED_LIMIT = {"stage3": 64 << 30, "portconf": 64 << 20}
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
@@ -74,12 +79,17 @@ def check_members(path: str | os.PathLike, kind: str) -> int:
     links: set[str] = set()
     files: set[str] = set()
     others: set[str] = set()
-    n = 0
+    n = total = 0
+    limit = UNPACKED_LIMIT[kind]
     try:
         with open_stream(path) as tar:
             for m in tar:
                 n += 1
                 _check_one(m, kind, label, links, files, others)
+                total += m.size if m.isreg() else 0
+                if total > limit:
+                    raise TarballError(f"{label}: refusing entry {m.name!r}: the archive unpacks to more than "
+                                       f"{limit} bytes, the most a {kind} tarball may")
     except (tarfile.TarError, EOFError, OSError) as e:
         raise TarballError(f"{label}: not a readable tarball ({e})") from None
     return n
@@ -107,6 +117,8 @@ def _check_one(m: tarfile.TarInfo, kind: str, label: str, links: set[str], files
             raise refuse(f"it lies below {prefix!r}, which is not a directory")
     if m.ischr() or m.isblk():
         raise refuse("it is a device node")
+    if m.sparse is not None:
+        raise refuse(f"it is a sparse file ({m.size} bytes unpacked)")
     if kind == "portconf" and not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
         raise refuse("PORTCONF tarballs may hold only files, directories and links")
     if m.islnk():
