@@ -173,6 +173,9 @@ __ab_depend_one() { # CPV SOURCE: runs in a subshell of the daemon
 	[[ -n ${__AB_LIMIT_NPROC} ]] && ulimit -u "${__AB_LIMIT_NPROC}"
 	unset __AB_LIMIT_CPU __AB_LIMIT_MEM_KB __AB_LIMIT_NPROC
 	eval "${__ab_src}" || { __ab_emit AUTOTUA_ERROR "source-failed sourcing the jobuild returned non-zero"; exit 1; }
+	# the jobuild's shell options are its own business, not the bridge's (set -u would break the reading below)
+	set +euo pipefail
+	IFS=$' \t\n'
 	if jobs %% >/dev/null 2>&1; then
 		__ab_emit AUTOTUA_ERROR "background-process it starts background processes at global scope"
 		exit 1

@@ -197,7 +197,9 @@ class MetadataDaemon:
             states[name] = state
             if self._loaded.get(name) == state:
                 continue
-            if name in templates.sources:
+            if name in templates.sources and b"\0" in templates.sources[name]:
+                self._send("template-error", "-", name, b"it holds a NUL byte: a template is text")
+            elif name in templates.sources:
                 self._send("template", "-", name, templates.sources[name])
             elif name in templates.errors:
                 self._send("template-error", "-", name, templates.errors[name].encode())
@@ -212,6 +214,9 @@ class MetadataDaemon:
             self.close()
             self._start()
         templates = templates or Templates()
+        if b"\0" in source:
+            # bash cannot hold one, and `read -N` would skip it and read into the next request
+            raise MetadataError("invalid", f"{jid}: holds a NUL byte at offset {source.index(0)}; a jobuild is text")
         nonce = secrets.token_hex(8)
         self.requests += 1
         try:
