@@ -53,18 +53,27 @@ class Latest:
         return self.path.rsplit("/", 1)[-1]
 
 
-def parse_latest(body: str, label: str) -> Latest:
-    """The first ``<timestamp>/<file> <size>`` line of a verified ``latest-stage3-*.txt`` body."""
+def parse_latest(body: str, label: str, arch: str | None = None, flavour: str | None = None) -> Latest:
+    """The first ``<timestamp>/<file> <size>`` line of a verified ``latest-stage3-*.txt`` body.
+
+    With ``arch`` and ``flavour``, the file must be that stage3 of that timestamp
+    (``<ts>/stage3-<arch>-<flavour>-<ts>.tar.*``): a pointer is signed, but a mirror could still serve
+    the signed pointer of another flavour or arch under this one's name.
+    """
     for lineno, line in enumerate(body.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         words = line.split()
-        if len(words) != 2 or not words[1].isdigit():
+        if len(words) != 2 or not (words[1].isascii() and words[1].isdigit() and len(words[1]) <= 18):
             raise _err(f"{label}, line {lineno}: expected '<timestamp>/<file> <size>', got {line!r}")
         parts = words[0].split("/")
         if len(parts) != 2 or not _STAMP_RE.match(parts[0]) or not _FILE_RE.match(parts[1]):
             raise _err(f"{label}, line {lineno}: {words[0]!r} is not '<timestamp>/stage3-....tar.<xz|bz2|gz|zst>'")
+        want = f"stage3-{arch}-{flavour}-{parts[0]}.tar."
+        if arch and flavour and not parts[1].startswith(want):
+            raise _err(f"{label}, line {lineno}: {words[0]!r} is not the {arch} {flavour} stage3 of {parts[0]} "
+                       f"({want}*): a pointer for another stage3")
         return Latest(words[0], int(words[1]))
     raise _err(f"{label}: names no stage3")
 
@@ -131,7 +140,7 @@ class Stage3Store:
     def latest(self, arch: str, flavour: str, verifier: KeyFileVerifier) -> Latest:
         name = f"latest-stage3-{arch}-{flavour}.txt"
         body = self._verify_clear(verifier, self._small(self.base(arch) + name), name)
-        return parse_latest(body, name)
+        return parse_latest(body, name, arch, flavour)
 
     @staticmethod
     def _verify_clear(verifier: KeyFileVerifier, text: bytes, label: str) -> str:
@@ -171,7 +180,11 @@ class Stage3Store:
             raise _err(f"DIGESTS does not match {latest.name} ({e}); the download was deleted") from None
         except FetchError as e:
             raise _err(str(e)) from None
-        sig = self._small(f"{url}.asc")
+        try:
+            sig = self._small(f"{url}.asc")
+        except SlaveError as e:
+            dest.unlink()  # digests alone are not enough: without its signature it is not kept
+            raise SlaveError(f"{e}; the download was deleted") from None
         try:
             verifier.verify_file(dest, sig, latest.name)
         except SignatureError as e:
