@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 #: generated requests per operation, mode and kind of path parameters (hypothesis may find fewer
 #: distinct ones for a small operation)
-EXAMPLES = 20
+EXAMPLES = 15
 
 
 @dataclass

@@ -6,6 +6,16 @@ from .models import Attachment, Job, JobuildResult, LogFile, Provision, Requirem
 from .models.job import JobError
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """Records the master makes itself (runs, results, logs, attachments, pinned revisions): read, never
+    added by hand (every field is read-only, so an added one could only be an empty, broken record)."""
+
+    records_only = True
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
 class RequirementInline(admin.TabularInline):
     model = Requirement
     fields = ["required_by", "atom", "provision"]
@@ -78,7 +88,7 @@ class RequirementAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobuildResult)
-class JobuildResultAdmin(admin.ModelAdmin):
+class JobuildResultAdmin(RecordAdmin):
     list_display = ["job", "index", "jobuild", "status", "exit_code", "run", "received"]
     list_filter = ["status"]
     search_fields = ["jobuild", "digest"]
@@ -87,14 +97,14 @@ class JobuildResultAdmin(admin.ModelAdmin):
 
 
 @admin.register(LogFile)
-class LogFileAdmin(admin.ModelAdmin):
+class LogFileAdmin(RecordAdmin):
     list_display = ["run", "index", "size", "updated"]
     raw_id_fields = ["run"]
     readonly_fields = ["run", "index", "size", "updated"]
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(RecordAdmin):
     list_display = ["name", "run", "index", "size", "sha256", "label", "created"]
     search_fields = ["name", "sha256", "label"]
     raw_id_fields = ["run"]

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from autotua_master.jobs.admin import RecordAdmin
+
 from .models import Run, Slave, SlaveState
 
 
@@ -60,7 +62,7 @@ class LiveFilter(admin.SimpleListFilter):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(RecordAdmin):
     list_display = ["uuid", "job", "slave", "attempt", "claimed", "lease_expires", "ended", "end"]
     list_filter = [LiveFilter, "end", "slave"]
     search_fields = ["uuid", "job__root", "slave__name"]

@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 
+from autotua_master.jobs.admin import RecordAdmin
+
 from .models import Maintainer, Revision
 from .validation import index_revision
 
@@ -12,7 +14,7 @@ class MaintainerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Revision)
-class RevisionAdmin(admin.ModelAdmin):
+class RevisionAdmin(RecordAdmin):
     list_display = ["revno", "revision_id", "created", "indexed", "jobuild_count"]
     search_fields = ["revision_id"]
     readonly_fields = ["revision_id", "revno", "created", "indexed", "jobuilds"]

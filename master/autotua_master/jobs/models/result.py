@@ -92,9 +92,10 @@ class LogFile(models.Model):
                 os.fsync(fd)
         finally:
             os.close(fd)
-        self.size += len(rest)
-        self.updated = timezone.now()
-        self.save(update_fields=["size", "updated"])
+        if rest:  # a chunk sent again (its answer was lost) changes nothing, its row included
+            self.size += len(rest)
+            self.updated = timezone.now()
+            self.save(update_fields=["size", "updated"])
         return self.size, True
 
 
