@@ -164,10 +164,13 @@ def test_fuzz_the_api(target, mode, capsys):
               f"{dict(sorted(statuses.items()))}, {len(failures)} failures")
     FIGURES[(target.master.database, mode)] = (len(examples), total, dict(sorted(statuses.items())), len(failures))
     if len(FIGURES) == 4:
-        lines = ["| database | mode | operations | requests | answers by status | failures |",
-                 "|---|---|---|---|---|---|"]
-        for (db, m), (ops, n, st, f) in sorted(FIGURES.items(), key=lambda kv: (kv[0][0] != "sqlite", kv[0][1])):
-            lines.append(f"| {db} | {m} | {ops} | {n} | {', '.join(f'{k}: {v}' for k, v in st.items())} | {f} |")
+        # the statuses depend on timing (leases, the order answers arrive in), so only the figures that
+        # the generation alone decides go to the document: it does not change from one run to the next
+        lines = [f"{EXAMPLES} generated examples at most per operation, mode and kind of path parameters "
+                 "(random, real).", "", "| database | mode | operations | requests | failures |",
+                 "|---|---|---|---|---|"]
+        for (db, m), (ops, n, _st, f) in sorted(FIGURES.items(), key=lambda kv: (kv[0][0] != "sqlite", kv[0][1])):
+            lines.append(f"| {db} | {m} | {ops} | {n} | {f} |")
         write_section("fuzzing", "\n".join(lines) + "\n", fail_if_changed=False)
     assert len(examples) >= 15, sorted(examples)  # every operation of the schema was exercised
     assert not failures, "\n".join(failures[:30]) + f"\n({len(failures)} failures in all)"
