@@ -13,6 +13,7 @@ session's PostgreSQL cluster (the ``postgres`` user's processes) and GnuPG's per
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pwd
@@ -118,10 +119,8 @@ class ProcessWatch:
 
     @staticmethod
     def _reap(pid: int) -> None:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
     def leftovers(self, grace: float = 10.0) -> list[Proc]:
         """The test's processes still alive after up to ``grace`` seconds."""
@@ -135,10 +134,8 @@ class ProcessWatch:
     def kill(self, procs: list[Proc]) -> None:
         """SIGKILL leftovers (so one test's leak does not spoil the next) and reap what was ours."""
         for p in procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.5)
         self._new()
 
