@@ -68,10 +68,11 @@ src_test() {
 }
 '''
 
-TINY = '''# As small as a job gets: one phase, one result.
-DESCRIPTION="One result, nothing else"
+TINY = '''# As small as a job gets: one line of log, one result.
+DESCRIPTION="One line, one result"
 
 src_test() {
+	einfo "tiny"
 	result tiny yes
 }
 '''
