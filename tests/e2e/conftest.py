@@ -80,6 +80,10 @@ def e2e_master(live_master, tree):
         m = live_master(tree.branch, **settings)
         if people:
             m.people = {u: m.person_session(m.add_maintainer(u, fpr)) for u, fpr in tree.fingerprints.items()}
+            for session in m.people.values():
+                # a new connection per call: a kept-alive one that gunicorn closes (after 2 s idle) just
+                # as the next request goes out resets it, and a POST is not repeated by requests
+                session.headers["Connection"] = "close"
         return start(m) if start_it else m
     return make
 
