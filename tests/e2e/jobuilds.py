@@ -39,34 +39,61 @@ src_test() {{
 '''
 
 
-TALK_FIRST = '''# Talks slowly, then pauses before its result is sent: a test restarts the master meanwhile.
-DESCRIPTION="Print 30 numbered lines slowly, then wait a little"
+def _wait_for_the_master_to_go(port: int) -> str:
+    """A bash function: return once nothing listens on the master's port any more (bash's /dev/tcp;
+    the chroot shares the host's network), or die after two minutes."""
+    return f'''master_gone() {{
+	local n
+	for (( n = 0; n < 600; n++ )); do
+		(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null || return 0
+		sleep 0.2
+	done
+	die "the master on port {port} never went away"
+}}
+'''
 
-src_test() {
+
+def talk_first(port: int) -> str:
+    """bob/talk-first-1.0: talks, then ends only once the master on ``port`` is gone, so its result
+    meets a dead master."""
+    return f'''# Talks, then ends once the master is gone: its result is sent while nothing answers.
+DESCRIPTION="Print 30 numbered lines, then end once the master on port {port} is down"
+
+{_wait_for_the_master_to_go(port)}
+src_test() {{
 	local i
 	for i in $(seq 1 30); do
-		echo "first says ${i}"
-		sleep 0.05
+		echo "first says ${{i}}"
 	done
 	einfo "first: last words"
-	sleep 3
+	master_gone
 	result said 30
-}
+}}
 '''
 
-TALK_SECOND = '''# Talks slowly for a few seconds: a test restarts the master while its log streams.
-DESCRIPTION="Print 60 numbered lines slowly, after bob/talk-first"
+
+def talk_second(port: int) -> str:
+    """bob/talk-second-1.0 (DEPEND bob/talk-first): talks, waits for the master on ``port`` to go,
+    then talks on for a few seconds, so its log chunks meet a dead master."""
+    return f'''# Talks, waits for the master to go, and talks on while it is away (and back).
+DESCRIPTION="Print 40 numbered lines, the last 30 slowly while the master on port {port} is down"
 DEPEND="bob/talk-first"
 
-src_test() {
+{_wait_for_the_master_to_go(port)}
+src_test() {{
 	local i
-	for i in $(seq 1 60); do
-		echo "second says ${i}"
+	for i in $(seq 1 10); do
+		echo "second says ${{i}}"
+	done
+	master_gone
+	for i in $(seq 11 40); do
+		echo "second says ${{i}}"
 		sleep 0.1
 	done
-	result said 60
-}
+	result said 40
+}}
 '''
+
 
 TINY = '''# As small as a job gets: one line of log, one result.
 DESCRIPTION="One line, one result"
@@ -81,7 +108,5 @@ JOBUILDS = {
     "bob/chain-top/chain-top-1.0.jobuild": CHAIN_TOP,
     "bob/chain-middle/chain-middle-1.0.jobuild": CHAIN_MIDDLE,
     "bob/revved/revved-1.0.jobuild": revved("one"),
-    "bob/talk-first/talk-first-1.0.jobuild": TALK_FIRST,
-    "bob/talk-second/talk-second-1.0.jobuild": TALK_SECOND,
     "bob/tiny/tiny-1.0.jobuild": TINY,
 }

@@ -92,16 +92,22 @@ def slave_log(slave) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+def add_jobuilds(tree: SampleTree, jobuilds: dict[str, str], message: str) -> str:
+    """Write ``jobuilds`` (tree path -> text) into ``tree``'s branch, signed by their owners, and
+    commit them as one more revision; returns its id."""
+    for path, text in jobuilds.items():
+        full = tree.branch / path
+        full.parent.mkdir(parents=True, exist_ok=True)
+        full.write_text(text)
+        tree.sign(full, user=path.split("/", 1)[0])
+    return tree.commit(message)
+
+
 def extend_tree(sample: SampleTree, dest: str | Path, jobuilds: dict[str, str], message: str) -> SampleTree:
     """A copy of the sample branch at ``dest`` with ``jobuilds`` (tree path -> text) added, signed by
     their owners, as one more revision."""
     dest = Path(dest)
     shutil.copytree(sample.branch, dest, symlinks=True)
     tree = SampleTree(dest, sample.gnupghome, sample.distdir, dict(sample.fingerprints))
-    for path, text in jobuilds.items():
-        full = dest / path
-        full.parent.mkdir(parents=True, exist_ok=True)
-        full.write_text(text)
-        tree.sign(full, user=path.split("/", 1)[0])
-    tree.commit(message)
+    add_jobuilds(tree, jobuilds, message)
     return tree
