@@ -94,7 +94,7 @@ def test_a_push_reaches_a_running_slave_through_an_incremental_pull(tmp_path, tr
     slave = make_slave(master, "box")
     proc = slave.start()
     first = create(master, "alice", "alice/toolchain-sanity")
-    wait_for(lambda: job(master, first["id"])["state"] in FINAL, 120, "the first job")
+    wait_for(lambda: job(master, first["id"])["state"] in FINAL, 180, "the first job")
     assert job(master, first["id"])["state"] == "passed"
     cache = slave.base / "cache"
     bzrdir = os.stat(cache / "tree/.bzr").st_ino
@@ -110,7 +110,7 @@ def test_a_push_reaches_a_running_slave_through_an_incremental_pull(tmp_path, tr
 
     second = create(master, "alice", "alice/pushed")
     assert (second["state"], second["revno"]) == ("queued", 3), second
-    wait_for(lambda: job(master, second["id"])["state"] in FINAL, 120, "the pushed jobuild's job")
+    wait_for(lambda: job(master, second["id"])["state"] in FINAL, 180, "the pushed jobuild's job")
     done = job(master, second["id"])
     assert done["state"] == "passed", done
     assert latest(done)["results"][0]["results"] == {"arrived": "pushed"}
