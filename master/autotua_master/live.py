@@ -45,11 +45,12 @@ def _no_control_socket() -> list[str]:
 
 class LiveMaster:
     def __init__(self, data_dir: str | os.PathLike, tree: str | os.PathLike, *, database_url: str | None = None,
-                 workers: int = 2, threads: int = 4, cache: str | os.PathLike | None = None, **settings):
+                 workers: int = 2, threads: int = 4, cache: str | os.PathLike | None = None, port: int | None = None,
+                 **settings):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tree = Path(tree)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.threads = threads
@@ -72,9 +73,9 @@ class LiveMaster:
             self.env[f"AUTOTUA_{key.upper()}"] = str(value)
 
     # -- management ---------------------------------------------------------------------------------
-    def manage(self, *args: str) -> str:
+    def manage(self, *args: str, input: str | None = None) -> str:
         proc = subprocess.run([sys.executable, "-m", "autotua_master.manage", *args], env=self.env,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, input=input)
         if proc.returncode:
             raise RuntimeError(f"autotua-master {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
         return proc.stdout
@@ -83,15 +84,23 @@ class LiveMaster:
         self.manage("migrate", "--verbosity", "0")
         return self
 
-    def add_maintainer(self, name: str, fingerprint: str, *, staff: bool = False) -> str:
-        """Create a maintainer; returns their API token (``Authorization: Token <token>``)."""
+    def add_maintainer(self, name: str, fingerprint: str, *, staff: bool = False,
+                       password: str | None = None) -> str:
+        """Create a maintainer (with a web UI ``password`` if given); returns their API token
+        (``Authorization: Token <token>``)."""
         out = self.manage("createmaintainer", name, "--fingerprint", fingerprint, "--token",
-                          *(["--staff"] if staff else []))
+                          *(["--staff"] if staff else []), *(["--password-stdin"] if password else []),
+                          input=f"{password}\n" if password else None)
         return out.strip().splitlines()[-1].split()[-1]
 
-    def add_slave(self, name: str, *, arch: str = "amd64", flavours: tuple[str, ...] = ("openrc",)) -> str:
-        """Create an active slave; returns its token (``Authorization: Slave <token>``)."""
-        args = ["createslave", name, "--arch", arch, "--quiet-token"]
+    def add_user(self, name: str, password: str, *, staff: bool = False) -> None:
+        """A person who logs in to the web UI but signs nothing (a volunteer; ``staff``: an admin)."""
+        self.manage("createuser", name, "--password-stdin", *(["--staff"] if staff else []), input=f"{password}\n")
+
+    def add_slave(self, name: str, *, arch: str = "amd64", flavours: tuple[str, ...] = ("openrc",),
+                  owner: str | None = None) -> str:
+        """Create an active slave (run by user ``owner``); returns its token (``Authorization: Slave <token>``)."""
+        args = ["createslave", name, "--arch", arch, "--quiet-token", *(["--owner", owner] if owner else [])]
         for f in flavours:
             args += ["--flavour", f]
         return self.manage(*args).strip()

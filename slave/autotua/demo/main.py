@@ -1,65 +1,235 @@
-"""``make demo``: the sample jobtage tree, signed with fresh keys into a real bzr branch, and the
-validated plans of a few jobs with their SIDEPENDs."""
+"""``make demo``: the whole system on this machine, from nothing.
+
+Fresh keys sign the sample tree into a real bzr branch the master owns; a tiny stage3 in Gentoo's
+autobuilds layout (cached after the first run) and the sample distfiles are served from a local HTTP
+mirror; the master runs under gunicorn on 127.0.0.1 with SQLite; two slaves with different stage3
+flavours take the sample jobs. What happens is printed as it happens; then the web UI's address and
+a login; Ctrl-C stops every process and leaves no mount behind.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import secrets
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
-from autotua.cli.jobuild import print_resolution
+from autotua.demo.httpserver import MirrorServer
 from autotua.demo.sampletree import REPO_ROOT, build_sample_tree
-from autotua.depgraph import Resolver
-from autotua.maintainer import check_tree
-from autotua.metadata import MetadataReader
-from autotua.signature import Verifier
-from autotua.tree import BzrTree
+from autotua.demo.stage3 import ReleaseKey, publish_stage3
+from autotua.demo.watch import JobWatcher
+from autotua.linux import mounts_under
 
-JOBS = ("bob/integration", "alice/hello-suite", "=alice/hello-suite-1.0", "bob/needs-failing")
+GENTOO_RELEASE_KEY = "/usr/share/openpgp-keys/gentoo-release.asc"
+FLAVOURS = {"demo-openrc": "openrc", "demo-systemd": "systemd"}
+VOLUNTEER = "vera"  # a volunteer: she runs the two slaves and sees their tokens in the web UI
+ROLES = {"admin": "staff: everything, and the admin", VOLUNTEER: "volunteer: owns the demo's slaves"}
+
+# (maintainer, root atom, stage3 flavour or None for the jobuild's own, what it shows)
+JOBS = [
+    ("alice", "alice/hello-suite", None, "a test suite from SRC_URI, through a template, with a report attached"),
+    ("bob", "bob/integration", "systemd", "its SIDEPEND <alice/hello-suite-2 runs first, on the other slave"),
+    ("bob", "bob/fail-on-purpose", None, "fails in src_test, on purpose"),
+    ("bob", "bob/needs-failing", None, "fails without running: its SIDEPEND fails"),
+    ("bob", "bob/slow", None, "takes a minute: the demo cancels it while it runs"),
+]
+CANCEL = "bob/slow"
 
 
 def say(msg: str) -> None:
-    print(f"\n\x1b[1;32m>>>\x1b[0m \x1b[1m{msg}\x1b[0m" if sys.stdout.isatty() else f"\n>>> {msg}", flush=True)
+    bold = sys.stdout.isatty()
+    print(f"\n\x1b[1;32m>>>\x1b[0m \x1b[1m{msg}\x1b[0m" if bold else f"\n>>> {msg}", flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stage3_mirror(cache: Path) -> tuple[Path, Path]:
+    """The tiny stage3s (openrc and systemd) in the autobuilds layout, built once and kept in
+    ``cache``; returns (mirror directory, release key file)."""
+    mirror, key_home = cache / "gentoo-mirror", cache / "release-gpg"
+    latest = [mirror / f"releases/amd64/autobuilds/latest-stage3-amd64-{f}.txt" for f in set(FLAVOURS.values())]
+    if all(p.exists() for p in latest) and (key_home / "release.asc").exists():
+        print(f"    using the stage3s built before, in {mirror}")
+        return mirror, key_home / "release.asc"
+    shutil.rmtree(mirror, ignore_errors=True)
+    shutil.rmtree(key_home, ignore_errors=True)
+    key = ReleaseKey.make(key_home)
+    for flavour in sorted(set(FLAVOURS.values())):
+        release = publish_stage3(mirror, key, arch="amd64", flavour=flavour)
+        print(f"    built {release.path} ({release.tarball.stat().st_size // 1024} KiB), signed by {key.fingerprint}")
+    return mirror, key.key_file
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="autotua-demo", description=__doc__)
+    ap = argparse.ArgumentParser(prog="autotua-demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default=str(REPO_ROOT / "var" / "demo"),
-                    help="where the demo keeps its keys, branch and files (default: var/demo in the checkout)")
-    ap.add_argument("--arch", default="amd64")
+                    help="the demo's files, made anew each run (default: var/demo in the checkout)")
+    ap.add_argument("--cache", default=str(REPO_ROOT / "var" / "demo-cache"),
+                    help="kept between runs: the stage3s and the slaves' caches (default: var/demo-cache)")
+    ap.add_argument("--port", type=int, default=None, help="the master's port (default: a free one)")
+    ap.add_argument("--gentoo-mirror", metavar="URL",
+                    help="take real stage3s from this Gentoo mirror (e.g. https://distfiles.gentoo.org) instead of "
+                         f"the local tiny one, verified with {GENTOO_RELEASE_KEY} or --release-key")
+    ap.add_argument("--release-key", help="the release key file for --gentoo-mirror")
+    ap.add_argument("--no-slaves", action="store_true",
+                    help="start no slaves (what happens anyway without root: slaves need mounts and chroot)")
+    ap.add_argument("--exit-when-done", action="store_true", help="stop once every job has ended (for tests)")
     args = ap.parse_args(argv)
-    work = Path(args.workdir)
+    signal.signal(signal.SIGTERM, _interrupt)
+    work, cache = Path(args.workdir), Path(args.cache)
     if work.exists():
+        left = mounts_under(work)
+        if left:
+            print(f"!!! {work} still has mounts under it ({', '.join(left)}): not removing it", file=sys.stderr)
+            return 1
         shutil.rmtree(work)
     work.mkdir(parents=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    root = os.geteuid() == 0 and not args.no_slaves
+    stack: list = []  # what to stop, in reverse order
+    try:
+        return run(args, work, cache, root, stack)
+    except KeyboardInterrupt:
+        say("Ctrl-C: stopping the slaves, the mirror and the master")
+        return 0
+    finally:
+        for thing in reversed(stack):
+            thing.stop()
+        left = mounts_under(work)
+        print(f"    {'mounts left behind: ' + ', '.join(left) if left else 'no mount left behind'}; all stopped",
+              flush=True)
+
+
+def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
+    from autotua_master.live import LiveMaster
 
     say("Making fresh keys for the maintainers and signing the sample tree into a bzr branch")
-    with MetadataReader() as reader:
-        sample = build_sample_tree(work, reader=reader)
-        try:
-            for user, fpr in sample.fingerprints.items():
-                print(f"    {user:<6} {fpr}")
-            tree = BzrTree(sample.branch)
-            print(f"    branch {sample.branch} at revision {tree.revno}")
+    sample = build_sample_tree(work)
+    stack.append(_Stopper(sample.close))
+    for user, fpr in sample.fingerprints.items():
+        print(f"    {user:<6} {fpr}")
+    print(f"    the master's branch: {sample.branch}")
 
-            say("Checking every signature, Manifest and jobuild of the tree (autotua-jobuild check)")
-            report = check_tree(tree, sample.fingerprints, reader=reader)
-            print(f"    {report.jobuilds} jobuilds, {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
-            for p in report.warnings:
-                print(f"    * WARNING [{p.kind}] {p.message}")
-            for p in report.errors:
-                print(f"    * ERROR [{p.kind}] {p.message}")
+    say("The mirror: a tiny stage3 in Gentoo's autobuilds layout, and the sample distfiles")
+    served = work / "mirror"
+    served.mkdir()
+    (served / "distfiles").symlink_to(sample.distdir)
+    if args.gentoo_mirror:
+        release_key = args.release_key or GENTOO_RELEASE_KEY
+        print(f"    stage3s from {args.gentoo_mirror}, verified with {release_key}")
+    else:
+        stage3_dir, release_key = stage3_mirror(cache)
+        (served / "releases").symlink_to(stage3_dir / "releases")
+    mirror = MirrorServer(served).start()
+    stack.append(mirror)
+    stage3_url = args.gentoo_mirror or mirror.url
+    print(f"    serving {served} at {mirror.url}")
 
-            with Verifier(sample.fingerprints) as verifier:
-                resolver = Resolver(tree, verifier, reader)
-                for atom in JOBS:
-                    say(f"Validating a job for {atom} on {args.arch}")
-                    print_resolution(resolver.resolve(atom, args.arch))
-        finally:
-            sample.close()
-    say("Done. Next: `make test`; the jobuild format is in docs/jobuild-format.md")
-    return 0
+    say("Starting the master: gunicorn on 127.0.0.1, SQLite")
+    master = LiveMaster(work / "master", sample.branch, port=args.port, LEASE_SECONDS=60, HEARTBEAT_SECONDS=5,
+                        RETRY_AFTER=2, WAIT_RETRY_AFTER=2,
+                        MIRRORS=json.dumps({"autotua-samples": [mirror.url + "/distfiles/"]}))
+    master.migrate()
+    passwords = {user: secrets.token_urlsafe(9) for user in (*sample.fingerprints, VOLUNTEER, "admin")}
+    tokens = {user: master.add_maintainer(user, fpr, password=passwords[user])
+              for user, fpr in sample.fingerprints.items()}
+    master.add_user(VOLUNTEER, passwords[VOLUNTEER])
+    master.add_user("admin", passwords["admin"], staff=True)
+    master.start(timeout=120)
+    stack.append(master)
+    print(f"    {master.url} (data in {master.data_dir})")
+
+    slaves = []
+    if root:
+        from autotua.demo.slaves import SlaveSetup
+
+        say("Starting two slaves: " + ", ".join(f"{n} ({f} stage3)" for n, f in FLAVOURS.items()))
+        for name, flavour in FLAVOURS.items():
+            token = master.add_slave(name, arch="amd64", flavours=(flavour,), owner=VOLUNTEER)
+            s = SlaveSetup(work / name, master.url, token, stage3_url, str(release_key), name=name,
+                           flavours=[flavour], cache_dir=str(cache / "slave-cache"),
+                           extra={"max_poll_interval": 1})
+            s.start()
+            stack.append(s)
+            slaves.append(s)
+            print(f"    {name}: config {s.config}, log {s.base / 'slave.log'}")
+    elif args.no_slaves:
+        say("No slaves (--no-slaves): the master, its jobs and their validation only")
+    else:
+        say("Not root: no slaves. They need root (mounts, namespaces, chroot): run `sudo make demo` to see jobs "
+            "run; the master, its jobs and their validation are here without it")
+
+    say("Creating the sample jobs (validated at once; the master queues SIDEPEND jobs by itself)")
+    people = {user: master.person_session(token) for user, token in tokens.items()}
+    created = {}
+    for user, atom, flavour, what in JOBS:
+        body = {"root": atom, **({"stage3": flavour} if flavour else {})}
+        r = people[user].post(master.url + "/api/v1/jobs/", json=body, timeout=120)
+        r.raise_for_status()
+        job = r.json()
+        created[atom] = job["id"]
+        print(f"    #{job['id']:<3} {atom:<22} by {user:<6} {job['state']:<8} {what}")
+
+    say("What happens, as it happens")
+    watcher = JobWatcher(master.url, people["alice"])
+    cancelled = not root
+    started = time.monotonic()
+    while True:
+        watcher.poll()
+        slow = watcher.jobs.get(created[CANCEL])
+        if not cancelled and slow and slow["state"] == "running" and _running_for(watcher, slow["id"]) > 3:
+            watcher.say(f"#{slow['id']} {CANCEL}: bob cancels it")
+            people["bob"].post(master.url + f"/api/v1/jobs/{slow['id']}/cancel",
+                               json={"reason": "the demo shows a cancel"}, timeout=60).raise_for_status()
+            cancelled = True
+        if cancelled and (watcher.all_final() or not root):
+            break
+        if any(s.proc.poll() is not None for s in slaves):
+            print("!!! a slave stopped; its log: " + ", ".join(str(s.base / "slave.log") for s in slaves))
+            break
+        if time.monotonic() - started > 900:
+            print("!!! still not done after 15 minutes; look at the slaves' logs")
+            break
+        time.sleep(0.5)
+
+    say("Where things ended")
+    print("\n".join(watcher.summary()))
+    say("The web UI and the admin are up")
+    print(f"    web UI  {master.url}/")
+    print(f"    admin   {master.url}/admin/")
+    print(f"    API     {master.url}/api/v1/  (schema: {master.url}/api/v1/schema/)")
+    for user, pw in passwords.items():
+        print(f"    login   {user:<6} {pw}  ({ROLES.get(user, 'maintainer: signs jobuilds, creates jobs')})")
+    if args.exit_when_done:
+        return 0
+    say("Running until Ctrl-C")
+    while True:
+        time.sleep(3600)
+
+
+def _running_for(watcher: JobWatcher, job_id: int) -> float:
+    """Seconds since the job's latest run was claimed (0 if unknown)."""
+    runs = watcher.details.get(job_id, {}).get("runs") or []
+    if not runs:
+        return 0.0
+    claimed = max(run["claimed"] for run in runs)
+    from datetime import datetime
+
+    return time.time() - datetime.fromisoformat(claimed.replace("Z", "+00:00")).timestamp()
+
+
+class _Stopper:
+    """Something to stop at the end that has another name for it."""
+
+    def __init__(self, stop):
+        self.stop = stop
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ class SlaveSetup:
     def start(self, *args: str, log: str | os.PathLike | None = None) -> subprocess.Popen:
         """``autotua-slave run`` in the background; its log goes to ``log`` (default <base>/slave.log)."""
         out = open(log or self.base / "slave.log", "ab")  # noqa: SIM115  (the child keeps it)
-        self.proc = subprocess.Popen(self.command("run", *args), env=self.env(), stdout=out, stderr=out)
+        # a session of its own, as under an init system: a Ctrl-C meant for the caller is not its signal
+        self.proc = subprocess.Popen(self.command("run", *args), env=self.env(), stdout=out, stderr=out,
+                                     start_new_session=True)
         out.close()
         return self.proc
 
