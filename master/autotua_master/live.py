@@ -111,7 +111,10 @@ class LiveMaster:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "autotua_master.wsgi", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
-             "--timeout", "120", "--graceful-timeout", "5", "--backlog", "2048", *_no_control_socket()],
+             "--timeout", "120", "--graceful-timeout", "5", "--backlog", "2048",
+             # idle kept-alive connections stay open a while: closing them after gunicorn's default 2 s
+             # races a client's next request on them (a reset POST is not retried)
+             "--keep-alive", "30", *_no_control_socket()],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
