@@ -17,6 +17,7 @@ Made for the demo, end-to-end tests (the slave's too) and benchmarks::
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _no_control_socket() -> list[str]:
+    """gunicorn >= 25 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path for every server
+    the user runs: several live masters would take it from each other. They need none."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
 
 
 class LiveMaster:
@@ -102,7 +111,10 @@ class LiveMaster:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "autotua_master.wsgi", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
-             "--timeout", "120", "--graceful-timeout", "5", "--backlog", "2048"],
+             "--timeout", "120", "--graceful-timeout", "5", "--backlog", "2048",
+             # idle kept-alive connections stay open a while: closing them after gunicorn's default 2 s
+             # races a client's next request on them (a reset POST is not retried)
+             "--keep-alive", "30", *_no_control_socket()],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
@@ -130,6 +142,14 @@ class LiveMaster:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL gunicorn and its workers at once, as a crash would; ``start()`` brings the master
+        back on the same port, with the same data dir and database."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the arbiter and its workers
+            self.proc.wait()
         self.proc = None
 
     def __enter__(self) -> LiveMaster:

@@ -22,10 +22,8 @@ from django.test import Client
 from tests.master import conftest as master_conftest
 from tests.master.conftest import SlaveClient
 
-# the master's fixtures, shared (pytest finds fixtures by name in this module)
-master_cache = master_conftest.master_cache
-live_master = master_conftest.live_master
-postgres = master_conftest.postgres
+# the master's fixtures, shared (pytest finds fixtures by name in this module); ``postgres``,
+# ``live_master`` and ``master_cache`` come from tests/conftest.py: one PostgreSQL cluster per session
 master_settings = master_conftest.master_settings
 make_branch = master_conftest.make_branch
 

@@ -100,6 +100,7 @@ class HeartbeatView(RunView):
 
     @extend_schema(request=None, responses=s.ActionSerializer)
     def post(self, request, run):
+        self.slave.report({})  # a heartbeat is a sign of life too (written at most every few seconds)
         return Response(self.get_run(run).heartbeat())
 
 
