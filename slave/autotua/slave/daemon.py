@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 
+from autotua import faults
 from autotua.slave.api import Api, AuthError, Interrupted, Unreachable
 from autotua.slave.claim import claim, free_disk
 from autotua.slave.cleanup import clean
@@ -108,6 +109,7 @@ class Daemon:
                     log.debug("nothing to do; asking again in %.0f s", min(wait, cfg.max_poll_interval))
                     self.wait(min(wait, cfg.max_poll_interval))
                     continue
+                faults.point("claim:answered")  # the master holds the run; nothing is done here yet
                 report = JobRunner(cfg, api, answer, stopping=self.stopping, at_once=self.at_once).run()
                 self.jobs_run += 1
                 if report.teardown_failed:

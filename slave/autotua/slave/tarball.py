@@ -22,6 +22,7 @@ import subprocess
 import tarfile
 from collections.abc import Iterator
 
+from autotua import faults
 from autotua.slave import SlaveError
 from autotua.slave.fsutil import DIR_FLAGS, UnsafePath, walk
 
@@ -148,11 +149,13 @@ def unpack_stage3(path: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Check every entry, then unpack with the Handbook's flags into ``dest`` (which must not exist)."""
     check_members(path, "stage3")
     os.mkdir(dest, 0o755)
-    proc = subprocess.run(["tar", "-x", *HANDBOOK_FLAGS, "-f", os.fspath(path), "-C", os.fspath(dest)],
-                          capture_output=True, text=True)
+    proc = subprocess.Popen(["tar", "-x", *HANDBOOK_FLAGS, "-f", os.fspath(path), "-C", os.fspath(dest)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    faults.point("stage3:unpack")  # tar is unpacking into dest
+    _, stderr = proc.communicate()
     if proc.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)
-        raise TarballError(f"{os.path.basename(path)}: tar failed: {proc.stderr.strip()[-500:]}")
+        raise TarballError(f"{os.path.basename(path)}: tar failed: {stderr.strip()[-500:]}")
 
 
 # -- PORTCONF: into an existing root, never following a link of the root ---------------------------
