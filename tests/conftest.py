@@ -1,5 +1,6 @@
 """Shared fixtures: real gpg keys in a temporary GNUPGHOME, the signed sample tree in a real bzr
-branch, a metadata reader with its sandboxed daemon, and a helper to write small signed trees."""
+branch, a metadata reader with its sandboxed daemon, a helper to write small signed trees, a
+release key and the tiny stage3 it signs, and a throw-away PostgreSQL cluster."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from autotua.demo.sampletree import build_sample_tree, make_key, stop_agent
+from autotua.demo.stage3 import ReleaseKey, publish_stage3
 from autotua.metadata import MetadataReader
 from autotua.signature import Signer
+from tests.support.postgres import PostgresCluster
 
 USERS = ("alice", "bob", "carol", "mallory")
 
@@ -101,3 +104,24 @@ def tree_writer(tmp_path, gnupghome, keys) -> TreeWriter:
 @pytest.fixture
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+@pytest.fixture(scope="session")
+def release_key(tmp_path_factory):
+    key = ReleaseKey.make(tmp_path_factory.mktemp("release-gpg"))
+    yield key
+    stop_agent(key.gnupghome)
+
+
+@pytest.fixture(scope="session")
+def stage3(tmp_path_factory, release_key):
+    """The tiny stage3 (amd64, openrc), published once per session in Gentoo's autobuilds layout."""
+    return publish_stage3(tmp_path_factory.mktemp("gentoo-mirror"), release_key, arch="amd64", flavour="openrc")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL cluster for the session (tests.support.postgres)."""
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()

@@ -10,45 +10,15 @@ import pytest
 
 from autotua.demo.main import main
 from autotua.linux import mounts_under
+from tests.support.procs import alive, descendants
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the demo's slaves need root")
-
-
-def descendants(pid: int) -> list[int]:
-    """Live (not zombie) processes below ``pid``, read from /proc (no child process of our own)."""
-    children: dict[int, list[int]] = {}
-    state: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state[int(entry)] = fields[0]
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            todo.append(c)
-            if state.get(c) != "Z":
-                found.append(c)
-    return found
 
 
 @pytest.fixture(scope="module")
 def demo_cache(tmp_path_factory):
     """The stage3s and slave caches, built by the first demo and used by the next (as on a real machine)."""
     return tmp_path_factory.mktemp("demo-cache")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_demo_without_slaves_validates_and_queues(tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 * ``master``: an in-process live server (pytest-django's ``live_server``, SQLite) configured with the
   sample branch, maintainers alice/bob/carol, and an :class:`Api` helper to call it over HTTP.
-* ``postgres``: a throw-away PostgreSQL cluster for the session (tests.support.postgres).
+* ``postgres`` (in tests/conftest.py): a throw-away PostgreSQL cluster for the session.
 * ``live_master``: a factory of gunicorn masters in subprocesses (tests.support.master.LiveMaster), the
   fixture the slave's end-to-end tests use too.
 * ``make_branch``: turn a directory written with ``tree_writer`` into a bzr branch.
@@ -20,7 +20,6 @@ import pytest
 import requests
 
 from tests.support.master import LiveMaster
-from tests.support.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")
@@ -169,13 +168,6 @@ def maintainers(transactional_db, keys):
 @pytest.fixture
 def master(master_settings, maintainers, live_server) -> Api:
     return Api(live_server.url)
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture
