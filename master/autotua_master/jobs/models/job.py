@@ -284,15 +284,42 @@ class Job(models.Model):
             job.hold_or_queue()
         self.refresh_from_db()
 
+    def outcome_of(self, run) -> tuple[str, str] | None:
+        """(state, reason) when ``run``'s results decide the job: every jobuild passed, or one failed
+        (nothing runs after a failed jobuild); None while results are missing."""
+        results = list(run.results.order_by("index"))
+        failed = [r for r in results if r.status == "failed"]
+        if failed:
+            return JobState.FAILED, _failed_in(failed[0])
+        if self.plan and [r.index for r in results] == [e["index"] for e in self.plan]:
+            return JobState.PASSED, ""
+        return None
+
     def lose_run(self, run, end: str, reason: str) -> None:
-        """The run ended without a finish (lease ran out, slave restarted): requeue or give up."""
+        """The run ended without a finish (lease ran out, slave restarted): requeue or give up.
+
+        A run lost after every result was in (the slave died in its teardown, or before its finish)
+        did the job: the job ends as those results say, instead of running a second time.
+        """
+        from autotua_master.slaves.models import RunEnd
+
         run.close(end, reason)
         if self.state != JobState.RUNNING:
+            return
+        done = self.outcome_of(run) if end in (RunEnd.EXPIRED, RunEnd.SUPERSEDED) else None
+        if done:
+            state, why = done
+            self.end(state, f"{why} (every result was in; {reason})" if why else f"every result was in; {reason}")
             return
         if self.attempts < self.max_attempts:
             self.queue(f"attempt {self.attempts} lost ({reason}); queued again")
         else:
             self.end(JobState.ERROR, f"{reason} (attempt {self.attempts} of {self.max_attempts}, the last)")
+
+
+def _failed_in(result) -> str:
+    phase = next((p.get("name") for p in result.phases if p.get("status") == "failed"), None)
+    return f"{result.jobuild} failed" + (f" in {phase}" if phase else "")
 
 
 def _entry(e) -> dict:
