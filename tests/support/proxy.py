@@ -6,6 +6,8 @@
         proxy.lose_answers(3)   # the next 3 answers of the master are dropped, the connection reset:
                                 # the master did the work, the slave never hears of it
         proxy.lose_every(3, "/api/")  # from now on every 3rd answer to a request under /api/ is lost
+        proxy.lose_first("/api/")     # the first answer to each request (method and path) under /api/
+                                      # is lost: every kind of call is repeated once
         proxy.forward()         # back to normal; stalled bytes move on
 
 A connection is one thread that moves bytes both ways with ``select``; each mode change takes
@@ -24,7 +26,7 @@ import struct
 import threading
 
 FORWARD, REFUSE, STALL = "forward", "refuse", "stall"
-_REQUEST_LINE = re.compile(rb"\A[A-Z]{3,7} (/\S*) HTTP/1\.[01]\r\n")
+_REQUEST_LINE = re.compile(rb"\A([A-Z]{3,7}) (/\S*) HTTP/1\.[01]\r\n")
 
 
 def _reset(sock: socket.socket) -> None:
@@ -46,7 +48,10 @@ class FaultyProxy:
         self.mode = FORWARD
         self.to_lose = 0
         self.every: tuple[int, str] | None = None
+        self.first: str | None = None
+        self.seen: set[str] = set()
         self.answers = 0
+        self.lost: list[str] = []  # "METHOD /path" of each answer lost
         self.lock = threading.Lock()
         self.stats = {"connections": 0, "reset": 0, "answers": 0, "answers_lost": 0}
         self._stop = threading.Event()
@@ -56,7 +61,7 @@ class FaultyProxy:
     # -- modes ---------------------------------------------------------------------------------------
     def forward(self) -> None:
         with self.lock:
-            self.mode, self.to_lose, self.every = FORWARD, 0, None
+            self.mode, self.to_lose, self.every, self.first = FORWARD, 0, None, None
 
     def refuse(self) -> None:
         with self.lock:
@@ -77,9 +82,14 @@ class FaultyProxy:
         with self.lock:
             self.mode, self.every, self.answers = FORWARD, (k, prefix), 0
 
-    def _lose(self, path: str) -> bool:
-        """Whether the answer that starts now (to a request for ``path``) is lost (holding the lock)."""
+    def lose_first(self, prefix: str = "/") -> None:
+        with self.lock:
+            self.mode, self.first, self.seen = FORWARD, prefix, set()
+
+    def _lose(self, request: str) -> bool:
+        """Whether the answer that starts now (to ``METHOD /path``) is lost (holding the lock)."""
         self.stats["answers"] += 1
+        path = request.split(" ", 1)[-1]
         lose = False
         if self.to_lose > 0:
             self.to_lose -= 1
@@ -87,8 +97,12 @@ class FaultyProxy:
         elif self.every and path.startswith(self.every[1]):
             self.answers += 1
             lose = self.answers % self.every[0] == 0
+        elif self.first is not None and path.startswith(self.first) and request not in self.seen:
+            self.seen.add(request)
+            lose = True
         if lose:
             self.stats["answers_lost"] += 1
+            self.lost.append(request)
         return lose
 
     # -- the works -----------------------------------------------------------------------------------
@@ -153,7 +167,7 @@ class FaultyProxy:
                         self._cut(pair)
                         return
                     if sock is client and (m := _REQUEST_LINE.match(data)):
-                        path, answering = m[1].decode(errors="replace"), False
+                        path, answering = (m[1] + b" " + m[2]).decode(errors="replace"), False
                     elif sock is server and not answering:
                         answering = True
                         with self.lock:
