@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from tests.support.postgres import wait_for
-
-from .conftest import SlaveClient
+from tests.support.slaveclient import SlaveClient
 
 pytestmark = pytest.mark.slow
 

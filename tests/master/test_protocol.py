@@ -10,8 +10,7 @@ import requests
 
 from autotua_master.jobs.models import Attachment, Job, JobuildResult, LogFile
 from autotua_master.slaves.models import Run, Slave, SlaveState
-
-from .conftest import SlaveClient, sha256_digest_header
+from tests.support.slaveclient import SlaveClient, sha256_digest_header
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
