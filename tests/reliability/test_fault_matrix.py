@@ -81,8 +81,9 @@ class Spec:
     fault: str
     slave: str = ""    # a point armed in the slave: it dies there and is started again
     master: str = ""   # a point armed in the master: the gunicorn worker dies there, gunicorn starts another
-    network: str = ""  # partition, partition-past-lease, stall, lossy (the proxy between them)
+    network: str = ""  # partition, lease, stall, lossy (the proxy between them)
     root: str = FAST
+    cold: bool = False  # a cache of its own, empty (else the one the reference run filled)
 
     @property
     def group(self) -> str:
@@ -94,9 +95,11 @@ CELLS = [
     # -- the slave, SIGKILLed at each step of its pipeline
     Spec("slave:claim", "slave SIGKILLed as the claim's answer arrives", slave="claim:answered"),
     Spec("slave:sync", "slave SIGKILLed pulling the tree (the branch write-locked)", slave="sync:pull"),
-    Spec("slave:stage3-fetch", "slave SIGKILLed downloading the stage3", slave="fetch:stage3-*.tar.*"),
-    Spec("slave:stage3-unpack", "slave SIGKILLed while tar unpacks the stage3", slave="stage3:unpack"),
-    Spec("slave:distfiles", "slave SIGKILLed downloading a SRC_URI file", slave="fetch:hello-suite-1.1.tar.gz"),
+    Spec("slave:stage3-fetch", "slave SIGKILLed downloading the stage3", slave="fetch:stage3-*.tar.*",
+         cold=True),
+    Spec("slave:stage3-unpack", "slave SIGKILLed while tar unpacks the stage3", slave="stage3:unpack", cold=True),
+    Spec("slave:distfiles", "slave SIGKILLed downloading a SRC_URI file", slave="fetch:hello-suite-1.1.tar.gz",
+         cold=True),
     Spec("slave:mounting", "slave SIGKILLed while the keeper mounts", slave="chroot:mounting"),
     Spec("slave:mounted", "slave SIGKILLed with the chroot ready, before the first jobuild", slave="chroot:ready"),
     Spec("slave:pkg_setup", "slave SIGKILLed in pkg_setup", slave="phase:bob/faulty-1.0:pkg_setup"),
@@ -227,6 +230,7 @@ class Run:
     spec: Spec
     master: LiveMaster
     base: Path
+    cache: Path
     slave: SlaveSetup
     job_id: int = 0
     t_fault: float | None = None
@@ -235,13 +239,16 @@ class Run:
     logs: dict[str, str] = field(default_factory=dict)  # the slave's logs, per start
     problems: dict[str, list[str]] = field(default_factory=dict)
     proxy_stats: dict = field(default_factory=dict)
+    left: str = ""
+
+    def touching(self) -> dict[int, str]:
+        return {**touching(self.base), **touching(self.cache)}
+
+    def mounts(self) -> list[str]:
+        return mounts_under(self.base) + mounts_under(self.cache)
 
     def problem(self, check: str, what: str) -> None:
         self.problems.setdefault(check, []).append(what)
-
-    @property
-    def cache(self) -> Path:
-        return self.base / "cache"
 
     def job(self) -> dict:
         return api(self.master, f"/api/v1/jobs/{self.job_id}/")
@@ -251,14 +258,14 @@ class Run:
         return j if j["state"] in ("passed", "failed", "error", "cancelled") else None
 
 
-def start_cell(spec: Spec, master: LiveMaster, base: Path, stage3_server, release_key, url: str) -> Run:
+def start_cell(spec: Spec, master: LiveMaster, base: Path, cache: Path, stage3_server, release_key, url: str) -> Run:
     armed = base / "slave.faults"
     base.mkdir(parents=True)
     armed.write_text(f"{spec.slave}\n" if spec.slave else "")
     token = master.add_slave("f-" + re.sub(r"[^a-z0-9-]", "-", spec.id), arch="amd64", flavours=("openrc",))
     slave = SlaveSetup(base / "slave", url, token, stage3_server.url, str(release_key.key_file),
-                       cache_dir=str(base / "cache"), environ={"AUTOTUA_FAULTS": str(armed)}, extra={"retry_for": 60})
-    run = Run(spec, master, base, slave)
+                       cache_dir=str(cache), environ={"AUTOTUA_FAULTS": str(armed)}, extra={"retry_for": 60})
+    run = Run(spec, master, base, cache, slave)
     r = master.people["bob"].post(master.url + "/api/v1/jobs/", json={"root": spec.root}, timeout=120)
     assert r.status_code == 201, r.text
     run.job_id = r.json()["id"]
@@ -278,18 +285,36 @@ def inspect_after_kill(run: Run, pid: int) -> None:
         with contextlib.suppress(OSError, ValueError):
             keepers += [int(w) for w in (d / "keeper.pid").read_text().split()]
     t = time.monotonic()
-    while time.monotonic() - t < 10 and ([k for k in keepers if alive(k)] or touching(run.base)):
+    while time.monotonic() - t < 10 and ([k for k in keepers if alive(k)] or run.touching()):
         time.sleep(0.05)
-    left = [k for k in keepers if alive(k)]
-    if left:
-        run.problem("no process left", f"keeper {left} still alive 10 s after the slave died")
-    if touching(run.base):
-        run.problem("no process left", f"processes in the slave's directories: {touching(run.base)}")
-    if mounts_under(run.base):
-        run.problem("no mount left", f"after the kill: {mounts_under(run.base)}")
-    unpacking = sorted((run.cache / "roots").glob("*.tmp")) if (run.cache / "roots").is_dir() else []
-    run.after_kill = {"job_dirs": dirs, "keepers": keepers, "tmp_roots": unpacking,
-                      "keeper_gone_after": round(time.monotonic() - t, 2)}
+    gone_after = time.monotonic() - t
+    if [k for k in keepers if alive(k)]:
+        run.problem("no process left", f"keeper {[k for k in keepers if alive(k)]} alive 10 s after the slave died")
+    if run.touching():
+        run.problem("no process left", f"processes in the slave's directories: {run.touching()}")
+    if run.mounts():
+        run.problem("no mount left", f"after the kill: {run.mounts()}")
+    cache = run.cache
+    run.after_kill = {"job_dirs": dirs, "keepers": keepers, "tmp_roots": sorted(cache.glob("roots/*.tmp")),
+                      "parts": sorted(cache.rglob("*.part")), "locks": sorted(cache.glob("tree/.bzr/**/lock/held"))}
+    left = []
+    if dirs:
+        left.append("the job's directory")
+    if keepers:
+        left.append(f"a keeper, which exited by itself ({gone_after:.1f} s)")
+    if run.after_kill["tmp_roots"]:
+        left.append("a half-unpacked root")
+    if run.after_kill["parts"]:
+        left.append("a partial download")
+    if run.after_kill["locks"]:
+        left.append("the branch's write lock")
+    run.left = ", ".join(left) or "nothing"
+    if dirs or run.after_kill["tmp_roots"]:
+        run.left += "; removed by the next start"
+    if run.after_kill["parts"]:
+        run.left += "; the download resumed"
+    if run.after_kill["locks"]:
+        run.left += "; breezy broke the dead process's lock"
 
 
 def network_fault(run: Run, proxy: FaultyProxy) -> None:
@@ -321,11 +346,12 @@ def network_fault(run: Run, proxy: FaultyProxy) -> None:
         raise AssertionError(run.spec.network)
 
 
-def run_cell(spec: Spec, master, tmp_path, stage3_server, release_key) -> tuple[Run, Cell, dict]:
+def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, release_key) -> tuple[Run, Cell, dict]:
     t0 = time.monotonic()
     with FaultyProxy("127.0.0.1", master.port) as proxy:
         url = proxy.url if spec.network else master.url
-        run = start_cell(spec, master, tmp_path / "cell", stage3_server, release_key, url)
+        run = start_cell(spec, master, tmp_path / "cell", cache or tmp_path / "cache", stage3_server, release_key,
+                         url)
         if spec.master:
             master.armed.write_text(spec.master + "\n")
         if spec.network == "lossy":
@@ -356,11 +382,17 @@ def run_cell(spec: Spec, master, tmp_path, stage3_server, release_key) -> tuple[
             names = [n for n, _ in fired(master.armed)]
             assert spec.master.split()[0] in names, f"{spec.master} did not fire in the master (fired: {names})"
             run.t_fault = [t for n, t in fired(master.armed) if n == spec.master.split()[0]][-1]
+            retried = run.logs["last"].count("retrying in")
+            run.left = "a dead worker (gunicorn started another)" + (
+                f"; the slave repeated {retried} call(s)" if retried else "")
             master.armed.unlink()
             Path(f"{master.armed}.fired").unlink()
             master.armed.write_text("")
         if spec.network:
             run.proxy_stats = {**proxy.stats, "lost": list(proxy.lost)}
+            retried = run.logs["last"].count("retrying in")
+            run.left = (f"{proxy.stats['reset']} connection(s) reset, {proxy.stats['answers_lost']} answer(s) lost; "
+                        f"the slave repeated {retried} call(s)")
         if spec.network == "lossy":
             kinds = {re.sub(r"[0-9a-f-]{36}", "<run>", r).split(" ")[1] for r in proxy.lost}
             for call in ("/api/v1/claim", "/api/v1/runs/<run>/heartbeat", "/api/v1/runs/<run>/finish",
@@ -410,11 +442,11 @@ def check(run: Run, j: dict, reference: dict | None) -> dict[str, bool]:
     master, base = run.master, run.base
     plan = j["plan"]
     # mounts: none on the host below the cell's directories, ever (after the kill, and now)
-    if mounts_under(base):
-        run.problem("no mount left", f"at the end: {mounts_under(base)}")
+    if run.mounts():
+        run.problem("no mount left", f"at the end: {run.mounts()}")
     # processes: none of the job's, none in the slave's directories
-    if touching(base):
-        run.problem("no process left", f"at the end: {touching(base)}")
+    if run.touching():
+        run.problem("no process left", f"at the end: {run.touching()}")
     # the job: passed, exactly one run carried it to the end, runs never overlapped, attempts bounded
     runs = sorted(j["runs"], key=lambda r: when(r["claimed"]))
     if j["state"] != "passed":
@@ -489,6 +521,7 @@ def check(run: Run, j: dict, reference: dict | None) -> dict[str, bool]:
 
 def record(matrix, run: Run, cell: Cell, j: dict, checks: dict[str, bool]) -> None:
     cell.checks = checks
+    cell.left = run.left or "nothing"
     cell.runs = len(j["runs"])
     if run.t_fault and run.t_done:
         cell.recovery = max(0.0, run.t_done - run.t_fault)
@@ -507,11 +540,11 @@ def assert_clean(run: Run, cell: Cell) -> None:
 @pytest.fixture(scope="module")
 def reference(matrix, master, tmp_path_factory, stage3_server, release_key):
     """The cell without a fault: every log, result and attachment as the jobuilds print them."""
-    run, cell, j = run_cell(CELLS[0], master, tmp_path_factory.mktemp("cell-none"), stage3_server, release_key)
+    run, cell, j = run_cell(CELLS[0], master, tmp_path_factory.mktemp("cell-none"), None, stage3_server, release_key)
     checks = check(run, j, None)
     final = next(r for r in j["runs"] if r["results"])
     ref = {"logs": {e["index"]: log_of(master, j["id"], final["uuid"], e["index"]) for e in j["plan"]},
-           "results": results_of(final), "run": run, "cell": cell}
+           "results": results_of(final), "run": run, "cell": cell, "cache": run.cache}
     record(matrix, run, cell, j, checks)
     return ref
 
@@ -524,7 +557,8 @@ def test_no_fault(reference):
 
 @pytest.mark.parametrize("spec", CELLS[1:], ids=[c.id for c in CELLS[1:]])
 def test_cell(spec, reference, matrix, master, tmp_path, stage3_server, release_key):
-    run, cell, j = run_cell(spec, master, tmp_path, stage3_server, release_key)
+    run, cell, j = run_cell(spec, master, tmp_path, None if spec.cold else reference["cache"], stage3_server,
+                            release_key)
     checks = check(run, j, reference)
     record(matrix, run, cell, j, checks)
     assert_clean(run, cell)
