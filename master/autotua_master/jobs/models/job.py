@@ -251,11 +251,19 @@ class Job(models.Model):
             Provision.objects.provider_ended(self)
         log.info("job #%s %s%s", self.pk, state, f": {reason}" if reason else "")
 
+    def _lock_runs_then_job(self) -> Job:
+        """This job under its row lock, its live runs locked first: every writer takes a run before its
+        job (finish, result, sweep, claim), so taking them the other way round would deadlock with them."""
+        from autotua_master.slaves.models import Run
+
+        list(Run.objects.select_for_update().filter(job_id=self.pk, ended__isnull=True).values_list("pk"))
+        return Job.objects.select_for_update().get(pk=self.pk)
+
     def cancel(self, by=None, reason: str = "") -> None:
         from autotua_master.slaves.models import RunEnd
 
         with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=self.pk)
+            job = self._lock_runs_then_job()
             if job.state in FINAL:
                 raise JobError(f"job #{self.pk} is already {job.state}", "final")
             who = f"cancelled by {by}" if by else "cancelled"
@@ -269,7 +277,7 @@ class Job(models.Model):
         from .sidepend import Provision
 
         with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=self.pk)
+            job = self._lock_runs_then_job()
             if job.state == JobState.INVALID:
                 raise JobError(f"job #{self.pk} is invalid; re-validate it instead")
             for run in job.runs.live().select_for_update():
