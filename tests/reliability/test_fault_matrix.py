@@ -240,6 +240,7 @@ class Run:
     problems: dict[str, list[str]] = field(default_factory=dict)
     proxy_stats: dict = field(default_factory=dict)
     left: str = ""
+    mirror_requests: list = field(default_factory=list)  # (method, path, Range) the stage3 mirror served
 
     def touching(self) -> dict[int, str]:
         return {**touching(self.base), **touching(self.cache)}
@@ -348,6 +349,7 @@ def network_fault(run: Run, proxy: FaultyProxy) -> None:
 
 def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, release_key) -> tuple[Run, Cell, dict]:
     t0 = time.monotonic()
+    mirror_seen = len(stage3_server.httpd.requests)
     with FaultyProxy("127.0.0.1", master.port) as proxy:
         url = proxy.url if spec.network else master.url
         run = start_cell(spec, master, tmp_path / "cell", cache or tmp_path / "cache", stage3_server, release_key,
@@ -366,6 +368,13 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
                 assert [n for n, _ in fired(run.base / "slave.faults")], "the fault did not fire"
                 run.t_fault = fired(run.base / "slave.faults")[-1][1]
                 inspect_after_kill(run, proc.pid)
+                # the cell killed what it says it killed
+                if spec.slave.startswith("fetch:"):
+                    assert run.after_kill["parts"], "no partial download after a kill mid-download"
+                if spec.slave == "stage3:unpack":
+                    assert run.after_kill["tmp_roots"], "no half-unpacked root after a kill mid-unpack"
+                if spec.slave.startswith(("chroot:", "phase:", "teardown")):
+                    assert run.after_kill["keepers"], "no keeper after a kill with the chroot up"
                 proc = run.slave.start(log=run.base / "slave-2.log")
             elif spec.network and spec.network != "lossy":
                 network_fault(run, proxy)
@@ -403,6 +412,7 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
         orphans = in_session(proc.pid)
         if orphans:
             run.problem("no process left", f"the slave's session after its stop: {orphans}")
+    run.mirror_requests = stage3_server.httpd.requests[mirror_seen:]
     cell = Cell(spec.id, spec.group, spec.fault)
     cell.seconds = time.monotonic() - t0
     return run, cell, j
@@ -513,6 +523,11 @@ def check(run: Run, j: dict, reference: dict | None) -> dict[str, bool]:
     for d in run.after_kill.get("job_dirs", []):
         if f"{d}: removed" not in run.logs["last"]:
             run.problem("next start cleaned", f"the next start did not say it removed {d.name}")
+    for part in run.after_kill.get("parts", []):
+        name = part.name.removesuffix(".part")
+        if name.startswith("stage3-") and not any(p.endswith("/" + name) and rng and rng != "bytes=0-"
+                                                  for _, p, rng in run.mirror_requests):
+            run.problem("next start cleaned", f"the download of {name} was not resumed (no Range request)")
     for tmp in run.after_kill.get("tmp_roots", []):
         if f"{tmp}: removed (an unpack that did not finish)" not in run.logs["last"]:
             run.problem("next start cleaned", f"the next start did not say it removed {tmp.name}")
