@@ -71,6 +71,8 @@ src_test() {
 PHASE_LINES = [(p, n) for p, count in (("pkg_setup", 20), ("src_unpack", 20), ("src_compile", 20), ("src_test", 2000))
                for n in range(1, count + 1)]
 FAST, PACED = "=bob/faulty-1.0", "=bob/faulty-2.0"  # 2.0 sleeps 0.2 s every 100 lines of src_test (4 s)
+# Every cell's point is reached whatever the timing: a step of the pipeline, a call the slave always
+# makes, or (heartbeats, network faults) a job that runs for seconds.
 LEASE = 10
 TIMEOUT = 180  # for a job to end, whatever the cell: a bound, never reached when all is well
 
@@ -118,7 +120,8 @@ CELLS = [
          master="master:claim:locked"),
     Spec("master:claim", "worker SIGKILLed after a claim committed, before answering",
          master="master:claim:committed"),
-    Spec("master:heartbeat", "worker SIGKILLed after a heartbeat committed", master="master:heartbeat:committed"),
+    Spec("master:heartbeat", "worker SIGKILLed after a heartbeat committed", master="master:heartbeat:committed",
+         root=PACED),  # a job that lasts long enough for heartbeats, whatever the machine's speed
     Spec("master:log-half", "worker SIGKILLed in a log append, bytes written, size not recorded",
          master="master:log:written 3"),
     Spec("master:log", "worker SIGKILLed after a log append committed", master="master:log:committed 5"),
@@ -318,6 +321,16 @@ def inspect_after_kill(run: Run, pid: int) -> None:
         run.left += "; breezy broke the dead process's lock"
 
 
+def assert_still_running(run: Run) -> None:
+    """The fault began while the job ran (else the cell would test nothing)."""
+    j = run.job()
+    assert j["state"] == "running" and not has_result(j, 2), "bob/faulty ended before the network fault"
+
+
+def has_result(j: dict, index: int) -> bool:
+    return any(x["index"] == index for r in j["runs"] for x in r["results"])
+
+
 def network_fault(run: Run, proxy: FaultyProxy) -> None:
     """Once bob/faulty streams its log: cut, stall or hold the network as the cell says."""
     def faulty_started():
@@ -328,14 +341,17 @@ def network_fault(run: Run, proxy: FaultyProxy) -> None:
     run.t_fault = time.time()
     if run.spec.network == "partition":
         proxy.refuse()
+        assert_still_running(run)
         time.sleep(4)
         proxy.forward()
     elif run.spec.network == "stall":
         proxy.stall()
+        assert_still_running(run)
         time.sleep(4)
         proxy.forward()
     elif run.spec.network == "lease":
         proxy.refuse()
+        assert_still_running(run)
         time.sleep(LEASE + 1)
         out = run.master.manage("sweepleases")
         assert "1 expired run(s) swept" in out, out
