@@ -1,8 +1,9 @@
 """Simulated slaves for the load test: threads that speak the protocol over HTTP (no chroot), as a real
 slave would, and write down what they were told, so the master's records can be checked against it.
 
-Each job a slave claims it runs one way, drawn at random (seeded): ``normal`` (a heartbeat, two log
-chunks and a result per jobuild, the finish), ``fail`` (its last jobuild fails), ``error`` (an
+Each job a slave claims it runs one way, drawn at random (seeded): ``normal`` (two log chunks and a
+result per jobuild, the finish; a heartbeat before any call when the last is a second old, as a real
+slave's heartbeat thread does), ``fail`` (its last jobuild fails), ``error`` (an
 infrastructure error after the first result: the master requeues the job), ``vanish`` (the slave
 goes silent right after the claim, longer than the lease: the lease runs out under it) or ``slow``
 (heartbeats for a while between jobuilds, so cancels land on it). Some writes are sent twice, as
@@ -74,6 +75,7 @@ class SimSlave(threading.Thread):
         self.lease = lease
         self.doomed = doomed  # job id -> True when this job always errors (it must end in error)
         self.rng = random.Random(seed)
+        self.last_beat = 0.0
 
     # -- calls ------------------------------------------------------------------------------------------
     def call(self, kind: str, fn, *args, **kw):
@@ -116,7 +118,11 @@ class SimSlave(threading.Thread):
                 with self.ledger.lock:
                     self.ledger.abandoned.add(body["run"])
 
-    def beat(self, run: str) -> None:
+    def beat(self, run: str, every: float = 0.0) -> None:
+        """A heartbeat (when the last is at least ``every`` seconds old); an abort finishes the run."""
+        if time.monotonic() - self.last_beat < every:
+            return
+        self.last_beat = time.monotonic()
         answer = self.expect("heartbeat", self.call("heartbeat", self.client.heartbeat, run), 200)
         if answer["action"] == "abort":
             self.finish(run, "cancelled", f"aborted: {answer.get('reason')}")
@@ -147,9 +153,10 @@ class SimSlave(threading.Thread):
         if how == "vanish":  # silent past the lease: no heartbeat, no finish
             self.stop.wait(self.lease + 1.5)
             return
+        self.last_beat = time.monotonic()  # the claim started the lease
         for e in plan:
             i = e["index"]
-            self.beat(run)
+            self.beat(run, 1.0)
             if how == "slow":
                 for _ in range(4):
                     time.sleep(0.4)
@@ -157,6 +164,7 @@ class SimSlave(threading.Thread):
             text = "".join(f"{run} jobuild {i} line {n:04d}\n" for n in range(40)).encode()
             offset = 0
             for k, chunk in enumerate((text[:900], text[900:])):
+                self.beat(run, 1.0)
                 answer = self.expect("log", self.call("log", self.client.log, run, i, offset, chunk), 202)
                 if k == 0 and self.rng.random() < 0.3:
                     again = self.expect("log", self.call("log", self.client.log, run, i, offset, chunk), 202)
@@ -169,6 +177,7 @@ class SimSlave(threading.Thread):
                 return
             status = "failed" if how == "fail" and i == len(plan) - 1 else "passed"
             body = {"log_size": offset, "results": {"jobuild": str(i), "slave": self.name_}}
+            self.beat(run, 1.0)
             answer = self.expect("result", self.call("result", self.client.result, run, i, status, **body), 200)
             if self.rng.random() < 0.2:
                 again = self.expect("result", self.call("result", self.client.result, run, i, status, **body), 200)
@@ -182,4 +191,5 @@ class SimSlave(threading.Thread):
             if status == "failed":
                 self.finish(run, "failed", f"{e['jobuild']} failed in src_test")
                 return
+        self.beat(run, 1.0)
         self.finish(run, "passed")
