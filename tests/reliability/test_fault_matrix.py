@@ -202,7 +202,15 @@ def _disarm(master):
 
 
 def api(master, path: str) -> dict:
-    r = requests.get(master.url + path, timeout=60)
+    """GET from the master; a master cell kills the worker that may be serving it: ask again."""
+    for attempt in range(10):
+        try:
+            r = requests.get(master.url + path, timeout=60)
+            break
+        except requests.ConnectionError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
     assert r.status_code == 200, r.text
     return r.json()
 
