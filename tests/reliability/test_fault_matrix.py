@@ -195,6 +195,7 @@ def _disarm(master):
     """Nothing armed in the master outlives its cell, and no job of a failed cell is left queued."""
     yield
     master.armed.write_text("")
+    Path(f"{master.armed}.fired").unlink(missing_ok=True)
     for state in ("queued", "running", "waiting"):
         for j in api(master, f"/api/v1/jobs/?state={state}&limit=1000")["results"]:
             master.people["bob"].post(f"{master.url}/api/v1/jobs/{j['id']}/cancel", json={"reason": "cell over"},
@@ -418,9 +419,6 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
             retried = run.logs["last"].count("retrying in")
             run.left = "a dead worker (gunicorn started another)" + (
                 f"; the slave repeated {retried} call(s)" if retried else "")
-            master.armed.unlink()
-            Path(f"{master.armed}.fired").unlink()
-            master.armed.write_text("")
         if spec.network:
             run.proxy_stats = {**proxy.stats, "lost": list(proxy.lost)}
             retried = run.logs["last"].count("retrying in")
