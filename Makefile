@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv host-deps-demo host-deps-test
+.PHONY: demo test lint bench clean venv host-deps-demo host-deps-test screenshots
 
 demo: host-deps-demo $(STAMP)
 	$(VENV)/bin/autotua-demo $(DEMO_ARGS)
@@ -18,6 +18,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# refresh the web UI's pictures in docs/screenshots/ (the README shows them)
+screenshots: host-deps-test $(STAMP)
+	AUTOTUA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/web/test_screenshots.py
 
 venv: $(STAMP)
 

@@ -1,6 +1,7 @@
 """Shared fixtures: real gpg keys in a temporary GNUPGHOME, the signed sample tree in a real bzr
-branch, a metadata reader with its sandboxed daemon, a helper to write small signed trees, a
-release key and the tiny stage3 it signs, and a throw-away PostgreSQL cluster."""
+branch, a metadata reader with its sandboxed daemon, a helper to write small signed trees; and what
+the master's, the slave's and the end-to-end tests all use: a release key and the tiny stage3 in
+Gentoo's autobuilds layout, a throw-away PostgreSQL cluster, and live gunicorn masters."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from autotua.demo.sampletree import build_sample_tree, make_key, stop_agent
 from autotua.demo.stage3 import ReleaseKey, publish_stage3
 from autotua.metadata import MetadataReader
 from autotua.signature import Signer
+from tests.support.master import LiveMaster
 from tests.support.postgres import PostgresCluster
 
 USERS = ("alice", "bob", "carol", "mallory")
@@ -106,6 +108,7 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+# -- the stage3 (the slave's tests and the end-to-end tests) ---------------------------------------
 @pytest.fixture(scope="session")
 def release_key(tmp_path_factory):
     key = ReleaseKey.make(tmp_path_factory.mktemp("release-gpg"))
@@ -115,13 +118,41 @@ def release_key(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def stage3(tmp_path_factory, release_key):
-    """The tiny stage3 (amd64, openrc), published once per session in Gentoo's autobuilds layout."""
+    """The tiny stage3 (amd64, openrc), published once per session."""
     return publish_stage3(tmp_path_factory.mktemp("gentoo-mirror"), release_key, arch="amd64", flavour="openrc")
+
+
+# -- masters (the master's tests and the end-to-end tests) -----------------------------------------
+@pytest.fixture(scope="session")
+def master_cache(tmp_path_factory) -> Path:
+    """One metadata/signature cache for the session, as a real master keeps one across restarts."""
+    return tmp_path_factory.mktemp("master-cache") / "cache.sqlite"
 
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A throw-away PostgreSQL cluster for the session (tests.support.postgres)."""
+    """A throw-away PostgreSQL cluster for the session (tests.support.postgres); ``createdb(name)`` -> URL."""
     cluster = PostgresCluster().start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def live_master(tmp_path, master_cache):
+    """A factory: ``live_master(tree, database_url=None, data_dir=None, **AUTOTUA_settings)`` -> a
+    LiveMaster, migrated, not yet started; stopped at the end of the test. Masters given the same
+    ``data_dir`` share it (logs, attachments), as several hosts of one site do."""
+    started: list[LiveMaster] = []
+
+    def make(tree, *, database_url: str | None = None, data_dir: str | os.PathLike | None = None,
+             workers: int = 2, threads: int = 4, migrate: bool = True, **settings):
+        m = LiveMaster(data_dir or tmp_path / f"master-{len(started)}", tree, database_url=database_url,
+                       workers=workers, threads=threads, cache=master_cache, **settings)
+        if migrate:
+            m.migrate()
+        started.append(m)
+        return m
+
+    yield make
+    for m in started:
+        m.stop()

@@ -31,9 +31,11 @@ class DemoSetup:
 
 
 def setup_sample(fingerprints: dict[str, str], *, slave: str = "demo-slave", arch: str = "amd64",
-                 flavours: tuple[str, ...] = ("openrc",), out: Callable[[str], None] = print) -> DemoSetup:
-    """Create maintainers (with API tokens), an active slave (its token is returned), the sample jobs,
-    and print each job's validated state and the SIDEPEND jobs the master queued by itself."""
+                 flavours: tuple[str, ...] = ("openrc",), out: Callable[[str], None] = print,
+                 passwords: dict[str, str] | None = None) -> DemoSetup:
+    """Create maintainers (with API tokens, and web UI ``passwords`` for those named there), an active
+    slave (its token is returned), the sample jobs, and print each job's validated state and the
+    SIDEPEND jobs the master queued by itself."""
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
@@ -45,6 +47,9 @@ def setup_sample(fingerprints: dict[str, str], *, slave: str = "demo-slave", arc
         tokens = {}
         for name, fpr in sorted(fingerprints.items()):
             user, _ = get_user_model().objects.get_or_create(username=name)
+            if passwords and name in passwords:
+                user.set_password(passwords[name])
+                user.save(update_fields=["password"])
             Maintainer.objects.update_or_create(user=user, defaults={"name": name, "fingerprint": fpr})
             tokens[name] = Token.objects.get_or_create(user=user)[0].key
         Slave.objects.filter(name=slave).delete()

@@ -17,6 +17,7 @@ Made for the demo, end-to-end tests (the slave's too) and benchmarks::
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _no_control_socket() -> list[str]:
+    """gunicorn >= 25 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path for every server
+    the user runs: several live masters would take it from each other. They need none."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
 
 
 class LiveMaster:
@@ -64,9 +73,9 @@ class LiveMaster:
             self.env[f"AUTOTUA_{key.upper()}"] = str(value)
 
     # -- management ---------------------------------------------------------------------------------
-    def manage(self, *args: str) -> str:
+    def manage(self, *args: str, input: str | None = None) -> str:
         proc = subprocess.run([sys.executable, "-m", "autotua_master.manage", *args], env=self.env,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, input=input)
         if proc.returncode:
             raise RuntimeError(f"autotua-master {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
         return proc.stdout
@@ -75,15 +84,23 @@ class LiveMaster:
         self.manage("migrate", "--verbosity", "0")
         return self
 
-    def add_maintainer(self, name: str, fingerprint: str, *, staff: bool = False) -> str:
-        """Create a maintainer; returns their API token (``Authorization: Token <token>``)."""
+    def add_maintainer(self, name: str, fingerprint: str, *, staff: bool = False,
+                       password: str | None = None) -> str:
+        """Create a maintainer (with a web UI ``password`` if given); returns their API token
+        (``Authorization: Token <token>``)."""
         out = self.manage("createmaintainer", name, "--fingerprint", fingerprint, "--token",
-                          *(["--staff"] if staff else []))
+                          *(["--staff"] if staff else []), *(["--password-stdin"] if password else []),
+                          input=f"{password}\n" if password else None)
         return out.strip().splitlines()[-1].split()[-1]
 
-    def add_slave(self, name: str, *, arch: str = "amd64", flavours: tuple[str, ...] = ("openrc",)) -> str:
-        """Create an active slave; returns its token (``Authorization: Slave <token>``)."""
-        args = ["createslave", name, "--arch", arch, "--quiet-token"]
+    def add_user(self, name: str, password: str, *, staff: bool = False) -> None:
+        """A person who logs in to the web UI but signs nothing (a volunteer; ``staff``: an admin)."""
+        self.manage("createuser", name, "--password-stdin", *(["--staff"] if staff else []), input=f"{password}\n")
+
+    def add_slave(self, name: str, *, arch: str = "amd64", flavours: tuple[str, ...] = ("openrc",),
+                  owner: str | None = None) -> str:
+        """Create an active slave (run by user ``owner``); returns its token (``Authorization: Slave <token>``)."""
+        args = ["createslave", name, "--arch", arch, "--quiet-token", *(["--owner", owner] if owner else [])]
         for f in flavours:
             args += ["--flavour", f]
         return self.manage(*args).strip()
@@ -94,7 +111,10 @@ class LiveMaster:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "autotua_master.wsgi", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
-             "--timeout", "120", "--graceful-timeout", "5", "--backlog", "2048"],
+             "--timeout", "120", "--graceful-timeout", "5", "--backlog", "2048",
+             # idle kept-alive connections stay open a while: closing them after gunicorn's default 2 s
+             # races a client's next request on them (a reset POST is not retried)
+             "--keep-alive", "30", *_no_control_socket()],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
@@ -122,6 +142,14 @@ class LiveMaster:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL gunicorn and its workers at once, as a crash would; ``start()`` brings the master
+        back on the same port, with the same data dir and database."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the arbiter and its workers
+            self.proc.wait()
         self.proc = None
 
     def __enter__(self) -> LiveMaster:

@@ -268,10 +268,11 @@ def open_branch(location: str | os.PathLike):
     import breezy.bzr  # noqa: F401  (registers the bzr formats)
     from breezy import errors as bzr_errors
     from breezy.branch import Branch
+    from breezy.transport import NoSuchFile  # breezy 3.3: no longer in breezy.errors
 
     try:
         return Branch.open(str(location))
-    except (bzr_errors.NotBranchError, bzr_errors.NoSuchFile) as e:
+    except (bzr_errors.NotBranchError, NoSuchFile) as e:
         raise TreeError(f"{location}: not a bzr branch ({e})") from None
 
 

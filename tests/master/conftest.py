@@ -2,9 +2,8 @@
 
 * ``master``: an in-process live server (pytest-django's ``live_server``, SQLite) configured with the
   sample branch, maintainers alice/bob/carol, and an :class:`Api` helper to call it over HTTP.
-* ``postgres`` (in tests/conftest.py): a throw-away PostgreSQL cluster for the session.
-* ``live_master``: a factory of gunicorn masters in subprocesses (tests.support.master.LiveMaster), the
-  fixture the slave's end-to-end tests use too.
+* ``postgres``, ``live_master`` and ``master_cache`` are in tests/conftest.py (the end-to-end tests
+  use them too).
 * ``make_branch``: turn a directory written with ``tree_writer`` into a bzr branch.
 """
 
@@ -17,14 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.master import LiveMaster
 from tests.support.slaveclient import SlaveClient
-
-
-@pytest.fixture(scope="session")
-def master_cache(tmp_path_factory) -> Path:
-    """One metadata/signature cache for the session, as a real master keeps one across restarts."""
-    return tmp_path_factory.mktemp("master-cache") / "cache.sqlite"
 
 
 def make_branch_from(src: Path, dest: Path) -> Path:
@@ -111,21 +103,3 @@ def maintainers(transactional_db, keys):
 @pytest.fixture
 def master(master_settings, maintainers, live_server) -> Api:
     return Api(live_server.url)
-
-
-@pytest.fixture
-def live_master(tmp_path, master_cache):
-    """A factory: ``live_master(tree, database_url=None, **AUTOTUA_settings)`` -> a started LiveMaster,
-    migrated, stopped at the end of the test."""
-    started: list[LiveMaster] = []
-
-    def make(tree, *, database_url: str | None = None, workers: int = 2, threads: int = 4, **settings):
-        m = LiveMaster(tmp_path / f"master-{len(started)}", tree, database_url=database_url, workers=workers,
-                       threads=threads, cache=master_cache, **settings)
-        m.migrate()
-        started.append(m)
-        return m
-
-    yield make
-    for m in started:
-        m.stop()

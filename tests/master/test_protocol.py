@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
@@ -214,9 +215,12 @@ def test_heartbeat_extends_and_cancel_aborts(master, queued):
     slave = master.slave()
     run = claim(slave)["run"]
     before = Run.objects.get(uuid=run).lease_expires
+    seen = Run.objects.get(uuid=run).slave.last_seen
+    Slave.objects.filter(runs__uuid=run).update(last_seen=seen - timedelta(minutes=5))  # long ago
     r = slave.heartbeat(run)
     assert r.status_code == 200 and r.json()["action"] == "continue"
     assert Run.objects.get(uuid=run).lease_expires > before
+    assert Run.objects.get(uuid=run).slave.last_seen >= seen  # a heartbeat is a sign of life
     alice = master.person("alice")
     r = alice.post(master.url + f"/api/v1/jobs/{queued['id']}/cancel", json={"reason": "no longer needed"})
     assert r.status_code == 200 and r.json()["state"] == "cancelled"

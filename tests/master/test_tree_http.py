@@ -40,6 +40,14 @@ def test_brz_branch_and_pull_over_http(master, own_branch, tmp_path):
     assert BzrTree(local).revision == rev2 and BzrTree(local).revno == 2
 
 
+def test_the_smart_protocol_probe_is_a_quiet_405(master, own_branch, caplog):
+    """breezy POSTs to .bzr/smart first; read only, the answer is 405, not a CSRF 403 in the log."""
+    r = requests.post(master.url + "/tree/.bzr/smart", data=b"bzr request 2\n")
+    assert r.status_code == 405
+    assert not [rec for rec in caplog.records if "CSRF" in rec.getMessage()]
+    assert requests.get(master.url + "/tree/.bzr/branch-format").status_code == 200
+
+
 def test_range_requests(master, own_branch):
     url = master.url + "/tree/.bzr/branch-format"
     whole = requests.get(url).content

@@ -37,7 +37,7 @@ from autotua.demo.slaves import SlaveSetup
 from autotua.linux import mounts_under
 from autotua_master.live import LiveMaster
 from tests.slave.helpers import needs_root
-from tests.support.procs import alive, in_session, touching
+from tests.support.leftovers import alive, in_session, touching
 from tests.support.proxy import FaultyProxy
 from tests.support.reliability import Cell
 

@@ -1,5 +1,6 @@
-"""The slave's fixtures: a private copy of the tiny stage3 (from tests/conftest.py) on a local HTTP
-mirror (no internet here)."""
+"""The slave's fixtures: a local HTTP mirror serving a private copy of the session's tiny stage3 (no
+internet here). The release key and the stage3 itself (``release_key``, ``stage3``) are in
+tests/conftest.py: the end-to-end tests use them too."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -20,12 +19,12 @@ import pytest
 import requests
 
 from autotua.demo.httpserver import MirrorServer
-from autotua.demo.sampletree import SampleTree
 from autotua.demo.slaves import SlaveSetup
 from autotua.demo.stage3 import copy_release
 from autotua.linux import mounts_under
 from autotua_master.live import LiveMaster
 from tests.slave.helpers import needs_root
+from tests.support.live import create, extend_tree, job, latest, log_has, log_of, run_once, start, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, needs_root]
 
@@ -54,19 +53,9 @@ src_test() {
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory, sample):
     """The sample branch plus bob/sleepy and bob/chatty (signed by bob), as revision 2."""
-    work = tmp_path_factory.mktemp("tree")
-    shutil.copytree(sample.branch, work / "jobtage", symlinks=True)
-    t = SampleTree(work / "jobtage", sample.gnupghome, sample.distdir, dict(sample.fingerprints))
-    path = work / "jobtage/bob/sleepy/sleepy-1.0.jobuild"
-    path.parent.mkdir()
-    path.write_text(SLEEPY)
-    t.sign(path, user="bob")
-    path = work / "jobtage/bob/chatty/chatty-1.0.jobuild"
-    path.parent.mkdir()
-    path.write_text(CHATTY)
-    t.sign(path, user="bob")
-    t.commit("bob/sleepy and bob/chatty")
-    return t
+    return extend_tree(sample, tmp_path_factory.mktemp("tree") / "jobtage",
+                       {"bob/sleepy/sleepy-1.0.jobuild": SLEEPY, "bob/chatty/chatty-1.0.jobuild": CHATTY},
+                       "bob/sleepy and bob/chatty")
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +72,9 @@ def master(tmp_path_factory, tree):
     m.migrate()
     m.people = {u: m.person_session(m.add_maintainer(u, fpr)) for u, fpr in tree.fingerprints.items()}
     try:
-        try:
-            m.start(timeout=120)
-        except requests.Timeout:  # a busy machine: gunicorn's first answer came late; it is still starting
-            wait_for(lambda: _answers(m), 120, "the master to answer")
-        yield m
+        yield start(m)
     finally:
         m.stop()
-
-
-def _answers(m) -> bool:
-    try:
-        return requests.get(m.url + "/api/v1/jobs/", timeout=10).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -112,55 +90,6 @@ def slave(tmp_path, master, stage3_server, release_key, shared_cache):
     yield s
     s.stop()
     assert mounts_under(tmp_path) == []
-
-
-def create(master, user, root, **kw) -> dict:
-    r = master.people[user].post(master.url + "/api/v1/jobs/", json={"root": root, **kw}, timeout=120)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def job(master, job_id) -> dict:
-    r = requests.get(f"{master.url}/api/v1/jobs/{job_id}/", timeout=60)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def latest(j) -> dict:
-    """The job's latest run (the API lists them newest first; this does not rely on it)."""
-    return max(j["runs"], key=lambda r: r["attempt"])
-
-
-def log_of(master, j, index, run=None) -> str:
-    run = run or latest(j)["uuid"]
-    r = requests.get(f"{master.url}/api/v1/jobs/{j['id']}/runs/{run}/jobuilds/{index}/log", timeout=60)
-    assert r.status_code == 200, r.text
-    return r.text
-
-
-def sleeping(master, job_id) -> bool:
-    """Whether the job's jobuild 0 has logged that it went to sleep (its log may not exist yet)."""
-    j = job(master, job_id)
-    if not j["runs"]:
-        return False
-    r = requests.get(f"{master.url}/api/v1/jobs/{job_id}/runs/{latest(j)['uuid']}/jobuilds/0/log", timeout=60)
-    return r.status_code == 200 and "going to sleep" in r.text
-
-
-def wait_for(pred, timeout=60, what="a condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def run_once(slave) -> str:
-    r = slave.run("run", "--once", timeout=300)
-    assert r.returncode == 0, r.stderr
-    return r.stderr
 
 
 def test_sample_jobs_pass_with_logs_results_and_attachments(master, slave):
@@ -211,7 +140,7 @@ def test_a_failing_phase_fails_the_job(master, slave):
 def test_cancel_in_the_middle_of_a_phase(master, slave):
     j = create(master, "bob", "bob/sleepy")
     proc = slave.start("--once")
-    wait_for(lambda: sleeping(master, j["id"]), what="the phase to start")
+    wait_for(lambda: log_has(master, j["id"], 0, "going to sleep"), what="the phase to start")
     r = master.people["bob"].post(f"{master.url}/api/v1/jobs/{j['id']}/cancel", json={"reason": "changed my mind"},
                                   timeout=60)
     assert r.status_code == 200, r.text
@@ -228,7 +157,7 @@ def test_cancel_in_the_middle_of_a_phase(master, slave):
 def test_sigkill_mid_phase_then_requeue_and_the_next_start_runs_it(master, slave):
     j = create(master, "bob", "bob/sleepy")
     proc = slave.start("--once")
-    wait_for(lambda: sleeping(master, j["id"]), what="the phase to start")
+    wait_for(lambda: log_has(master, j["id"], 0, "going to sleep"), what="the phase to start")
     job_dir = next((slave.base / "work/jobs").iterdir())
     keeper = int((job_dir / "keeper.pid").read_text().split()[1])
     proc.send_signal(signal.SIGKILL)
@@ -289,7 +218,7 @@ def test_a_log_of_several_chunks_arrives_whole(master, slave):
 def test_sigterm_stops_the_job_cleanly_and_the_master_requeues_it(master, slave):
     j = create(master, "bob", "bob/sleepy")
     proc = slave.start()
-    wait_for(lambda: sleeping(master, j["id"]), what="the phase to start")
+    wait_for(lambda: log_has(master, j["id"], 0, "going to sleep"), what="the phase to start")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
     j = job(master, j["id"])

@@ -56,15 +56,22 @@ def test_sync_verifies_and_writes_only_the_plan(tmp_path, branch, sample, reader
     assert [d.name for d in portconf] == ["bob-portconf-1.tar.gz"]
 
 
-def test_sync_pulls_only_new_revisions(tmp_path, branch, sample):
+def test_sync_pulls_only_new_revisions(tmp_path, branch, sample, caplog):
+    caplog.set_level("INFO", logger="autotua.slave.sync")
     cache = TreeCache(tmp_path / "cache")
     first = BzrTree(branch.branch).revision_id
     cache.update(branch.url + "/jobtage/", first)
+    assert caplog.messages[-1].endswith(f"branched from {branch.url}/jobtage/")
+    packs = {p.name for p in (tmp_path / "cache/tree/.bzr/repository/packs").iterdir()}
     (branch.branch / "NEWS").write_text("new\n")
     new = sample.__class__(branch.branch, sample.gnupghome, sample.distdir).commit("news")
     branch.requests.clear()
     tree = cache.update(branch.url + "/jobtage/", new)
     assert tree.revno == 2 and tree.is_file("NEWS")
+    assert caplog.messages[-1].endswith(f"pulled from {branch.url}/jobtage/, revno 1 -> 2")
+    # only the new revision travelled: none of the packs the cache already had was fetched again
+    fetched = {path.rsplit("/", 1)[-1] for _, path, _ in branch.requests if "/packs/" in path}
+    assert fetched and not fetched & packs
     # the pinned older revision is still there
     assert cache.update(branch.url + "/jobtage/", first).revno == 1
 

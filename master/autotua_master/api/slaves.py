@@ -90,6 +90,7 @@ class ClaimView(SlaveView):
 class HeartbeatView(RunView):
     @extend_schema(request=None, responses=s.ActionSerializer)
     def post(self, request, run):
+        self.slave.report({})  # a heartbeat is a sign of life too (written at most every few seconds)
         answer = self.get_run(run).heartbeat()
         faults.point("master:heartbeat:committed")
         return Response(answer)

@@ -31,6 +31,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # the web UI's and the admin's CSS and JS, served by gunicorn itself (a reverse proxy may serve
+    # STATIC_ROOT instead): a volunteer's master works with nothing in front of it
+    "autotua_master.web.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -52,14 +55,15 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "autotua_master.web.context.people",
             ],
         },
     },
 ]
 
-# The web UI (issue 7) will own these pages; the admin's login serves until then.
-LOGIN_URL = "admin:login"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:dashboard"
+LOGOUT_REDIRECT_URL = "web:dashboard"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -71,6 +75,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+# Without collectstatic, files are found in the apps' static/ directories (a checkout just works).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_MAX_AGE = 3600
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
@@ -134,3 +141,5 @@ AUTOTUA_WAIT_RETRY_AFTER = 60
 AUTOTUA_PHASE_TIMEOUT = 3600
 AUTOTUA_LOG_CHUNK_BYTES = 1 << 20
 AUTOTUA_ATTACHMENT_BYTES = 10 << 20
+#: Graphviz's dot, for the job pages' dependency graphs (the pages say so when it is missing)
+AUTOTUA_DOT = "dot"

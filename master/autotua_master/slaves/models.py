@@ -61,6 +61,10 @@ class Slave(models.Model):
     last_seen = models.DateTimeField(null=True, blank=True)
     approved_by = models.ForeignKey(get_user_model(), null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
+    owner = models.ForeignKey(get_user_model(), null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="slaves",
+                              help_text="the volunteer who runs it: sees its token actions in the web UI. "
+                                        "Set when they add it there, adopt it with its token, or by staff")
 
     objects = SlaveQuerySet.as_manager()
 
@@ -76,6 +80,10 @@ class Slave(models.Model):
         self.token_digest = tokens.digest(secret)
         self.save(update_fields=["token_digest"])
         return tokens.format_token(self.pk, secret)
+
+    def can_manage(self, user) -> bool:
+        """Its owner and staff may make it a new token or revoke it."""
+        return bool(user and user.is_authenticated and (user.is_staff or user.pk == self.owner_id))
 
     def approve(self, by=None) -> None:
         self.state = SlaveState.ACTIVE

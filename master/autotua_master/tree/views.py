@@ -6,14 +6,22 @@ from pathlib import Path
 
 from django.conf import settings
 from django.http import Http404
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 
 from . import branch
 from .static import serve
 
 
+@method_decorator(csrf_exempt, name="dispatch")
 class BranchView(View):
-    """``brz branch http://master/tree/`` and ``brz pull``: only the branch's ``.bzr`` is served."""
+    """``brz branch http://master/tree/`` and ``brz pull``: only the branch's ``.bzr`` is served.
+
+    breezy first tries its smart protocol with a POST to ``.bzr/smart``; that is answered 405 (read
+    only), and breezy goes on with plain HTTP. Exempt from CSRF (nothing here changes anything), so
+    that probe is not logged as a forgery attempt on every sync.
+    """
 
     http_method_names = ["get", "head"]
 

@@ -1,4 +1,36 @@
-"""The web UI's pages (issue 7 fills these in)."""
+"""The web UI's pages (docs/web.md), mounted at the site root."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from .views import dashboard, jobs, logs, slaves, tree
 
 app_name = "web"
-urlpatterns: list = []
+log = "jobs/<int:job_id>/runs/<uuid:run>/jobuilds/<int:index>/"
+urlpatterns = [
+    path("", dashboard.dashboard_view, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # jobs
+    path("jobs/", jobs.job_list, name="jobs"),
+    path("jobs/new", jobs.job_create, name="job-create"),
+    path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
+    path("jobs/<int:job_id>/graph.svg", jobs.job_graph, name="job-graph"),
+    path("jobs/<int:job_id>/revalidate", jobs.job_revalidate, name="job-revalidate"),
+    path("jobs/<int:job_id>/cancel", jobs.job_cancel, name="job-cancel"),
+    path(log + "log", logs.log_page, name="log"),
+    path(log + "log.txt", logs.log_text, name="log-text"),
+    path(log + "attachments/<str:name>", logs.attachment, name="attachment"),
+    # slaves
+    path("slaves/", slaves.slave_list, name="slaves"),
+    path("slaves/new", slaves.slave_create, name="slave-create"),
+    path("slaves/adopt", slaves.slave_adopt, name="slave-adopt"),
+    path("slaves/<int:slave_id>/", slaves.slave_detail, name="slave"),
+    path("slaves/<int:slave_id>/token", slaves.slave_new_token, name="slave-token"),
+    path("slaves/<int:slave_id>/revoke", slaves.slave_revoke, name="slave-revoke"),
+    # the tree (/tree/ itself serves the branch to slaves)
+    path("browse/", tree.tree_index, name="tree"),
+    path("browse/r<int:revno>/", tree.revision_detail, name="revision"),
+    path("browse/maintainers/<str:name>/", tree.maintainer_detail, name="maintainer"),
+    path("browse/jobuilds/<str:user>/<str:pv>/", tree.jobuild_detail, name="jobuild"),
+]

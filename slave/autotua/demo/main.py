@@ -27,6 +27,8 @@ from autotua.linux import mounts_under
 
 GENTOO_RELEASE_KEY = "/usr/share/openpgp-keys/gentoo-release.asc"
 FLAVOURS = {"demo-openrc": "openrc", "demo-systemd": "systemd"}
+VOLUNTEER = "vera"  # a volunteer: she runs the two slaves and sees their tokens in the web UI
+ROLES = {"admin": "staff: everything, and the admin", VOLUNTEER: "volunteer: owns the demo's slaves"}
 
 # (maintainer, root atom, stage3 flavour or None for the jobuild's own, what it shows)
 JOBS = [
@@ -135,13 +137,11 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
                         RETRY_AFTER=2, WAIT_RETRY_AFTER=2,
                         MIRRORS=json.dumps({"autotua-samples": [mirror.url + "/distfiles/"]}))
     master.migrate()
-    tokens = {user: master.add_maintainer(user, fpr) for user, fpr in sample.fingerprints.items()}
-    passwords = {user: secrets.token_urlsafe(9) for user in (*tokens, "admin")}
-    master.env["DJANGO_SUPERUSER_PASSWORD"] = passwords["admin"]
-    master.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@localhost")
-    master.manage("shell", "-c", "from django.contrib.auth import get_user_model\nU = get_user_model()\n" + "".join(
-        f"u = U.objects.get(username={user!r}); u.set_password({pw!r}); u.save()\n"
-        for user, pw in passwords.items() if user != "admin"))
+    passwords = {user: secrets.token_urlsafe(9) for user in (*sample.fingerprints, VOLUNTEER, "admin")}
+    tokens = {user: master.add_maintainer(user, fpr, password=passwords[user])
+              for user, fpr in sample.fingerprints.items()}
+    master.add_user(VOLUNTEER, passwords[VOLUNTEER])
+    master.add_user("admin", passwords["admin"], staff=True)
     master.start(timeout=120)
     stack.append(master)
     print(f"    {master.url} (data in {master.data_dir})")
@@ -152,7 +152,7 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
 
         say("Starting two slaves: " + ", ".join(f"{n} ({f} stage3)" for n, f in FLAVOURS.items()))
         for name, flavour in FLAVOURS.items():
-            token = master.add_slave(name, arch="amd64", flavours=(flavour,))
+            token = master.add_slave(name, arch="amd64", flavours=(flavour,), owner=VOLUNTEER)
             s = SlaveSetup(work / name, master.url, token, stage3_url, str(release_key), name=name,
                            flavours=[flavour], cache_dir=str(cache / "slave-cache"),
                            extra={"max_poll_interval": 1})
@@ -206,7 +206,7 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     print(f"    admin   {master.url}/admin/")
     print(f"    API     {master.url}/api/v1/  (schema: {master.url}/api/v1/schema/)")
     for user, pw in passwords.items():
-        print(f"    login   {user:<6} {pw}" + ("  (staff)" if user == "admin" else "  (maintainer)"))
+        print(f"    login   {user:<6} {pw}  ({ROLES.get(user, 'maintainer: signs jobuilds, creates jobs')})")
     if args.exit_when_done:
         return 0
     say("Running until Ctrl-C")

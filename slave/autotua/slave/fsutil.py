@@ -107,6 +107,7 @@ def remove_tree(path: str | os.PathLike) -> None:
     left = mounts_under(path)
     if left:
         raise SlaveError(f"refusing to delete {path}: still mounted there: {', '.join(left)}", "cleanup")
-    # rmtree works with directory descriptors and never follows links (shutil.rmtree.avoids_symlink_attacks)
-    assert shutil.rmtree.avoids_symlink_attacks
+    # rmtree works with directory descriptors and never follows links, where the platform allows it
+    if not shutil.rmtree.avoids_symlink_attacks:
+        raise SlaveError(f"refusing to delete {path}: this platform's rmtree could follow symlinks", "cleanup")
     shutil.rmtree(path)

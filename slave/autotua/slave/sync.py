@@ -86,12 +86,15 @@ class TreeCache:
         with locked(f"{self.path}.lock"):
             try:
                 remote = Branch.open(url)
-                if not (self.path / ".bzr").is_dir():
+                fresh = not (self.path / ".bzr").is_dir()
+                if fresh:
                     remote.controldir.sprout(str(self.path), create_tree_if_local=False)
                 local = Branch.open(str(self.path))
                 with local.lock_write():
                     faults.point("sync:pull")  # the branch's write lock is held
-                    local.pull(remote, overwrite=True)
+                    pulled = local.pull(remote, overwrite=True)
+                    how = (f"branched from {url}" if fresh else
+                           f"pulled from {url}, revno {pulled.old_revno} -> {pulled.new_revno}")
                     if not local.repository.has_revision(revision.encode()):
                         # pinned, but no longer on the master's mainline: fetch it by id
                         try:
@@ -105,7 +108,7 @@ class TreeCache:
                 tree = BzrTree(self.path, revision)
             except TreeError as e:
                 raise _err(str(e)) from None
-        log.info("tree at revision %s (%s) in %.2f s", tree.revno, revision, time.monotonic() - t)
+        log.info("tree at revision %s (%s) in %.2f s: %s", tree.revno, revision, time.monotonic() - t, how)
         return tree
 
 

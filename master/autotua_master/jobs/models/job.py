@@ -334,5 +334,5 @@ def _entry(e) -> dict:
     """A plan entry as the payload carries it (docs/protocol.md, Claim)."""
     dist = lambda specs: [vars(s) for s in specs]  # noqa: E731
     return {"jobuild": e.jobuild, "path": e.path, "digest": e.digest, "description": e.description,
-            "arch": list(e.arch), "inherited": list(e.inherited), "sidepend": e.sidepend,
+            "arch": list(e.arch), "inherited": list(e.inherited), "depend": e.depend, "sidepend": e.sidepend,
             "src_uri": dist(e.src_uri), "portconf_uri": dist(e.portconf_uri)}

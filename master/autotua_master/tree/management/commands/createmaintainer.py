@@ -1,4 +1,9 @@
-"""``autotua-master createmaintainer NAME --fingerprint FPR``: a user whose tree key the master trusts."""
+"""``autotua-master createmaintainer NAME --fingerprint FPR``: a user whose tree key the master trusts.
+
+``--password-stdin`` also sets their web UI password (``echo secret | autotua-master createmaintainer ...``).
+"""
+
+import sys
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -18,8 +23,15 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="")
         parser.add_argument("--staff", action="store_true", help="also make the user staff")
         parser.add_argument("--token", action="store_true", help="print an API token for the user")
+        parser.add_argument("--password-stdin", action="store_true",
+                            help="set the web UI password to the first line read from standard input")
 
-    def handle(self, name, fingerprint, email, staff, token, **_):
+    def handle(self, name, fingerprint, email, staff, token, password_stdin, **_):
+        password = None
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+            if not password:
+                raise CommandError("--password-stdin: standard input gave an empty password")
         try:
             fpr = normalise_fingerprint(fingerprint)
         except ValueError as e:
@@ -29,6 +41,9 @@ class Command(BaseCommand):
             if staff and not user.is_staff:
                 user.is_staff = True
                 user.save(update_fields=["is_staff"])
+            if password is not None:
+                user.set_password(password)
+                user.save(update_fields=["password"])
             Maintainer.objects.update_or_create(user=user, defaults={"name": name, "fingerprint": fpr})
         self.stdout.write(f"maintainer {name}: {fpr}")
         if token:
