@@ -308,7 +308,9 @@ def inspect_after_kill(run: Run, pid: int) -> None:
     if run.mounts():
         run.problem("no mount left", f"after the kill: {run.mounts()}")
     cache = run.cache
+    tmp = run.slave.base / "work/tmp"
     run.after_kill = {"job_dirs": dirs, "keepers": keepers, "tmp_roots": sorted(cache.glob("roots/*.tmp")),
+                      "temp": sorted(tmp.iterdir()) if tmp.is_dir() else [],
                       "parts": sorted(cache.rglob("*.part")), "locks": sorted(cache.glob("tree/.bzr/**/lock/held"))}
     left = []
     if dirs:
@@ -321,8 +323,10 @@ def inspect_after_kill(run: Run, pid: int) -> None:
         left.append("a partial download")
     if run.after_kill["locks"]:
         left.append("the branch's write lock")
+    if run.after_kill["temp"]:
+        left.append("a temporary keyring")
     run.left = ", ".join(left) or "nothing"
-    if dirs or run.after_kill["tmp_roots"]:
+    if dirs or run.after_kill["tmp_roots"] or run.after_kill["temp"]:
         run.left += "; removed by the next start"
     if run.after_kill["parts"]:
         run.left += "; the download resumed"
@@ -396,6 +400,8 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
                 # the cell killed what it says it killed
                 if spec.slave.startswith("fetch:"):
                     assert run.after_kill["parts"], "no partial download after a kill mid-download"
+                if spec.slave.startswith("fetch:stage3"):  # the release key's keyring is open meanwhile
+                    assert run.after_kill["temp"], "no temporary keyring after a kill mid-verification"
                 if spec.slave == "stage3:unpack":
                     assert run.after_kill["tmp_roots"], "no half-unpacked root after a kill mid-unpack"
                 if spec.slave.startswith(("chroot:", "phase:", "teardown")):
@@ -536,9 +542,10 @@ def check(run: Run, j: dict, reference: dict | None) -> dict[str, bool]:
         run.problem("results once", "not exactly the two attachments (hello-suite's report, bob/faulty's)")
     # the next start cleaned up: nothing of the jobs, no half unpacked root, no partial download, no stale lock
     cache = run.cache
-    jobs = base / "slave/work/jobs"
-    if jobs.is_dir() and list(jobs.iterdir()):
-        run.problem("next start cleaned", f"left in {jobs}: {sorted(p.name for p in jobs.iterdir())}")
+    for d in (base / "slave/work/jobs", base / "slave/work/tmp"):
+        if not d.is_dir() or list(d.iterdir()):  # the slave keeps its temporary files here, and cleans them
+            run.problem("next start cleaned", f"left in {d}: {sorted(p.name for p in d.iterdir())}"
+                        if d.is_dir() else f"no {d}: the slave's temporary files went elsewhere")
     leftovers = [*cache.glob("roots/*.tmp"), *cache.rglob("*.part"), *cache.glob("tree/.bzr/**/lock/held")]
     if leftovers:
         run.problem("next start cleaned", f"left in the cache: {leftovers}")
@@ -550,6 +557,9 @@ def check(run: Run, j: dict, reference: dict | None) -> dict[str, bool]:
         if name.startswith("stage3-") and not any(p.endswith("/" + name) and rng and rng != "bytes=0-"
                                                   for _, p, rng in run.mirror_requests):
             run.problem("next start cleaned", f"the download of {name} was not resumed (no Range request)")
+    for temp in run.after_kill.get("temp", []):
+        if f"{temp}: removed" not in run.logs["last"]:
+            run.problem("next start cleaned", f"the next start did not say it removed {temp.name}")
     for tmp in run.after_kill.get("tmp_roots", []):
         if f"{tmp}: removed (an unpack that did not finish)" not in run.logs["last"]:
             run.problem("next start cleaned", f"the next start did not say it removed {tmp.name}")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import signal
 import sys
+import tempfile
 import threading
 
 from autotua import faults
@@ -73,9 +75,13 @@ class Daemon:
     def run(self, once: bool = False) -> int:
         cfg = self.cfg
         lock = self.lock()
+        tempdir = tempfile.tempdir
         try:
             for line in clean(cfg):
                 log.warning("cleanup after an earlier run: %s", line)
+            # temporary files below the work directory, where the next start finds what a crash left
+            os.makedirs(cfg.tmp_dir, mode=0o700, exist_ok=True)
+            tempfile.tempdir = str(cfg.tmp_dir)
             api = Api(cfg.master, cfg.token(), retry_for=cfg.retry_for, stop=self.at_once)
             log.info("autotua-slave %s: serving %s (%s) to %s", cfg.name, cfg.arch, ", ".join(cfg.flavours),
                      cfg.master)
@@ -119,4 +125,5 @@ class Daemon:
                     break
             return 0
         finally:
+            tempfile.tempdir = tempdir
             lock.release()
