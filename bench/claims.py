@@ -29,21 +29,12 @@ import requests  # noqa: E402
 from autotua.demo.sampletree import build_sample_tree  # noqa: E402
 from autotua_master.live import LiveMaster  # noqa: E402
 from tests.support.postgres import PostgresCluster  # noqa: E402
+from tests.support.simslaves import clone_jobs  # noqa: E402
 
 CLAIM_SQL = """
 SELECT id FROM jobs_job WHERE state = 'queued' AND arch = %s AND stage3 = ANY(%s)
 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
 """
-
-
-def clone_jobs(conn, template_id: int, n: int) -> None:
-    conn.execute("""
-        INSERT INTO jobs_job (owner_id, root, arch, stage3, stage3_asked, revision_id, state, reason, plan,
-                              sidepends, warnings, errors, attempts, max_attempts, created, validated, queued)
-        SELECT owner_id, root, arch, stage3, stage3_asked, revision_id, 'queued', '', plan, sidepends, warnings,
-               errors, 0, max_attempts, now(), now(), now()
-        FROM jobs_job, generate_series(1, %s) WHERE id = %s""", (n, template_id))
-    conn.execute("ANALYZE jobs_job")
 
 
 def api_phase(url: str, tokens: list[str], seconds_limit: float) -> tuple[list[int], list[float], float]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import requests
 
-from autotua import AutotuaError
+from autotua import AutotuaError, faults
 from autotua.manifest import REQUIRED_HASHES, DigestMismatch, check_digests, file_digests
 
 _CHUNK = 1 << 16
@@ -122,6 +122,7 @@ def _download(session, url: str, part: str, size: int | None, max_size: int | No
                 if limit is not None and have > limit:
                     raise FetchError(f"the server sent more than the expected {limit} bytes")
                 f.write(chunk)
+                faults.point(f"fetch:{label}")  # part of the file is in <dest>.part
                 if bar:
                     bar.update(have)
         if bar:

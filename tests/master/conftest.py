@@ -9,14 +9,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support.slaveclient import SlaveClient
 
 
 def make_branch_from(src: Path, dest: Path) -> Path:
@@ -45,62 +45,6 @@ def make_branch(tmp_path):
     def make(src: Path) -> Path:
         return make_branch_from(src, tmp_path / f"branch-{uuid.uuid4().hex[:8]}")
     return make
-
-
-def sha256_digest_header(data: bytes) -> str:
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
-
-
-class SlaveClient:
-    """The slave's side of docs/protocol.md, one method per endpoint, returning raw responses."""
-
-    def __init__(self, url: str, token: str, name: str = ""):
-        self.url = url + "/api/v1/"
-        self.token = token
-        self.name = name
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Slave {token}"
-
-    def claim(self, run: str | None = None, arch: str = "amd64", flavours=("openrc",), **extra):
-        body = {"run": run or str(uuid.uuid4()), "arch": arch, "flavours": list(flavours), **extra}
-        return self.http.post(self.url + "claim", json=body)
-
-    def me(self):
-        return self.http.get(self.url + "slaves/me")
-
-    def heartbeat(self, run: str):
-        return self.http.post(self.url + f"runs/{run}/heartbeat", json={})
-
-    def log(self, run: str, index: int, first: int, data: bytes, *, content_range: str | None = None):
-        last = first + len(data) - 1
-        headers = {"Content-Type": "application/octet-stream",
-                   "Content-Range": content_range or f"bytes {first}-{last}"}
-        return self.http.patch(self.url + f"runs/{run}/jobuilds/{index}/log", data=data, headers=headers)
-
-    def attach(self, run: str, index: int, name: str, data: bytes, *, digest: str | None = None):
-        headers = {"Content-Type": "application/octet-stream",
-                   "Content-Digest": digest if digest is not None else sha256_digest_header(data)}
-        return self.http.put(self.url + f"runs/{run}/jobuilds/{index}/attachments/{name}", data=data,
-                             headers=headers)
-
-    def result(self, run: str, index: int, status: str = "passed", **body):
-        body = {"status": status, "exit_code": 0 if status == "passed" else 1, "log_size": 0, **body}
-        return self.http.put(self.url + f"runs/{run}/jobuilds/{index}/result", json=body)
-
-    def finish(self, run: str, status: str = "passed", reason: str = ""):
-        return self.http.post(self.url + f"runs/{run}/finish", json={"status": status, "reason": reason})
-
-    def run_through(self, claimed: dict, status: str = "passed") -> dict:
-        """Report every jobuild of a claimed job as ``status`` (the last one) and finish."""
-        run = claimed["run"]
-        plan = claimed["job"]["plan"]
-        for e in plan:
-            last = e["index"] == len(plan) - 1
-            r = self.result(run, e["index"], status if last else "passed")
-            assert r.status_code == 200, r.text
-        r = self.finish(run, status)
-        assert r.status_code == 200, r.text
-        return r.json()
 
 
 class Api:

@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from tests.support.postgres import wait_for
-
-from .conftest import SlaveClient
+from tests.support.slaveclient import SlaveClient
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +134,29 @@ def test_simultaneous_sidepend_results(pg_master, tree_writer, make_branch):
             slaves[0].run_through(c, "passed")
     jobs = requests.get(m.url + "/api/v1/jobs/?limit=500").json()["results"]
     assert Counter(j["state"] for j in jobs) == {"passed": rounds * 4}
+
+
+def test_a_cancel_while_a_slave_finishes_is_no_deadlock(pg_master, postgres):
+    """A finish (and a sweep) lock the run, then its job; a cancel that locked the job first and then
+    the run deadlocked with them, and PostgreSQL aborted the cancel: a 500 to the maintainer. Found
+    while writing the load test (tests/reliability/test_load.py), where it is a matter of timing;
+    here the finish's first lock is held by hand, so it happens every time."""
+    m = pg_master()
+    slave = SlaveClient(m.url, m.add_slave("a"))
+    m.start()
+    job = create(m, "alice/toolchain-sanity")
+    run = slave.claim().json()["run"]
+    dbname = m.env["AUTOTUA_DATABASE_URL"].split("?")[0].rsplit("/", 1)[1]
+    answer: list[requests.Response] = []
+    cancel = threading.Thread(target=lambda: answer.append(m.person_session(m.tokens["alice"]).post(
+        f"{m.url}/api/v1/jobs/{job['id']}/cancel", json={"reason": "now"}, timeout=60)))
+    with postgres.connect(dbname) as conn, postgres.connect(dbname, autocommit=True) as watch:
+        conn.execute("SELECT id FROM slaves_run WHERE uuid = %s FOR UPDATE", (run,))  # as a finish does first
+        cancel.start()
+        assert wait_for(lambda: watch.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                                              "wait_event_type = 'Lock'", (dbname,)).fetchone()[0], timeout=30)
+        conn.execute("SELECT id FROM jobs_job WHERE id = %s FOR UPDATE", (job["id"],))  # then its job
+        conn.commit()
+    cancel.join(60)
+    assert answer[0].status_code == 200, answer[0].text
+    assert requests.get(m.url + f"/api/v1/jobs/{job['id']}/").json()["state"] == "cancelled"

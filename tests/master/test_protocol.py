@@ -11,8 +11,7 @@ import requests
 
 from autotua_master.jobs.models import Attachment, Job, JobuildResult, LogFile
 from autotua_master.slaves.models import Run, Slave, SlaveState
-
-from .conftest import SlaveClient, sha256_digest_header
+from tests.support.slaveclient import SlaveClient, sha256_digest_header
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -187,6 +186,38 @@ def test_new_claim_supersedes_the_old_run(master, queued):
     old = Run.objects.get(uuid=first)
     assert old.end == "superseded"
     error(slave.heartbeat(first), 409, "run_over")
+
+
+def test_a_run_lost_after_every_result_ends_the_job_as_they_say(master):
+    """Found by the fault matrix (slave:teardown, slave:finish, slave:last-result): the slave died after
+    its last result; a second run would do the job twice."""
+    passing = master.create_job("alice/hello-suite")  # toolchain-sanity, then hello-suite
+    failing = master.create_job("bob/fail-on-purpose")
+    slave = master.slave()
+    run = claim(slave)["run"]
+    assert [slave.result(run, i).status_code for i in (0, 1)] == [200, 200]
+    again = claim(slave)  # restarted: the old run is lost, its results decide the job
+    assert again["job"]["id"] == failing["id"]
+    job = master.job(passing["id"])
+    assert job["state"] == "passed" and len(job["runs"]) == 1 and job["runs"][0]["end"] == "superseded"
+    assert "every result was in" in job["reason"]
+    phases = [{"name": "pkg_setup", "status": "passed"}, {"name": "src_test", "status": "failed", "exit_code": 1}]
+    assert slave.result(again["run"], 0, "failed", phases=phases).status_code == 200
+    Run.objects.filter(uuid=again["run"]).update(lease_expires="2000-01-01T00:00:00Z")
+    other = master.slave("box2")
+    assert other.claim().json()["run"] is None  # the sweep ended the run: the job failed, nothing is queued
+    job = master.job(failing["id"])
+    assert job["state"] == "failed" and job["attempts"] == 1, job
+    assert job["reason"].startswith("bob/fail-on-purpose-1.0 failed in src_test (every result was in; lost slave")
+
+
+def test_a_run_lost_with_results_missing_is_tried_again(master):
+    job = master.create_job("alice/hello-suite")
+    slave = master.slave()
+    run = claim(slave)["run"]
+    assert slave.result(run, 0).status_code == 200
+    again = claim(slave)
+    assert again["job"]["id"] == job["id"] and again["job"]["attempt"] == 2
 
 
 # -- heartbeat, lease ------------------------------------------------------------------------------

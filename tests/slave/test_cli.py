@@ -85,10 +85,14 @@ time.sleep(1000)
     # something mounted below the job on the host (as an older crash might leave): clean unmounts it first
     mount("tmpfs", work / "tree", "tmpfs")
     assert mounts_under(work)
+    # and a throw-away keyring the crashed run was verifying with
+    (setup.base / "work/tmp/autotua-gpg-crashed").mkdir(parents=True)
+    (setup.base / "work/tmp/autotua-gpg-crashed/pubring.kbx").write_text("x")
     r = setup.run("clean")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "crashed-run: removed (unmounted what was left)" in r.stdout
-    assert not work.exists()
+    assert "autotua-gpg-crashed: removed (a temporary file of an earlier run)" in r.stdout
+    assert not work.exists() and list((setup.base / "work/tmp").iterdir()) == []
     assert mounts_under(setup.base) == []
 
 

@@ -9,6 +9,10 @@ the test process that was not there before it is a leftover. Orphans that alread
 Two kinds of long-lived helper started on first use by session fixtures are not the test's: the
 session's PostgreSQL cluster (the ``postgres`` user's processes) and GnuPG's per-home agents
 (``gpg-agent``, ``keyboxd``, ``dirmngr``), which the session stops at its end.
+
+For the fault matrix, which kills a slave and looks at what it left before anything cleans up:
+:func:`in_session` (what a daemon started in its own session still runs), :func:`touching` (what
+runs with its root, working directory or a command-line argument below a path) and :func:`alive`.
 """
 
 from __future__ import annotations
@@ -61,6 +65,50 @@ def processes() -> dict[int, Proc]:
             if p is not None:
                 out[p.pid] = p
     return out
+
+
+def alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    p = _read(pid)
+    return p is not None and p.state != "Z"
+
+
+def in_session(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (a daemon started with ``start_new_session``: its PID)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            out.append(int(entry))
+    return out
+
+
+def touching(path: str | os.PathLike) -> dict[int, str]:
+    """Live processes whose root or cwd is at or below ``path``, or whose command line names a path
+    below it (``nsenter ... chroot <root>``, ``tar -C <dir>``): PID -> command line."""
+    prefix = os.path.realpath(path).rstrip("/")
+
+    def below(p: str) -> bool:
+        return p == prefix or p.startswith(prefix + "/")
+
+    found = {}
+    for p in processes().values():
+        if p.pid == os.getpid() or p.state == "Z":
+            continue
+        links = []
+        for link in ("root", "cwd"):
+            with contextlib.suppress(OSError):
+                links.append(os.readlink(f"/proc/{p.pid}/{link}"))
+        if any(below(x) for x in links) or prefix in p.cmdline:
+            found[p.pid] = p.cmdline
+    return found
 
 
 def descendants(root: int | None = None) -> list[Proc]:

@@ -20,7 +20,7 @@ import pytest
 from django.test import Client
 
 from tests.master import conftest as master_conftest
-from tests.master.conftest import SlaveClient
+from tests.support.slaveclient import SlaveClient
 
 # the master's fixtures, shared (pytest finds fixtures by name in this module); ``postgres``,
 # ``live_master`` and ``master_cache`` come from tests/conftest.py: one PostgreSQL cluster per session

@@ -19,6 +19,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from autotua import faults
 from autotua_master.slaves.errors import Invalid, NotFound, TooLarge
 from autotua_master.slaves.models import Run, Slave
 
@@ -92,6 +93,7 @@ class ClaimView(SlaveView):
             wait = settings.AUTOTUA_RETRY_AFTER
             return Response({"run": None, "retry_after": wait}, headers={"Retry-After": str(wait)})
         run.slave = self.slave
+        faults.point("master:claim:committed")  # test hook (autotua.faults): committed, not answered
         return Response(s.payload(run, request))
 
 
@@ -101,7 +103,9 @@ class HeartbeatView(RunView):
     @extend_schema(request=None, responses=s.ActionSerializer)
     def post(self, request, run):
         self.slave.report({})  # a heartbeat is a sign of life too (written at most every few seconds)
-        return Response(self.get_run(run).heartbeat())
+        answer = self.get_run(run).heartbeat()
+        faults.point("master:heartbeat:committed")
+        return Response(answer)
 
 
 _ATTACHMENT = inline_serializer("Attachment", {"name": serializers.CharField(), "size": serializers.IntegerField(),
@@ -131,6 +135,7 @@ class LogView(RunView):
             raise Invalid(f"Content-Range says {last - first + 1} bytes, the body has {len(body)}",
                           field="Content-Range")
         size = found.append_log(index, first, body)
+        faults.point("master:log:committed")
         headers = {"Range": f"0-{size - 1}"} if size else {}
         return Response({"offset": size}, status=status.HTTP_202_ACCEPTED, headers=headers)
 
@@ -146,6 +151,7 @@ class AttachmentView(RunView):
         found = self.get_run(run)
         length = _length(request) if "Content-Length" in request.headers else None
         created, desc = found.attach(index, name, request._request, length, request.headers.get("Content-Digest"))
+        faults.point("master:attach:committed")
         return Response(desc, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -157,7 +163,9 @@ class ResultView(RunView):
         found = self.get_run(run)
         raw = request.data
         data = _valid(s.ResultSerializer, raw)
-        return Response(found.report(index, data, raw))
+        answer = found.report(index, data, raw)
+        faults.point("master:result:committed")
+        return Response(answer)
 
 
 class FinishView(RunView):
@@ -169,7 +177,9 @@ class FinishView(RunView):
     def post(self, request, run):
         found = self.get_run(run)
         data = _valid(s.FinishSerializer, request.data)
-        return Response(found.finish_with(data["status"], data["reason"]))
+        answer = found.finish_with(data["status"], data["reason"])
+        faults.point("master:finish:committed")
+        return Response(answer)
 
 
 def _valid(serializer_class, data) -> dict:

@@ -16,6 +16,8 @@ from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.utils import timezone
 
+from autotua import faults
+
 from . import tokens
 from .protocol import RunProtocol
 
@@ -182,8 +184,10 @@ class RunQuerySet(models.QuerySet):
             job.accepted = job.accepted or now
             job.reason = ""
             job.save(update_fields=["state", "attempts", "accepted", "reason"])
-            return self.create(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
-                               lease_expires=now + timedelta(seconds=lease_seconds()))
+            run = self.create(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
+                              lease_expires=now + timedelta(seconds=lease_seconds()))
+            faults.point("master:claim:locked")  # the claim's rows are written, not committed
+            return run
 
 
 _last_sweep = 0.0

@@ -16,6 +16,8 @@ import re
 from django.conf import settings
 from django.db import transaction
 
+from autotua import faults
+
 from .errors import Conflict, Invalid, OffsetGap, RunOver, TooLarge
 
 _DIGEST_RE = re.compile(r"(?:^|,)\s*sha-256=:([A-Za-z0-9+/=]+):")
@@ -187,6 +189,7 @@ class RunProtocol:
                 request=request, **data)
             if result.status == "passed":
                 Provision.objects.passed(result.jobuild, result.digest, result)
+            faults.point("master:result:locked")  # the result's rows are written, not committed
             return run._next(index, result.status)
 
     def _next(self, index: int, status: str) -> dict:
@@ -243,4 +246,5 @@ class RunProtocol:
                 run.close(RunEnd.FINISHED, reason)
             answer = {"job": {"id": job.pk, "state": job.state}}
             type(self).objects.filter(pk=run.pk).update(finish={"request": request, "answer": answer})
+            faults.point("master:finish:locked")  # the job's end is written, not committed
             return answer

@@ -57,6 +57,7 @@ class SlaveSetup:
     flavours: list[str] = field(default_factory=lambda: ["openrc"])
     cache_dir: str | None = None
     extra: dict = field(default_factory=dict)
+    environ: dict[str, str] = field(default_factory=dict)  # more variables for its processes
     proc: subprocess.Popen | None = None
 
     def __post_init__(self):
@@ -77,7 +78,7 @@ class SlaveSetup:
         return [sys.executable, "-m", "autotua.slave.cli", "-c", str(self.config), *args]
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {**os.environ, **self.environ}
         env["PYTHONPATH"] = str(REPO_SLAVE_DIR) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         return env
 

@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+from autotua import faults
 from autotua.slave import SlaveError
 
 INSIDE = "/var/tmp/autotua"
@@ -72,6 +73,7 @@ class JobNamespace:
                                      start_new_session=True)
         (self.dir / "keeper.pid").write_text(f"{self.proc.pid}\n")
         self._send(json.dumps(self.spec))
+        faults.point("chroot:mounting")  # the keeper is building the root and its mounts
         answer = self._answer(timeout)
         if "error" in answer:
             self._wait_exit()
@@ -79,6 +81,7 @@ class JobNamespace:
         self.pid = self._keeper_pid()
         (self.dir / "keeper.pid").write_text(f"{self.proc.pid} {self.pid}\n")
         self.info = answer
+        faults.point("chroot:ready")  # everything is mounted, no jobuild has started
         return answer
 
     def _keeper_pid(self) -> int:
@@ -149,6 +152,7 @@ class JobNamespace:
         try:
             if self.proc.poll() is None:
                 self._send("teardown")
+                faults.point("teardown")  # the keeper is killing and unmounting
                 answer = self._answer(120)
                 if "error" in answer:
                     raise _err(answer["error"])

@@ -3,7 +3,9 @@
 A job's mounts live in its keeper's namespace, so after a crash there is normally nothing mounted
 on the host: the keeper saw its stdin close and exited, and the kernel dropped the mounts. This
 still checks, for each job directory: that its keeper is gone (killing it if not), that nothing
-is mounted below it on the host (unmounting it if so), and only then deletes it.
+is mounted below it on the host (unmounting it if so), and only then deletes it. Then the
+daemon's temporary files (``<work_dir>/tmp``: a keyring a verification was using) and the
+stage3 roots whose unpacking did not finish.
 """
 
 from __future__ import annotations
@@ -70,13 +72,20 @@ def clean(cfg: Config, keep: set[str] = frozenset()) -> list[str]:
     """Clean every job directory in the work directory (but those in ``keep``); returns a report."""
     report = []
     jobs = cfg.jobs_dir
-    if not jobs.is_dir():
-        return report
-    for job_dir in sorted(p for p in jobs.iterdir() if p.name not in keep):
+    for job_dir in sorted(p for p in jobs.iterdir() if p.name not in keep) if jobs.is_dir() else ():
         try:
             report.append(clean_job_dir(job_dir))
         except (SlaveError, OSError) as e:
             report.append(f"{job_dir}: NOT removed: {e}")
+    for temp in sorted(cfg.tmp_dir.iterdir()) if cfg.tmp_dir.is_dir() else ():
+        try:
+            if temp.is_dir() and not temp.is_symlink():
+                remove_tree(temp)
+            else:
+                temp.unlink()
+            report.append(f"{temp}: removed (a temporary file of an earlier run)")
+        except (SlaveError, OSError) as e:
+            report.append(f"{temp}: NOT removed: {e}")
     roots = Path(cfg.cache_dir) / "roots"
     for tmp in roots.glob("*.tmp") if roots.is_dir() else ():
         try:

@@ -80,6 +80,12 @@ class Config:
     def jobs_dir(self) -> Path:
         return Path(self.work_dir) / "jobs"
 
+    @property
+    def tmp_dir(self) -> Path:
+        """The daemon's temporary files (throw-away keyrings, signatures being checked): below the work
+        directory, so the next start removes what a crashed run left there."""
+        return Path(self.work_dir) / "tmp"
+
     def mirror_list(self) -> Mirrors:
         """``mirror://`` names: the ``mirrors_file`` (thirdpartymirrors format), then ``[mirrors]``."""
         mapping: dict[str, list[str]] = {}

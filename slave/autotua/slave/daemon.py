@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import signal
 import sys
+import tempfile
 import threading
 
+from autotua import faults
 from autotua.slave.api import Api, AuthError, Interrupted, Unreachable
 from autotua.slave.claim import claim, free_disk
 from autotua.slave.cleanup import clean
@@ -72,9 +75,13 @@ class Daemon:
     def run(self, once: bool = False) -> int:
         cfg = self.cfg
         lock = self.lock()
+        tempdir = tempfile.tempdir
         try:
             for line in clean(cfg):
                 log.warning("cleanup after an earlier run: %s", line)
+            # temporary files below the work directory, where the next start finds what a crash left
+            os.makedirs(cfg.tmp_dir, mode=0o700, exist_ok=True)
+            tempfile.tempdir = str(cfg.tmp_dir)
             api = Api(cfg.master, cfg.token(), retry_for=cfg.retry_for, stop=self.at_once)
             log.info("autotua-slave %s: serving %s (%s) to %s", cfg.name, cfg.arch, ", ".join(cfg.flavours),
                      cfg.master)
@@ -108,6 +115,7 @@ class Daemon:
                     log.debug("nothing to do; asking again in %.0f s", min(wait, cfg.max_poll_interval))
                     self.wait(min(wait, cfg.max_poll_interval))
                     continue
+                faults.point("claim:answered")  # the master holds the run; nothing is done here yet
                 report = JobRunner(cfg, api, answer, stopping=self.stopping, at_once=self.at_once).run()
                 self.jobs_run += 1
                 if report.teardown_failed:
@@ -117,4 +125,5 @@ class Daemon:
                     break
             return 0
         finally:
+            tempfile.tempdir = tempdir
             lock.release()

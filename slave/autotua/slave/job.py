@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from autotua import faults
 from autotua.bridge import jobuild_sh
 from autotua.slave import Cancelled, SlaveError, Stopped
 from autotua.slave.api import Api, ApiError, AuthError, Conflict, Interrupted, RunOver, TooLarge, Unreachable
@@ -268,6 +269,7 @@ class JobRunner:
             self.api.put_attachment(self.run_id, p.index, send_as, data)
         except TooLarge as e:
             raise SlaveError(f"attachment {name}: {e}", "report") from None
+        faults.point(f"attach:{p.jid}")  # the master holds the attachment, not yet the result
         return {"name": send_as, "label": label, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
     def _report(self, p: Prepared, result: dict) -> None:
@@ -276,6 +278,7 @@ class JobRunner:
         while True:
             try:
                 answer = self.api.put_result(self.run_id, p.index, result)
+                faults.point(f"result:{p.jid}")  # the master holds the result
             except Conflict as e:
                 # the master holds less of the log than log_size: send the rest, then the result again
                 if resent or "offset" not in e.body:
@@ -319,6 +322,7 @@ class JobRunner:
         payload = {"status": report.status}
         if report.reason:
             payload["reason"] = report.reason
+        faults.point("finish")  # torn down; the master has not heard how the job ended
         try:
             self.api.finish(self.run_id, payload, retry_for=5 if self.at_once.is_set() else None)
         except (RunOver, Interrupted):

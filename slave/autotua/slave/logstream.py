@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 
+from autotua import faults
 from autotua.slave.api import ApiError, LogGap
 
 
@@ -61,6 +62,7 @@ class LogStream:
             if stuck > 3:
                 raise ApiError(f"the master does not take the log past {offset} bytes")
             self.sent = offset
+            faults.point(f"log:{os.path.basename(self.path)}")  # the master took a chunk of <index>.log
         self.last = time.monotonic()
 
     def close(self, flush: bool = True) -> int:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autotua import faults
 from autotua.atom import AtomError, JobuildId
 from autotua.depgraph import content_digest
 from autotua.manifest import DigestMismatch, Manifest, ManifestError, verify_data
@@ -89,15 +90,18 @@ class TreeCache:
                 if fresh:
                     remote.controldir.sprout(str(self.path), create_tree_if_local=False)
                 local = Branch.open(str(self.path))
-                pulled = local.pull(remote, overwrite=True)
-                how = (f"branched from {url}" if fresh else
-                       f"pulled from {url}, revno {pulled.old_revno} -> {pulled.new_revno}")
-                if not local.repository.has_revision(revision.encode()):
-                    # pinned, but no longer on the master's mainline: fetch it by id
-                    try:
-                        local.repository.fetch(remote.repository, revision_id=revision.encode())
-                    except bzr_errors.NoSuchRevision:
-                        raise _err(f"the tree at {url} has no revision {revision!r} (unknown revision)") from None
+                with local.lock_write():
+                    faults.point("sync:pull")  # the branch's write lock is held
+                    pulled = local.pull(remote, overwrite=True)
+                    how = (f"branched from {url}" if fresh else
+                           f"pulled from {url}, revno {pulled.old_revno} -> {pulled.new_revno}")
+                    if not local.repository.has_revision(revision.encode()):
+                        # pinned, but no longer on the master's mainline: fetch it by id
+                        try:
+                            local.repository.fetch(remote.repository, revision_id=revision.encode())
+                        except bzr_errors.NoSuchRevision:
+                            raise _err(f"the tree at {url} has no revision {revision!r} (unknown revision)") \
+                                from None
             except bzr_errors.BzrError as e:
                 raise _err(f"cannot pull the tree from {url}: {e}") from None
             try:

@@ -23,6 +23,7 @@ import subprocess
 import tarfile
 from collections.abc import Iterator
 
+from autotua import faults
 from autotua.slave import SlaveError
 from autotua.slave.fsutil import DIR_FLAGS, UnsafePath, walk
 
@@ -156,15 +157,25 @@ def _climbs_out(name: str, target: str) -> bool:
 
 # -- a stage3: GNU tar, into a new directory ------------------------------------------------------
 
+def dies_with_us(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel kills it when we die (util-linux ``setpriv --pdeathsig KILL``):
+    a slave killed with SIGKILL must not leave a ``tar`` writing into the cache behind it, where
+    the next start is cleaning up."""
+    setpriv = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+
+
 def unpack_stage3(path: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Check every entry, then unpack with the Handbook's flags into ``dest`` (which must not exist)."""
     check_members(path, "stage3")
     os.mkdir(dest, 0o755)
-    proc = subprocess.run(["tar", "-x", *HANDBOOK_FLAGS, "-f", os.fspath(path), "-C", os.fspath(dest)],
-                          capture_output=True, text=True)
+    proc = subprocess.Popen(dies_with_us(["tar", "-x", *HANDBOOK_FLAGS, "-f", os.fspath(path), "-C", os.fspath(dest)]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    faults.point("stage3:unpack")  # tar is unpacking into dest
+    _, stderr = proc.communicate()
     if proc.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)
-        raise TarballError(f"{os.path.basename(path)}: tar failed: {proc.stderr.strip()[-500:]}")
+        raise TarballError(f"{os.path.basename(path)}: tar failed: {stderr.strip()[-500:]}")
 
 
 # -- PORTCONF: into an existing root, never following a link of the root ---------------------------

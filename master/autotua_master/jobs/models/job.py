@@ -251,11 +251,19 @@ class Job(models.Model):
             Provision.objects.provider_ended(self)
         log.info("job #%s %s%s", self.pk, state, f": {reason}" if reason else "")
 
+    def _lock_runs_then_job(self) -> Job:
+        """This job under its row lock, its live runs locked first: every writer takes a run before its
+        job (finish, result, sweep, claim), so taking them the other way round would deadlock with them."""
+        from autotua_master.slaves.models import Run
+
+        list(Run.objects.select_for_update().filter(job_id=self.pk, ended__isnull=True).values_list("pk"))
+        return Job.objects.select_for_update().get(pk=self.pk)
+
     def cancel(self, by=None, reason: str = "") -> None:
         from autotua_master.slaves.models import RunEnd
 
         with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=self.pk)
+            job = self._lock_runs_then_job()
             if job.state in FINAL:
                 raise JobError(f"job #{self.pk} is already {job.state}", "final")
             who = f"cancelled by {by}" if by else "cancelled"
@@ -269,7 +277,7 @@ class Job(models.Model):
         from .sidepend import Provision
 
         with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=self.pk)
+            job = self._lock_runs_then_job()
             if job.state == JobState.INVALID:
                 raise JobError(f"job #{self.pk} is invalid; re-validate it instead")
             for run in job.runs.live().select_for_update():
@@ -284,15 +292,42 @@ class Job(models.Model):
             job.hold_or_queue()
         self.refresh_from_db()
 
+    def outcome_of(self, run) -> tuple[str, str] | None:
+        """(state, reason) when ``run``'s results decide the job: every jobuild passed, or one failed
+        (nothing runs after a failed jobuild); None while results are missing."""
+        results = list(run.results.order_by("index"))
+        failed = [r for r in results if r.status == "failed"]
+        if failed:
+            return JobState.FAILED, _failed_in(failed[0])
+        if self.plan and [r.index for r in results] == [e["index"] for e in self.plan]:
+            return JobState.PASSED, ""
+        return None
+
     def lose_run(self, run, end: str, reason: str) -> None:
-        """The run ended without a finish (lease ran out, slave restarted): requeue or give up."""
+        """The run ended without a finish (lease ran out, slave restarted): requeue or give up.
+
+        A run lost after every result was in (the slave died in its teardown, or before its finish)
+        did the job: the job ends as those results say, instead of running a second time.
+        """
+        from autotua_master.slaves.models import RunEnd
+
         run.close(end, reason)
         if self.state != JobState.RUNNING:
+            return
+        done = self.outcome_of(run) if end in (RunEnd.EXPIRED, RunEnd.SUPERSEDED) else None
+        if done:
+            state, why = done
+            self.end(state, f"{why} (every result was in; {reason})" if why else f"every result was in; {reason}")
             return
         if self.attempts < self.max_attempts:
             self.queue(f"attempt {self.attempts} lost ({reason}); queued again")
         else:
             self.end(JobState.ERROR, f"{reason} (attempt {self.attempts} of {self.max_attempts}, the last)")
+
+
+def _failed_in(result) -> str:
+    phase = next((p.get("name") for p in result.phases if p.get("status") == "failed"), None)
+    return f"{result.jobuild} failed" + (f" in {phase}" if phase else "")
 
 
 def _entry(e) -> dict:

@@ -18,6 +18,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
+from autotua import faults
+
 _NAME_RE = re.compile(r"\A[A-Za-z0-9_+@=,][A-Za-z0-9_.+@=,~-]{0,199}\Z")
 
 
@@ -90,6 +92,7 @@ class LogFile(models.Model):
             if rest:
                 os.pwrite(fd, rest, self.size)
                 os.fsync(fd)
+                faults.point("master:log:written")  # the bytes are in the file; its size is not recorded
         finally:
             os.close(fd)
         if rest:  # a chunk sent again (its answer was lost) changes nothing, its row included
