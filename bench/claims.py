@@ -71,14 +71,7 @@ def api_phase(url: str, tokens: list[str], seconds_limit: float) -> tuple[list[i
                 errors.append(f"result/finish {r.status_code}/{r2.status_code}: {r.text[:200]} {r2.text[:200]}")
                 return
 
-    threads = [threading.Thread(target=slave, args=(t,)) for t in tokens]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed = run_together(slave, tokens, barrier)
     if errors:
         print("errors:", *errors[:5], sep="\n  ")
     return claimed, latencies, elapsed
@@ -113,14 +106,19 @@ def bare_phase(cluster: PostgresCluster, dbname: str, n_threads: int,
                 claimed.append(row[0])
         conn.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
+    return claimed, run_together(worker, range(n_threads), barrier)
+
+
+def run_together(target, args, barrier: threading.Barrier) -> float:
+    """A thread per item of ``args``, released at once by ``barrier``; the seconds until all ended."""
+    threads = [threading.Thread(target=target, args=(a,)) for a in args]
     for t in threads:
         t.start()
     barrier.wait()
     t0 = time.perf_counter()
     for t in threads:
         t.join()
-    return claimed, time.perf_counter() - t0
+    return time.perf_counter() - t0
 
 
 def pct(values: list[float], p: float) -> float:

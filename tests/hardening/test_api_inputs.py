@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.hardening.state import diff, snapshot
-from tests.master.conftest import sha256_digest_header
+from tests.support.slaveclient import sha256_digest_header
 
 pytestmark = pytest.mark.django_db(transaction=True)
 bad = pytest.mark.bad_input

@@ -23,7 +23,7 @@ from django.urls import URLResolver, get_resolver, reverse
 
 from tests.hardening.docs import write_section
 from tests.hardening.state import diff, snapshot
-from tests.master.conftest import sha256_digest_header
+from tests.support.slaveclient import sha256_digest_header
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -24,8 +24,8 @@ import pytest
 import requests
 
 from tests.hardening.docs import write_section
-from tests.master.conftest import sha256_digest_header
 from tests.support.master import LiveMaster
+from tests.support.slaveclient import sha256_digest_header
 
 pytestmark = pytest.mark.slow
 

@@ -38,6 +38,7 @@ from autotua.linux import mounts_under
 from autotua_master.live import LiveMaster
 from tests.slave.helpers import needs_root
 from tests.support.leftovers import alive, in_session, touching
+from tests.support.live import wait_for
 from tests.support.proxy import FaultyProxy
 from tests.support.reliability import Cell
 
@@ -222,16 +223,6 @@ def fired(path: Path) -> list[tuple[str, float]]:
     if not f.exists():
         return []
     return [(w[0], float(w[1])) for w in (line.split() for line in f.read_text().splitlines()) if len(w) >= 2]
-
-
-def wait_for(pred, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # -- one cell ------------------------------------------------------------------------------------------
