@@ -1,6 +1,6 @@
 """The slave's fixtures: a local HTTP mirror serving a private copy of the session's tiny stage3 (no
-internet here). The release key and the stage3 itself (``release_key``, ``stage3``) are in
-tests/conftest.py: the end-to-end tests use them too."""
+internet here), and a root cache holding it unpacked. The release key and the stage3 itself
+(``release_key``, ``stage3``) are in tests/conftest.py: the end-to-end tests use them too."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 from autotua.demo.httpserver import MirrorServer
 from autotua.demo.stage3 import copy_release
+from autotua.slave.rootfs import RootCache
+from autotua.slave.stage3 import Stage3Store
 
 
 @pytest.fixture
@@ -20,3 +22,12 @@ def mirror(tmp_path, stage3):
         server.release = release
         yield server
     shutil.rmtree(tmp_path / "mirror", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cached_root(tmp_path_factory, stage3, release_key):
+    """The tiny stage3, fetched over HTTP, verified, unpacked into a root cache (one per module)."""
+    cache = tmp_path_factory.mktemp("cache")
+    with MirrorServer(stage3.mirror) as m:
+        tarball = Stage3Store(m.url, cache, release_key.key_file).fetch("amd64", "openrc")
+    return RootCache(cache).get(tarball)

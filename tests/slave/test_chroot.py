@@ -15,21 +15,9 @@ from autotua.slave import SlaveError
 from autotua.slave.chroot import INSIDE, JobNamespace
 from autotua.slave.fsutil import remove_tree
 from autotua.slave.rootfs import RootCache
-from autotua.slave.stage3 import Stage3Store
 from tests.slave.helpers import needs_root
 
 pytestmark = [pytest.mark.root, needs_root]
-
-
-@pytest.fixture(scope="module")
-def cached_root(tmp_path_factory, stage3, release_key):
-    """The tiny stage3, fetched over HTTP, verified, unpacked into a root cache."""
-    from autotua.demo.httpserver import MirrorServer
-
-    cache = tmp_path_factory.mktemp("cache")
-    with MirrorServer(stage3.mirror) as m:
-        tarball = Stage3Store(m.url, cache, release_key.key_file).fetch("amd64", "openrc")
-    return RootCache(cache).get(tarball)
 
 
 def spec(lower, job, **kw):

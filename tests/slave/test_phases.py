@@ -7,25 +7,14 @@ from pathlib import Path
 import pytest
 
 from autotua.atom import JobuildId
-from autotua.demo.httpserver import MirrorServer
 from autotua.slave.chroot import JobNamespace
 from autotua.slave.logstream import LogStream
 from autotua.slave.phases import run_jobuild
-from autotua.slave.rootfs import RootCache
-from autotua.slave.stage3 import Stage3Store
 from autotua.slave.sync import Prepared
 from tests.slave.helpers import needs_root
 
 pytestmark = [pytest.mark.root, needs_root]
 JOBTAGE = Path(__file__).resolve().parents[2] / "jobtage"
-
-
-@pytest.fixture(scope="module")
-def cached_root(tmp_path_factory, stage3, release_key):
-    cache = tmp_path_factory.mktemp("cache")
-    with MirrorServer(stage3.mirror) as m:
-        tarball = Stage3Store(m.url, cache, release_key.key_file).fetch("amd64", "openrc")
-    return RootCache(cache).get(tarball)
 
 
 @pytest.fixture
