@@ -39,6 +39,12 @@ def _serve(request, path, content_type: str = "application/octet-stream"):
                     status=416, headers={"Content-Range": f"bytes */{size}"})
 
 
+def _unknown_revision(e: TreeError) -> Response:
+    """The revision a job was created or re-validated against is not in the master's branch."""
+    return Response({"detail": str(e), "code": "unknown_revision", "field": "revision"},
+                    status=status.HTTP_400_BAD_REQUEST)
+
+
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                  viewsets.GenericViewSet):
     permission_classes = [CanChangeJob]
@@ -84,8 +90,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             job = Job.objects.create_job(root=d["root"], revision=d["revision"] or None, arch=d["arch"] or None,
                                          stage3=d["stage3"] or None, owner=request.user)
         except TreeError as e:
-            return Response({"detail": str(e), "code": "unknown_revision", "field": "revision"},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return _unknown_revision(e)
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.RevalidateSerializer, responses={200: s.JobSerializer, 409: ErrorSerializer})
@@ -97,8 +102,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         try:
             job.revalidate(ser.validated_data["revision"] or None)
         except TreeError as e:
-            return Response({"detail": str(e), "code": "unknown_revision", "field": "revision"},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return _unknown_revision(e)
         return Response(s.JobSerializer(Job.objects.get(pk=job.pk)).data)
 
     @extend_schema(request=s.CancelSerializer, responses={200: s.JobSerializer, 409: ErrorSerializer})
