@@ -160,9 +160,13 @@ def _climbs_out(name: str, target: str) -> bool:
 def dies_with_us(argv: list[str]) -> list[str]:
     """``argv`` run so that the kernel kills it when we die (util-linux ``setpriv --pdeathsig KILL``):
     a slave killed with SIGKILL must not leave a ``tar`` writing into the cache behind it, where
-    the next start is cleaning up."""
+    the next start is cleaning up. A death before setpriv set the signal would not send it, so a
+    shell checks, once it is set, that its parent is still this process before it runs ``argv``."""
     setpriv = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+    if not setpriv:
+        return argv
+    return [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"',
+            "dies_with_us", str(os.getpid()), *argv]
 
 
 def unpack_stage3(path: str | os.PathLike, dest: str | os.PathLike) -> None:
