@@ -37,7 +37,7 @@ from autotua.demo.slaves import SlaveSetup
 from autotua.linux import mounts_under
 from autotua_master.live import LiveMaster
 from tests.slave.helpers import needs_root
-from tests.support.leftovers import alive, in_session, touching
+from tests.support.leftovers import alive, doomed, in_session, touching
 from tests.support.live import wait_for
 from tests.support.proxy import FaultyProxy
 from tests.support.reliability import Cell
@@ -280,8 +280,8 @@ def start_cell(spec: Spec, master: LiveMaster, base: Path, cache: Path, stage3_s
 def inspect_after_kill(run: Run, pid: int) -> None:
     """Right after the slave died: what it left running and mounted (before anything cleans up)."""
     orphans = in_session(pid)
-    if orphans:
-        run.problem("no process left", f"the dead slave's session still has {orphans}")
+    if [o for o in orphans if not doomed(o)]:
+        run.problem("no process left", f"the dead slave's session still has {[o for o in orphans if not doomed(o)]}")
     jobs = run.slave.base / "work/jobs"
     dirs = sorted(jobs.iterdir()) if jobs.is_dir() else []
     keepers = []
@@ -289,11 +289,13 @@ def inspect_after_kill(run: Run, pid: int) -> None:
         with contextlib.suppress(OSError, ValueError):
             keepers += [int(w) for w in (d / "keeper.pid").read_text().split()]
     t = time.monotonic()
-    while time.monotonic() - t < 10 and ([k for k in keepers if alive(k)] or run.touching()):
+    while time.monotonic() - t < 10 and ([k for k in keepers + orphans if alive(k)] or run.touching()):
         time.sleep(0.05)
     gone_after = time.monotonic() - t
     if [k for k in keepers if alive(k)]:
         run.problem("no process left", f"keeper {[k for k in keepers if alive(k)]} alive 10 s after the slave died")
+    if [o for o in orphans if alive(o)]:
+        run.problem("no process left", f"{[o for o in orphans if alive(o)]} alive 10 s after the slave died")
     if run.touching():
         run.problem("no process left", f"processes in the slave's directories: {run.touching()}")
     if run.mounts():

@@ -12,7 +12,8 @@ session's PostgreSQL cluster (the ``postgres`` user's processes) and GnuPG's per
 
 For the fault matrix, which kills a slave and looks at what it left before anything cleans up:
 :func:`in_session` (what a daemon started in its own session still runs), :func:`touching` (what
-runs with its root, working directory or a command-line argument below a path) and :func:`alive`.
+runs with its root, working directory or a command-line argument below a path), :func:`alive` and
+:func:`doomed` (on its way out by itself).
 """
 
 from __future__ import annotations
@@ -71,6 +72,35 @@ def alive(pid: int) -> bool:
     """``pid`` exists and is not a zombie."""
     p = _read(pid)
     return p is not None and p.state != "Z"
+
+
+def doomed(pid: int) -> bool:
+    """``pid`` is gone or on its way out by itself: exiting, SIGKILL pending for it (a ``--pdeathsig``
+    the kernel sent as its parent died), or it is a ``dies_with_us`` guard (setpriv, then sh;
+    slave/autotua/slave/tarball.py) whose parent is no longer the slave that started it, which
+    exits without running its command."""
+    p = _read(pid)
+    if p is None or p.state == "Z":
+        return True
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return True
+    if not any(args):  # its memory is already released: it is exiting
+        return True
+    pending = 0
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            pending |= int(line.split()[1], 16)
+    if pending & (1 << (signal.SIGKILL - 1)):
+        return True
+    if "dies_with_us" in args[:-1]:
+        starter = args[args.index("dies_with_us") + 1]
+        return starter.isdigit() and int(starter) != p.ppid
+    return False
 
 
 def in_session(sid: int) -> list[int]:
