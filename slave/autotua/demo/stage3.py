@@ -39,7 +39,7 @@ from autotua.signature import Signer
 
 RELEASE_NAME = "AutotuA test release engineering (automated weekly release key)"
 RELEASE_EMAIL = "releng@autotua.example"
-COMPRESSORS = {"xz": ["xz", "-T1", "-3", "-c"], "bz2": ["bzip2", "-c"], "gz": ["gzip", "-c", "-n"]}
+COMPRESSORS = {"xz": ["xz", "-T1", "-0", "-c"], "bz2": ["bzip2", "-c"], "gz": ["gzip", "-c", "-n"]}
 
 
 @dataclass
