@@ -56,21 +56,24 @@ def test_fetch_stage3_refuses_a_tarball_with_a_device_node(tmp_path, release_key
 
 
 def test_clean_after_a_crash(setup):
-    """A slave killed with its job's namespace up: the keeper goes by itself; clean removes the rest,
-    including a mount someone left on the host, and never deletes below a mount."""
+    """A slave killed with its job's container up: the keeper undoes it by itself; clean removes the
+    rest, including a mount someone left on the host, and never deletes below a mount."""
     r = setup.run("fetch-stage3")
     assert r.returncode == 0, r.stderr
     work = setup.base / "work/jobs/crashed-run"
     roots = sorted(p for p in (setup.base / "cache/roots").iterdir() if p.is_dir())
     script = f"""
 import json, sys, time
-from autotua.slave.chroot import JobNamespace
+from pathlib import Path
+from autotua.slave.config import load
+from autotua.slave.container import Container
 from autotua.slave.job import Workspace
+from autotua.slave.preflight import Host
 ws = Workspace({str(setup.base / "work/jobs")!r}, "crashed-run")
 ws.create()
-ns = JobNamespace(ws.dir, ws.spec(__import__("pathlib").Path({str(roots[0])!r}), [], ws.tree, "", []))
+ns = Container(ws.dir, ws.spec(Path({str(roots[0])!r}), [], ws.tree, Host.of(load({str(setup.config)!r}))))
 ns.start()
-print(ns.pid, flush=True)
+print(ns.proc.pid, flush=True)
 time.sleep(1000)
 """
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=setup.env())
