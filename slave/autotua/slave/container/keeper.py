@@ -4,9 +4,9 @@ it while the job runs, and undoes the steps in reverse when told to, or when the
 Started by :class:`autotua.slave.container.Container` as ``python -m autotua.slave.container.keeper``
 (a fresh interpreter: nothing of the slave's memory, its token least of all, is in it). It reads
 its spec (one JSON line) on stdin, unshares a private mount namespace (nothing it mounts is seen
-on the host), and runs :data:`STEPS`, announcing each (``{"step": name}``) before doing it, then
-answers ``{"ready": ...}`` and writes ``container.json`` (what the next start needs to clean up
-after a crash). Then it waits for one command:
+on the host), and runs :func:`steps`, announcing each (``{"step": name}``) before doing it and
+writing what it made so far into ``container.json`` after it (what the next start needs to clean
+up after a crash), then answers ``{"ready": ...}``. Then it waits for one command:
 
 ``teardown``
     undo every step in reverse (``{"undo": name}`` before each), check that nothing is mounted
@@ -425,6 +425,7 @@ class Keeper:
             except (OSError, SlaveError, ValueError, KeyError) as e:
                 raise SlaveError(f"{step.name}: {e}") from e
             self.timings[step.name] = round((time.perf_counter() - t) * 1000, 2)
+            self.record()  # as it grows: a crash at any step leaves what it had made named
             if self.commands.gone():
                 raise SlaveError(SLAVE_GONE)
 
@@ -465,7 +466,6 @@ def main() -> int:
     keeper = Keeper(spec, commands)
     try:
         keeper.build()
-        keeper.record()
     except (OSError, SlaveError, ValueError, KeyError) as e:
         talk = SLAVE_GONE not in str(e)
         errors = keeper.undo(talk=talk)
