@@ -99,6 +99,45 @@ time.sleep(1000)
     assert mounts_under(setup.base) == []
 
 
+def test_clean_after_the_keeper_itself_was_killed(setup):
+    """The keeper SIGKILLed (no undo): the kernel takes the job's processes, mounts and loop device;
+    the job's cgroups stay, and clean removes them, as container.json names them."""
+    from tests.support.container import cgroups_named, left_behind
+
+    r = setup.run("fetch-stage3")
+    assert r.returncode == 0, r.stderr
+    roots = sorted(p for p in (setup.base / "cache/roots").iterdir() if p.is_dir())
+    script = f"""
+import sys, time
+from pathlib import Path
+from autotua.slave.config import load
+from autotua.slave.container import Container
+from autotua.slave.job import Workspace
+from autotua.slave.preflight import Host
+ws = Workspace({str(setup.base / "work/jobs")!r}, "killed-keeper")
+ws.create()
+ns = Container(ws.dir, ws.spec(Path({str(roots[0])!r}), [], ws.tree, Host.of(load({str(setup.config)!r}))))
+ns.start()
+print(ns.proc.pid, flush=True)
+time.sleep(1000)
+"""
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=setup.env())
+    try:
+        os.kill(int(p.stdout.readline()), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and set(left_behind(setup.base / "work", ["killed-keeper"])) - {
+                "cgroups", "processes"}:
+            time.sleep(0.1)
+    finally:
+        p.kill()
+        p.wait()
+    assert cgroups_named(["autotua-killed-keeper"])  # left for clean
+    r = setup.run("clean")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "killed-keeper: removed (removed its cgroups)" in r.stdout, r.stdout
+    assert left_behind(setup.base, ["killed-keeper"]) == {}
+
+
 def test_nothing_is_deleted_below_a_mount(tmp_path):
     d = tmp_path / "job"
     (d / "mnt").mkdir(parents=True)

@@ -28,7 +28,7 @@ from autotua.slave.api import Api, AuthError, Interrupted, Unreachable
 from autotua.slave.claim import claim, free_disk
 from autotua.slave.cleanup import clean
 from autotua.slave.config import Config
-from autotua.slave.container import cgroups
+from autotua.slave.container import Keeper, cgroups
 from autotua.slave.job import JobRunner
 from autotua.slave.locks import Lock, Locked
 
@@ -83,6 +83,7 @@ class Daemon:
         cfg = self.cfg
         lock = self.lock()
         tempdir = tempfile.tempdir
+        spare: Keeper | None = None
         try:
             for line in clean(cfg):
                 log.warning("cleanup after an earlier run: %s", line)
@@ -98,6 +99,7 @@ class Daemon:
                 log.info("cgroups: %s", line)
             host = preflight.Host.of(cfg)
             api = Api(cfg.master, cfg.token(), retry_for=cfg.retry_for, stop=self.at_once)
+            spare = Keeper()  # the next job's keeper, its Python started while we wait for the job
             log.info("autotua-slave %s: serving %s (%s) to %s", cfg.name, cfg.arch, ", ".join(cfg.flavours),
                      cfg.master)
             delay = 1.0
@@ -132,7 +134,12 @@ class Daemon:
                     self.wait(min(wait, cfg.max_poll_interval))
                     continue
                 faults.point("claim:answered")  # the master holds the run; nothing is done here yet
-                report = JobRunner(cfg, api, answer, host=host, stopping=self.stopping, at_once=self.at_once).run()
+                runner = JobRunner(cfg, api, answer, host=host, keeper=spare, stopping=self.stopping,
+                                   at_once=self.at_once)
+                report = runner.run()
+                if runner.keeper is not None:  # the job ended before its container was built
+                    runner.keeper.close()
+                spare = Keeper()
                 self.jobs_run += 1
                 if report.teardown_failed:
                     log.error("teardown failed; not taking more jobs until `autotua-slave clean` has run")
@@ -141,5 +148,7 @@ class Daemon:
                     break
             return 0
         finally:
+            if spare is not None:
+                spare.close()
             tempfile.tempdir = tempdir
             lock.release()

@@ -28,7 +28,7 @@ from autotua.slave import Cancelled, SlaveError, Stopped
 from autotua.slave.api import Api, ApiError, AuthError, Conflict, Interrupted, RunOver, TooLarge, Unreachable
 from autotua.slave.claim import Heartbeat
 from autotua.slave.config import Config
-from autotua.slave.container import INSIDE, Container
+from autotua.slave.container import INSIDE, Container, Keeper
 from autotua.slave.distfiles import Distfiles, merge_mirrors
 from autotua.slave.fsutil import UnsafePath, read_regular_in, remove_tree
 from autotua.slave.logstream import LogStream
@@ -95,9 +95,11 @@ class Report:
 
 class JobRunner:
     def __init__(self, cfg: Config, api: Api, claimed: dict, *, host: Host | None = None,
-                 stopping: threading.Event | None = None, at_once: threading.Event | None = None):
+                 keeper: Keeper | None = None, stopping: threading.Event | None = None,
+                 at_once: threading.Event | None = None):
         self.cfg = cfg
         self.host = host or Host.of(cfg)
+        self.keeper = keeper  # started ahead by the daemon; it closes it if the job never gets this far
         self.api = api
         self.run_id: str = claimed["run"]
         self.job: dict = claimed["job"]
@@ -203,7 +205,8 @@ class JobRunner:
         self.check()
         portconf = [paths[d.name] for p in prepared for d in p.portconf]
         self.ns = Container(self.ws.dir, self.ws.spec(lower, prepared, cfg.distdir, self.host,
-                                                       repository=cfg.repository, portconf=portconf))
+                                                       repository=cfg.repository, portconf=portconf), self.keeper)
+        self.keeper = None  # the container has it now
         info = self.ns.start()
         for w in info.get("warnings", []):
             log.warning("%s: %s", self.label, w)

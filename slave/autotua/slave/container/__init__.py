@@ -79,12 +79,43 @@ class JobProcess:
         return self.returncode
 
 
-class Container:
-    """One job's container. ``start()``, then ``spawn()`` per jobuild, then ``teardown()``."""
+class Keeper:
+    """A keeper process, started ahead of its job: starting Python is the slowest part of a
+    container's start, so the daemon keeps one waiting (it exits by itself when its stdin closes)."""
 
-    def __init__(self, job_dir: str | os.PathLike, spec: dict):
+    def __init__(self):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {"PYTHONPATH": _PACKAGE_PARENT, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+        try:
+            # -S: no site (a virtualenv's .pth files cost tens of ms); the package comes from PYTHONPATH
+            self.proc = subprocess.Popen([sys.executable, "-S", "-s", "-m", KEEPER_MODULE], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, env=env, cwd="/", pass_fds=(theirs.fileno(),),
+                                         start_new_session=True)
+        finally:
+            self.channel_fd = theirs.fileno()  # its number in the keeper, where pass_fds kept it
+            theirs.close()
+        self.sock = ours
+
+    def close(self) -> None:
+        """A keeper no job took: it sees its stdin close and exits."""
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.close()
+        self.sock.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Container:
+    """One job's container. ``start()``, then ``spawn()`` per jobuild, then ``teardown()``; ``keeper``
+    is one started ahead (else ``start()`` starts it)."""
+
+    def __init__(self, job_dir: str | os.PathLike, spec: dict, keeper: Keeper | None = None):
         self.dir = os.fspath(job_dir)
-        self.spec = {"job": str(self.dir), **spec}
+        self.spec = {"job": self.dir, **spec}
+        self._keeper = keeper
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
         self.sock: socket.socket | None = None
@@ -103,19 +134,10 @@ class Container:
     # -- the keeper ---------------------------------------------------------------------------------
     def start(self, timeout: float = 900) -> dict:
         os.makedirs(self.dir, exist_ok=True)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {"PYTHONPATH": _PACKAGE_PARENT, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
-        try:
-            # -S: no site (a virtualenv's .pth files cost tens of ms); the package comes from PYTHONPATH
-            self.proc = subprocess.Popen([sys.executable, "-S", "-s", "-m", KEEPER_MODULE], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, env=env, cwd="/", pass_fds=(theirs.fileno(),),
-                                         start_new_session=True)
-        finally:
-            theirs_fd = theirs.fileno()
-            theirs.close()
-        self.sock = ours
+        keeper, self._keeper = self._keeper or Keeper(), None
+        self.proc, self.sock = keeper.proc, keeper.sock
         self._pidfile(f"{self.proc.pid}\n")
-        self._send(json.dumps({**self.spec, "channel_fd": theirs_fd}))
+        self._send(json.dumps({**self.spec, "channel_fd": keeper.channel_fd}))
         while True:
             answer = self._answer(timeout)
             if "step" in answer:

@@ -130,7 +130,8 @@ def detach(dev: str) -> None:
 
 
 class Disk:
-    """``create()`` the image and mount it at ``mountpoint``; ``remove()`` undoes it (but the image)."""
+    """``start()`` makes the image (``mkfs.ext4`` runs on while the caller goes on), ``mount()``
+    mounts it at ``mountpoint``; ``remove()`` undoes both (but the image)."""
 
     def __init__(self, image: str, mountpoint: str, limit: int):
         self.image, self.mountpoint, self.limit = image, mountpoint, limit
@@ -138,8 +139,9 @@ class Disk:
         self.mounted = False
         self.allocated = "fallocate"
         self._reserver: int | None = None
+        self._mkfs: subprocess.Popen | None = None
 
-    def create(self) -> None:
+    def start(self) -> None:
         size = image_size(self.limit)
         fd = os.open(self.image, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
@@ -150,9 +152,14 @@ class Disk:
             self._reserver = pid
         finally:
             os.close(fd)
-        proc = subprocess.run([mkfs_tool() or "mkfs.ext4", *MKFS[1:], self.image], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise DiskError(f"mkfs.ext4 failed: {proc.stderr.strip()[-300:]}")
+        self._mkfs = subprocess.Popen([mkfs_tool() or "mkfs.ext4", *MKFS[1:], self.image], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def mount(self) -> None:
+        out = self._mkfs.communicate()[0]
+        code, self._mkfs = self._mkfs.returncode, None
+        if code != 0:
+            raise DiskError(f"mkfs.ext4 failed: {out.decode(errors='replace').strip()[-300:]}")
         self.device, lfd = attach_loop(self.image)
         try:
             os.makedirs(self.mountpoint, exist_ok=True)
@@ -175,14 +182,9 @@ class Disk:
         if err:
             self.allocated = f"sparse ({os.strerror(err) if err > 0 else 'reservation killed'})"
 
-    def remove(self) -> None:
+    def unmount(self) -> None:
         from autotua.slave.container.mounts import unmount_tree
 
-        if self._reserver is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._reserver, 9)
-            os.waitpid(self._reserver, 0)
-            self._reserver = None
         if self.mounted:
             unmount_tree(self.mountpoint)
             self.mounted = False
@@ -193,6 +195,18 @@ class Disk:
             if backing_file(self.device) == self.image:
                 detach(self.device)
             self.device = None
+
+    def remove(self) -> None:
+        self.unmount()
+        if self._mkfs is not None:
+            self._mkfs.kill()
+            self._mkfs.wait()
+            self._mkfs = None
+        if self._reserver is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._reserver, 9)
+            os.waitpid(self._reserver, 0)
+            self._reserver = None
 
 
 def full(path: str) -> str | None:

@@ -52,19 +52,21 @@ def _status(fd: int, **msg) -> None:
 
 
 def main(spec: dict, cgroup_procs: list[str], userns_fd: int, go_r: int, status_w: int, channel: int,
-         lifeline: int) -> None:
+         lifeline: int, net_w: int | None) -> None:
     """The init's life, in the forked child; never returns. ``lifeline`` reads EOF once the keeper
-    is gone, however it went."""
+    is gone, however it went; ``net_w`` tells slirp4netns the network namespace is there."""
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the keeper
-        _close_all_but({userns_fd, go_r, status_w, channel, lifeline})
+        _close_all_but({userns_fd, go_r, status_w, channel, lifeline, net_w})
         for path in cgroup_procs:  # before anything of the job exists
             with open(path, "w") as f:
                 f.write("0")
         if spec["network"] != "host":
             linux.unshare(linux.CLONE_NEWNET)
             network.configure_namespace()
-        _status(status_w, net=True)
+        if net_w is not None:
+            os.write(net_w, b"n")
+            os.close(net_w)
         if os.read(go_r, 1) != b"g":  # the keeper went away before it was done
             os._exit(1)
         os.close(go_r)

@@ -50,6 +50,7 @@ class Context:
         self.userns: UserNamespace | None = None
         self.disk: disk.Disk | None = None
         self.cgroup: cgroups.JobCgroup | None = None
+        self.net_cgroup: str | None = None
         self.init_pid: int | None = None
         self.info: dict = {}
 
@@ -91,13 +92,29 @@ class UserNamespaceStep(Step):
 
 
 class DiskStep(Step):
+    """The job's disk image; mkfs.ext4 runs on while the next steps are made."""
+
     name = "disk"
 
     def setup(self, ctx):
-        d = ctx.disk = disk.Disk(ctx.path("disk.img"), ctx.path("disk"), int(ctx.spec["limits"]["disk"]))
-        d.create()
+        ctx.disk = disk.Disk(ctx.path("disk.img"), ctx.path("disk"), int(ctx.spec["limits"]["disk"]))
+        ctx.disk.start()
+
+    def undo(self, ctx):
+        if ctx.disk:
+            ctx.disk.remove()
+
+
+class DiskMountStep(Step):
+    """The job's disk, mounted in the keeper's namespace, with the directories the root and the
+    attachments live in."""
+
+    name = "disk-mount"
+
+    def setup(self, ctx):
+        d = ctx.disk
+        d.mount()
         ctx.info["loop"] = d.device
-        ctx.info["disk_allocated"] = d.allocated
         dirs = [("upper", ctx.owner, 0o755), ("ovl", None, 0o700), ("out", ctx.owner, 0o755),
                 ("dist-upper", (ctx.ids.host(0), ctx.ids.host(250)), 0o2775), ("dist-ovl", None, 0o700),
                 *((f"out/{i}", ctx.owner, 0o755) for i in ctx.spec.get("outs", []))]
@@ -111,7 +128,7 @@ class DiskStep(Step):
 
     def undo(self, ctx):
         if ctx.disk:
-            ctx.disk.remove()
+            ctx.disk.unmount()
 
 
 class RootStep(Step):
@@ -208,6 +225,10 @@ class CgroupStep(Step):
         ctx.cgroup.create()
         ctx.info["cgroup_where"] = ctx.cgroup.where
         ctx.info["watch"] = ctx.cgroup.watch()
+        if ctx.spec["network"] == "outbound":
+            # slirp4netns's, for its connection filter; made now: once the init moves into the job's
+            # cgroup (holding the cgroup lock through an RCU grace period), a mkdir would wait for it
+            ctx.net_cgroup = ctx.cgroup.child("net")
 
     def undo(self, ctx):
         if ctx.cgroup:
@@ -215,9 +236,9 @@ class CgroupStep(Step):
 
 
 class InitStep(Step):
-    """Fork the job's init into a new PID namespace, early: while the keeper makes the disk, it
-    puts itself into the job's cgroups and makes the job's network namespace (both slow kernel
-    work: RCU grace periods), then waits to be let in (:class:`GoStep`)."""
+    """Fork the job's init into a new PID namespace, early: while the keeper goes on, it puts itself
+    into the job's cgroups and makes the job's network namespace (both slow kernel work: RCU grace
+    periods), tells slirp4netns (``net``), then waits to be let in (:class:`EnterStep`)."""
 
     name = "init"
 
@@ -225,27 +246,28 @@ class InitStep(Step):
         self.status_r: int | None = None
         self.go_w: int | None = None
         self.lifeline: int | None = None
+        self.net_r: int | None = None  # for slirp4netns: the init made the network namespace
         self.buf = b""
 
     def setup(self, ctx):
         go_r, go_w = os.pipe()
         status_r, status_w = os.pipe()
         life_r, self.lifeline = os.pipe()  # the write end lives as long as the keeper does
+        net_r, net_w = os.pipe() if ctx.spec["network"] == "outbound" else (None, None)
         channel = int(ctx.spec["channel_fd"])
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         procs = [os.path.join(d, "cgroup.procs") for d in ctx.cgroup.dirs]
         linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
-            init.main({**ctx.spec, "root": ctx.root}, procs, ctx.userns.fd, go_r, status_w, channel, life_r)
+            init.main({**ctx.spec, "root": ctx.root}, procs, ctx.userns.fd, go_r, status_w, channel, life_r, net_w)
         linux.setns(own_pidns, linux.CLONE_NEWPID)  # the keeper's later children stay out of it
-        os.close(own_pidns)
-        os.close(life_r)
-        os.close(go_r)
-        os.close(status_w)
+        for fd in (own_pidns, life_r, go_r, status_w, net_w):
+            if fd is not None:
+                os.close(fd)
         os.close(channel)  # the init holds it now: its death closes it
         ctx.init_pid = ctx.info["init_pid"] = pid
-        self.status_r, self.go_w = status_r, go_w
+        self.status_r, self.go_w, self.net_r = status_r, go_w, net_r
         # needs CAP_SYS_RESOURCE; without it the OOM killer still prefers the job's big processes
         with contextlib.suppress(PermissionError), open(f"/proc/{pid}/oom_score_adj", "w") as f:
             f.write("-1000")
@@ -276,10 +298,10 @@ class InitStep(Step):
     def kill(self, ctx) -> None:
         """SIGKILL the init: the kernel kills every process of its namespace, and its mount
         namespace (holding the disk through the root's overlay) goes with the last of them."""
-        for fd in (self.status_r, self.go_w, self.lifeline):
+        for fd in (self.status_r, self.go_w, self.lifeline, self.net_r):
             if fd is not None:
                 os.close(fd)
-        self.status_r = self.go_w = self.lifeline = None
+        self.status_r = self.go_w = self.lifeline = self.net_r = None
         pid = ctx.init_pid
         if pid is None:
             return
@@ -293,56 +315,41 @@ class InitStep(Step):
 
 
 class NetworkStep(Step):
-    """outbound: the connection filter on a v2 cgroup of its own, then slirp4netns in it for the
-    network namespace the init made (named at <job>/netns in the keeper's mount namespace, so
-    that slirp4netns does not join the job's user namespace, whose root has no say over it)."""
+    """outbound: the connection filter on a v2 cgroup of its own, then slirp4netns in it, for the
+    network namespace the init is making (it waits for it, in its own process)."""
 
     name = "network"
 
     def __init__(self, init_step: InitStep):
         self.init_step = init_step
         self.slirp: network.Slirp | None = None
-        self.netns: str | None = None
 
     def setup(self, ctx):
-        mode = ctx.spec["network"]
-        self.init_step.expect("net")  # it is in its cgroups, and (but for host) its network namespace
-        if mode == "host":
+        if ctx.spec["network"] != "outbound":
             return
-        ctx.info["netns"] = os.stat(f"/proc/{ctx.init_pid}/ns/net").st_ino
-        if mode != "outbound":
-            return
-        helper = ctx.cgroup.child("net")
+        helper = ctx.net_cgroup
         if helper is None:
             raise network.NetworkError("network = outbound needs the unified (v2) cgroup hierarchy for the filter "
                                        "that keeps jobs off the host's own addresses")
         blocked, allowed = netfilter.host_rules()
-        netfilter.attach(helper, blocked, allowed)
         ctx.info["blocked"] = blocked
-        self.netns = ctx.path("netns")
-        with open(self.netns, "w"):
-            pass
-        linux.mount(f"/proc/{ctx.init_pid}/ns/net", self.netns, None, linux.MS_BIND)
         procs = [os.path.join(helper, "cgroup.procs"), *(os.path.join(d, "cgroup.procs")
                                                          for d in dict.fromkeys(ctx.cgroup.v1.values()))]
-        self.slirp = network.Slirp(ctx.spec["slirp4netns"], self.netns, ctx.path("slirp4netns.log"), procs)
-        self.slirp.start()  # it comes up while the root is mounted
-        ctx.info["slirp4netns"] = self.slirp.proc.pid
+        net_r, self.init_step.net_r = self.init_step.net_r, None
+        # the filter is attached by slirp4netns's own process before it joins the cgroup: the keeper goes on
+        self.slirp = network.Slirp(ctx.spec["slirp4netns"], ctx.init_pid, net_r, ctx.path("slirp4netns.log"), procs,
+                                   prepare=lambda: netfilter.attach(helper, blocked, allowed))
+        ctx.info["slirp4netns"] = self.slirp.pid
 
     def undo(self, ctx):
         if self.slirp:
             self.slirp.stop()
             self.slirp = None
-        if self.netns:
-            if linux.mounts_under(self.netns):
-                linux.umount(self.netns)
-            os.unlink(self.netns)
-            self.netns = None
 
 
-class GoStep(Step):
-    """Let the init in (every mount is made), then wait until slirp4netns is up and the init is
-    inside: root pivoted, user namespace joined, every mount locked."""
+class EnterStep(Step):
+    """Let the init in (every mount is made), then wait until the disk is reserved, slirp4netns is
+    up and the init is inside: root pivoted, user namespace joined, every mount locked."""
 
     name = "enter"
 
@@ -351,22 +358,28 @@ class GoStep(Step):
 
     def setup(self, ctx):
         self.init_step.go()
-        if ctx.disk:
-            ctx.disk.wait_reserved()
+        if ctx.spec["network"] != "host":
+            ctx.info["netns"] = os.stat(f"/proc/{ctx.init_pid}/ns/net").st_ino
+        ctx.disk.wait_reserved()
+        ctx.info["disk_allocated"] = ctx.disk.allocated
         if self.network_step.slirp:
             self.network_step.slirp.wait_ready()
         self.init_step.expect("entered")
 
     def undo(self, ctx):
+        if self.network_step.slirp:  # its exit (the tap device going) takes a while: let it go on meanwhile
+            self.network_step.slirp.kill()
         self.init_step.kill(ctx)  # first: nothing of the job may run while the rest is undone
 
 
 def steps() -> list[Step]:
-    """The container, in the order it is built (and undone in reverse)."""
+    """The container, in the order it is built (and undone in reverse). Three of them go on in
+    processes of their own while the keeper makes the next: mkfs.ext4 (until disk-mount), the
+    init placing itself and making the network namespace, slirp4netns coming up (until enter)."""
     init_step = InitStep()
     network_step = NetworkStep(init_step)
-    return [CgroupStep(), UserNamespaceStep(), init_step, DiskStep(), network_step, RootStep(), PortconfStep(),
-            FilesStep(), MountsStep(), GoStep(init_step, network_step)]
+    return [DiskStep(), CgroupStep(), UserNamespaceStep(), init_step, network_step, DiskMountStep(), RootStep(),
+            PortconfStep(), FilesStep(), MountsStep(), EnterStep(init_step, network_step)]
 
 
 # -- the process ----------------------------------------------------------------------------------

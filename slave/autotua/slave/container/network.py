@@ -21,6 +21,7 @@ brings ``lo`` up and lets any of the job's users bind low ports and ping.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import select
@@ -28,7 +29,6 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
 import time
 
 from autotua import linux
@@ -80,39 +80,60 @@ def configure_namespace() -> None:
 
 # -- in the keeper ----------------------------------------------------------------------------------
 class Slirp:
-    """slirp4netns for the network namespace at ``netns`` (a path: it must not join the job's user
-    namespace, whose root has no say over this network namespace); ``start()``, ``wait_ready()``,
-    ``stop()``."""
+    """slirp4netns for the network namespace the job's init makes: started at once, it waits (before
+    ``exec``) until the init says the namespace is there, so that it comes up while the keeper
+    mounts; ``wait_ready()``, ``stop()``."""
 
-    def __init__(self, program: str, netns: str, log_path: str, cgroup_procs: list[str]):
-        self.program, self.netns, self.log_path, self.cgroup_procs = program, netns, log_path, cgroup_procs
-        self.proc: subprocess.Popen | None = None
+    def __init__(self, program: str, init_pid: int, net_r: int, log_path: str, cgroup_procs: list[str],
+                 prepare=None):
+        self.program, self.init_pid, self.log_path, self.cgroup_procs = program, init_pid, log_path, cgroup_procs
+        self.prepare = prepare  # run in its process first (the connection filter's programs)
+        self.pid: int | None = None
         self._ready_r: int | None = None
         self._exit_w: int | None = None
+        self._start(net_r)
 
-    def start(self) -> None:
+    def _start(self, net_r: int) -> None:
         ready_r, ready_w = os.pipe()
         exit_r, exit_w = os.pipe()
+        # a path, not the pid: given a pid, slirp4netns would join the job's user namespace too, whose
+        # root has no say over this network namespace
         argv = [self.program, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox",
-                "--enable-seccomp", f"--ready-fd={ready_w}", f"--exit-fd={exit_r}", "--netns-type=path", self.netns,
-                "tap0"]
-        procs = self.cgroup_procs
-
-        def placed() -> None:  # in the child, before exec: its cgroups (the filter), and die with us
-            for path in procs:
-                with open(path, "w") as f:
-                    f.write(str(os.getpid()))
-            linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-
+                "--enable-seccomp", f"--ready-fd={ready_w}", f"--exit-fd={exit_r}", "--netns-type=path",
+                f"/proc/{self.init_pid}/ns/net", "tap0"]
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         pass_fds=(ready_w, exit_r), preexec_fn=placed, close_fds=True)
-        finally:
-            os.close(log)
-            os.close(ready_w)
-            os.close(exit_r)
-        self._ready_r, self._exit_w = ready_r, exit_w
+        pid = os.fork()
+        if pid == 0:
+            try:
+                linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+                os.dup2(log, 2)
+                if self.prepare:
+                    self.prepare()
+                for path in self.cgroup_procs:  # its cgroups (the connection filter) before it exists
+                    with open(path, "w") as f:
+                        f.write("0")
+                if os.read(net_r, 1) != b"n":  # the init made the namespace (or died: nothing to do)
+                    os._exit(1)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                keep = {0, 1, 2, ready_w, exit_r}
+                for name in os.listdir("/proc/self/fd"):
+                    fd = int(name)
+                    if fd not in keep:
+                        with contextlib.suppress(OSError):
+                            os.close(fd)
+                os.set_inheritable(ready_w, True)
+                os.set_inheritable(exit_r, True)
+                os.execv(self.program, argv)
+            except BaseException as e:  # in the log, for wait_ready to say
+                os.write(2, f"autotua: starting slirp4netns: {e}\n".encode())
+            finally:
+                os._exit(127)
+        for fd in (log, ready_w, exit_r, net_r):
+            os.close(fd)
+        self.pid, self._ready_r, self._exit_w = pid, ready_r, exit_w
 
     def wait_ready(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -120,15 +141,13 @@ class Slirp:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise NetworkError(f"slirp4netns did not come up within {timeout:.0f} s{self._tail()}")
-            ready, _, _ = select.select([self._ready_r], [], [], min(left, 0.05))
-            if ready:
-                if os.read(self._ready_r, 1) == b"1":
-                    os.close(self._ready_r)
-                    self._ready_r = None
+            if select.select([self._ready_r], [], [], left)[0]:
+                got = os.read(self._ready_r, 1)
+                os.close(self._ready_r)
+                self._ready_r = None
+                if got == b"1":
                     return
                 raise NetworkError(f"slirp4netns exited before the network was up{self._tail()}")
-            if self.proc.poll() is not None:
-                raise NetworkError(f"slirp4netns exited ({self.proc.returncode}){self._tail()}")
 
     def _tail(self) -> str:
         try:
@@ -138,14 +157,20 @@ class Slirp:
             return ""
         return f": {text}" if text else ""
 
-    def stop(self) -> None:
+    def kill(self) -> None:
         """At once: it holds nothing worth a clean exit (its exit descriptor is for a keeper that dies)."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Kill it and wait until it is gone."""
         for fd in (self._ready_r, self._exit_w):
             if fd is not None:
                 os.close(fd)
         self._ready_r = self._exit_w = None
-        if self.proc is None:
+        if self.pid is None:
             return
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
+        self.kill()
+        os.waitpid(self.pid, 0)
+        self.pid = None
