@@ -107,7 +107,6 @@ def bench_root(tmp: Path, tarball: Path, cache: Path, n: int = 7) -> None:
             ahead = i % 2 == 0  # as the daemon does: the keeper's Python started while it waited for the job
             keeper = Keeper() if ahead else None
             if keeper:
-                keeper.proc.stdin.flush()
                 time.sleep(0.3)  # it is up and reading its stdin
             c = Container(ws.dir, job_spec(ws, lower, [], host), keeper)
             t = time.perf_counter()

@@ -263,11 +263,12 @@ class Run:
 
     def container(self) -> list[str]:
         """What is left of the job containers this cell's slave made: their cgroups (named by the
-        runs' job directories), loop devices backed by files below the cell, the network namespaces
-        container.json names, and slirp4netns (touching() finds it: its netns path is below the cell)."""
+        runs' job directories), loop devices backed by files below the cell, and the network
+        namespaces and slirp4netns processes container.json names."""
         runs = [d.name for d in self.job_dirs]
         left = [*cgroups_named([f"autotua-{r}" for r in runs]), *loops_under(self.base)]
         left += [f"netns {n}: pids {netns_alive(n)}" for n in self.netns if netns_alive(n)]
+        left += [f"slirp4netns {p}" for p in self.after_kill.get("slirp", []) if _is_slirp(p)]
         return left
 
     @property
@@ -306,6 +307,16 @@ def start_cell(spec: Spec, master: LiveMaster, base: Path, cache: Path, stage3_s
     return run
 
 
+def _is_slirp(pid: int) -> bool:
+    if not alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"slirp4netns" in f.read().split(b"\0")[0]
+    except OSError:
+        return False
+
+
 def inspect_after_kill(run: Run, pid: int) -> None:
     """Right after the slave died: what it left running and mounted (before anything cleans up)."""
     orphans = in_session(pid)
@@ -317,12 +328,13 @@ def inspect_after_kill(run: Run, pid: int) -> None:
     for d in dirs:
         with contextlib.suppress(OSError, ValueError):
             keepers += [int(w) for w in (d / "keeper.pid").read_text().split()]
-    netns = []
+    netns, slirp = [], []
     for d in dirs:
         with contextlib.suppress(OSError, ValueError):
             made = json.loads((d / "container.json").read_text())
             netns += [made["netns"]] if made.get("netns") else []
-    run.after_kill = {"job_dirs": dirs, "netns": netns}
+            slirp += [made["slirp4netns"]] if made.get("slirp4netns") else []
+    run.after_kill = {"job_dirs": dirs, "netns": netns, "slirp": slirp}
     t = time.monotonic()
     while time.monotonic() - t < 10 and ([k for k in keepers + orphans if alive(k)] or run.touching()
                                          or run.container()):
@@ -340,7 +352,7 @@ def inspect_after_kill(run: Run, pid: int) -> None:
         run.problem("no container left", f"10 s after the kill: {run.container()}")
     cache = run.cache
     tmp = run.slave.base / "work/tmp"
-    run.after_kill = {"job_dirs": dirs, "netns": netns, "keepers": keepers,
+    run.after_kill = {"job_dirs": dirs, "netns": netns, "slirp": slirp, "keepers": keepers,
                       "tmp_roots": sorted(cache.glob("roots/*.tmp")),
                       "temp": sorted(tmp.iterdir()) if tmp.is_dir() else [],
                       "parts": sorted(cache.rglob("*.part")), "locks": sorted(cache.glob("tree/.bzr/**/lock/held"))}

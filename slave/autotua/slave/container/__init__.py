@@ -4,15 +4,17 @@ Made from parts the kernel already has, as systemd-nspawn, bubblewrap and rootle
 theirs, as one ordered list of steps that each know how to undo themselves (the keeper,
 :mod:`~autotua.slave.container.keeper`, runs them), one module per kind of step::
 
+    keeper     the privileged side: the steps, in order, each undone in reverse
     idmap      the job's user namespace: its ids 0-65535 on host ids no account uses
     disk       its disk: an ext4 image of disk_limit bytes on a loop device
-    mounts     the root (overlayfs: the stage3, idmapped, below), the binds, /dev, /run
     cgroups    memory, processes and CPU limits, and killing all of it
     init       its PID 1: /proc, /sys, pivot_root, the user namespace, running the jobuilds
     network    none, outbound (slirp4netns) or host; netfilter: keeping outbound off the host
+    mounts     the root (overlayfs: the stage3, idmapped, below), the binds, /dev, /run
 
-This module is the slave's side of it: :class:`Container` starts the keeper, runs each jobuild
-through the job's init (:meth:`Container.spawn`), watches the limits, and tears it down.
+This module is the slave's side of it: :class:`Container` hands the spec to a keeper
+(:class:`Keeper`, started ahead), runs each jobuild through the job's init
+(:meth:`Container.spawn`), watches the limits, and tears it down.
 
 Layout of a job directory (``<work>/jobs/<run>/``; K: seen only in the keeper's mount
 namespace) and what the job sees of it::
