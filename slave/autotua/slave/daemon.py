@@ -6,7 +6,7 @@ container as configured; while anything is missing the slave says what and exits
 then works out, once, whom it trusts and its job ids (:class:`~autotua.slave.preflight.Host`).
 
 Signals: the first SIGTERM stops taking work and stops the running job cleanly (its log so far is
-sent, the chroot torn down, the job finished as ``error`` so the master requeues it); a second
+sent, the container torn down, the job finished as ``error`` so the master requeues it); a second
 SIGTERM, or a SIGINT, skips what can be skipped (no waiting on the master) and tears down at once.
 Either way teardown runs. A slave whose teardown failed stops: it will not mount anything more
 until ``autotua-slave clean`` has looked at what was left.

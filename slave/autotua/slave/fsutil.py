@@ -1,7 +1,7 @@
 """Paths inside a root that are reached without following any of the root's links.
 
 A stage3 has absolute links (``/var/run -> /run``, ``/etc/resolv.conf`` on systemd flavours...)
-that mean something inside the chroot and something else on the host. Everything the slave
+that mean something inside the job's root and something else on the host. Everything the slave
 creates or writes inside a root from the outside goes through these: one directory descriptor at
 a time, ``O_NOFOLLOW``, so a link in the root is refused instead of followed.
 """

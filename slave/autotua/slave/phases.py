@@ -134,7 +134,7 @@ class _Records:
         if key == "AUTOTUA_PHASE_START" and words:
             self.current = Phase(words[0], _epoch(words[1:]))
             self.out.phases.append(self.current)
-            faults.point(f"phase:{self.out.jobuild}:{words[0]}")  # the phase runs in the chroot
+            faults.point(f"phase:{self.out.jobuild}:{words[0]}")  # the phase runs in the container
         elif key == "AUTOTUA_PHASE_END" and len(words) >= 2 and self.current and self.current.name == words[0]:
             self.current.exit_code = int(words[1]) if words[1].lstrip("-").isdigit() else 1
             self.current.finished = _epoch(words[2:])

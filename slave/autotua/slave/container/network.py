@@ -11,7 +11,7 @@
 ``none``
     The namespace with loopback only.
 ``host``
-    The host's network, as the chroot had it: only for machines that are there to run jobs.
+    The host's network: only for machines that are there to run jobs.
 
 The namespace is made by the job's init while it is still root on the host, so it belongs to the
 host's user namespace: the job's root cannot reconfigure it (no address, route or firewall
