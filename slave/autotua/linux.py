@@ -9,6 +9,7 @@ tried. Calls that glibc does not wrap go through ``syscall(2)`` with this archit
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 from collections import namedtuple
@@ -151,6 +152,16 @@ def mount_setattr(fd: int, attr_set: int, userns_fd: int = 0, recursive: bool = 
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     _check(_syscall("mount_setattr", ctypes.c_int(fd), b"", ctypes.c_uint(flags), ctypes.byref(attr),
                     ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr")
+
+
+def close_fds_except(keep: set[int | None]) -> None:
+    """Close every descriptor of this process but ``keep`` (in a child that will not exec, or
+    before it does: what it inherited is not its business)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def namespace_of_child(flags: int, in_child=None, before_release=None) -> int:

@@ -148,6 +148,7 @@ class Disk:
             os.ftruncate(fd, size)
             pid = os.fork()
             if pid == 0:  # reserve the space meanwhile
+                linux.close_fds_except({fd})
                 os._exit(min(reserve(fd, size), 255))
             self._reserver = pid
         finally:

@@ -57,7 +57,7 @@ def main(spec: dict, cgroup_procs: list[str], userns_fd: int, go_r: int, status_
     is gone, however it went; ``net_w`` tells slirp4netns the network namespace is there."""
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the keeper
-        _close_all_but({userns_fd, go_r, status_w, channel, lifeline, net_w})
+        linux.close_fds_except({userns_fd, go_r, status_w, channel, lifeline, net_w})
         for path in cgroup_procs:  # before anything of the job exists
             with open(path, "w") as f:
                 f.write("0")
@@ -112,14 +112,6 @@ def enter(spec: dict, userns_fd: int) -> None:
     linux.join_session_keyring()
     linux.sethostname(spec["hostname"])
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
-
-
-def _close_all_but(keep: set[int]) -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 # -- serving the slave ------------------------------------------------------------------------------
@@ -214,7 +206,7 @@ def _child(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str, 
     high = {target: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for target, fd in fds.items()}
     for target, fd in high.items():
         os.dup2(fd, target, inheritable=True)
-    _close_all_but({*fds, err_w})
+    linux.close_fds_except({*fds, err_w})
     os.chdir(cwd)
     os.umask(0o022)
     os.execve(argv[0], argv, env)

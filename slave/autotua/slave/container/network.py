@@ -118,12 +118,7 @@ class Slirp:
                 os.dup2(log, 2)
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
-                keep = {0, 1, 2, ready_w, exit_r}
-                for name in os.listdir("/proc/self/fd"):
-                    fd = int(name)
-                    if fd not in keep:
-                        with contextlib.suppress(OSError):
-                            os.close(fd)
+                linux.close_fds_except({0, 1, 2, ready_w, exit_r})
                 os.set_inheritable(ready_w, True)
                 os.set_inheritable(exit_r, True)
                 os.execv(self.program, argv)
