@@ -22,6 +22,7 @@ import datetime
 import hashlib
 import itertools
 import json
+import os
 import re
 import shutil
 import signal
@@ -333,6 +334,8 @@ def inspect_after_kill(run: Run, pid: int) -> None:
         with contextlib.suppress(OSError, ValueError):
             made = json.loads((d / "container.json").read_text())
             netns += [made["netns"]] if made.get("netns") else []
+            if made.get("netns") == os.stat("/proc/self/ns/net").st_ino:
+                run.problem("no container left", f"{d.name}: container.json names the host's network namespace")
             slirp += [made["slirp4netns"]] if made.get("slirp4netns") else []
     run.after_kill = {"job_dirs": dirs, "netns": netns, "slirp": slirp}
     t = time.monotonic()

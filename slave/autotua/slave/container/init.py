@@ -67,6 +67,7 @@ def main(spec: dict, cgroup_procs: list[str], userns_fd: int, go_r: int, status_
         if net_w is not None:
             os.write(net_w, b"n")
             os.close(net_w)
+        _status(status_w, net=True)  # in the job's cgroups, and its network namespace is made
         if os.read(go_r, 1) != b"g":  # the keeper went away before it was done
             os._exit(1)
         os.close(go_r)

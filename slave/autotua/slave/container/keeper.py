@@ -358,6 +358,7 @@ class EnterStep(Step):
 
     def setup(self, ctx):
         self.init_step.go()
+        self.init_step.expect("net")
         if ctx.spec["network"] != "host":
             ctx.info["netns"] = os.stat(f"/proc/{ctx.init_pid}/ns/net").st_ino
         ctx.disk.wait_reserved()
