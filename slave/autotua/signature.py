@@ -95,10 +95,12 @@ def _day(ts: int) -> str:
 
 @dataclass(frozen=True)
 class Signed:
-    """A verified signature: who made it and until when the key is valid (0: no expiry)."""
+    """A verified signature: who made it, until when the key is valid (0: no expiry), and when the
+    signature was made (0: not known)."""
 
     fingerprint: str
     key_expires: int = 0
+    created: int = 0
 
 
 def _require_gpg() -> None:
@@ -354,7 +356,8 @@ class KeyFileVerifier:
         # gpg reads the data file itself: nothing of it passes through Python
         result = self.ring.gpg.verify_file(io.BytesIO(sig), os.fspath(path))
         fpr = self._check(result, label)
-        return Signed(fpr, _expiry(self.ring.keys(), result))
+        created = int(result.sig_timestamp) if str(result.sig_timestamp or "").isdigit() else 0
+        return Signed(fpr, _expiry(self.ring.keys(), result), created)
 
     def verify_clearsigned(self, text: bytes, label: str) -> bytes:
         """Check a clearsigned file and return the body gpg vouches for."""

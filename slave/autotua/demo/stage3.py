@@ -93,9 +93,13 @@ class ReleaseKey:
 
     @property
     def signer(self) -> Signer:
+        return self.signer_at(self.fake_time)
+
+    def signer_at(self, when: str | None) -> Signer:
+        """A Signer whose signatures are made at ``when`` (gpg's ``20261117T004600``; None: now)."""
         signer = Signer(self.fingerprint, str(self.gnupghome))
-        if self.fake_time:
-            signer.gpg.options = ["--faked-system-time", self.fake_time + "!"]
+        if when:
+            signer.gpg.options = ["--faked-system-time", when + "!"]
         return signer
 
 

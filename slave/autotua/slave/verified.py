@@ -23,7 +23,7 @@ import requests
 
 from autotua.fetch import FetchError, fetch
 from autotua.manifest import DigestMismatch
-from autotua.signature import KeyFileVerifier, KeyWords, SignatureError, normalise_fingerprint
+from autotua.signature import KeyFileVerifier, KeyWords, SignatureError, Signed, normalise_fingerprint
 from autotua.slave import SlaveError
 
 log = logging.getLogger("autotua.slave.verified")
@@ -91,11 +91,11 @@ class SignedSource:
 
     def fetch_verified(self, urls: list[str], dest: Path, verifier: KeyFileVerifier, *, signature_suffix: str,
                        size: int | None = None, hashes: Mapping[str, str] | None = None, max_size: int | None = None,
-                       digests_label: str = "the signed digests", check=None) -> None:
+                       digests_label: str = "the signed digests", check=None) -> Signed:
         """Download ``dest`` from the first of ``urls`` that works (resuming a ``.part``), check it
         against ``size``/``hashes`` while it arrives, then ``check(dest)`` (raises SlaveError: a
         digest of another kind) and its detached signature (``<url><signature_suffix>``, from the
-        URL it came from). Deletes it on any failure."""
+        URL it came from). Deletes it on any failure; returns the verified signature."""
         label = dest.name
         try:
             fetch(urls, dest, size=size, hashes=hashes, session=self.session, max_size=max_size)
@@ -117,7 +117,7 @@ class SignedSource:
             if sig is None:
                 raise self.error("; ".join(errors) or f"no URL for {label}{signature_suffix}")
             try:
-                verifier.verify_file(dest, sig, label)
+                return verifier.verify_file(dest, sig, label)
             except SignatureError as e:
                 raise self.error(str(e)) from None
         except SlaveError as e:
