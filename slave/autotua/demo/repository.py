@@ -104,7 +104,7 @@ RDEPEND="dev-libs/slowlib"
 DEPEND="${RDEPEND}"
 
 src_compile() {
-	./configure "$(usex french french english)" > hello || die "configure failed"
+	./make-hello.sh "$(usex french french english)" > hello || die "make-hello.sh failed"
 	chmod +x hello || die
 }
 
@@ -150,7 +150,7 @@ SOURCES = {
         "slowlib-info": ('#!/bin/sh\ncat /usr/share/slowlib/libslow.txt\n', 0o755),
     },
     "hello-1.0": {
-        "configure": ('#!/bin/sh\ncase "$1" in french) w=Bonjour ;; *) w=Hello ;; esac\n'
+        "make-hello.sh": ('#!/bin/sh\ncase "$1" in french) w=Bonjour ;; *) w=Hello ;; esac\n'
                       'printf \'#!/bin/sh\\necho "%s from hello 1.0"\\n\' "$w"\n', 0o755),
         "run-tests.sh": ('#!/bin/sh\ncase "$1" in french) want=Bonjour ;; *) want=Hello ;; esac\n'
                          './hello | grep -q "^$want from hello 1.0"\n', 0o755),
