@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
@@ -366,6 +368,26 @@ class KeyFileVerifier:
         result = self.ring.gpg.decrypt(text)
         self._check(result, label)
         return bytes(result.data)
+
+
+def signature_created(sig: bytes) -> int:
+    """When a detached signature says it was made (epoch seconds), read with ``gpg --list-packets``:
+    nothing is verified (no key is needed), so use it only where a wrong answer is harmless (the
+    master dating ``gentoo-latest``; the slave verifies what it fetches). ValueError if unreadable."""
+    _require_gpg()
+    home = tempfile.mkdtemp(prefix="autotua-gpg-")
+    try:
+        proc = subprocess.run(["gpg", "--homedir", home, "--batch", "--no-autostart", "--list-packets"], input=sig,
+                              capture_output=True, timeout=30)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    text = proc.stdout.decode("utf-8", errors="replace")
+    if ":signature packet:" not in text:
+        raise ValueError("not an OpenPGP signature")
+    m = re.search(r"\bcreated (\d+)", text.split(":signature packet:", 1)[1])
+    if not m:
+        raise ValueError("the signature has no creation time")
+    return int(m[1])
 
 
 class Signer:
