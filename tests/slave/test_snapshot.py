@@ -19,6 +19,7 @@ from autotua.demo.repository import (
     make_snapshot_key,
     publish_snapshot,
     sign_snapshot,
+    signing_time,
     write_snapshot_tarball,
 )
 from autotua.demo.sampletree import stop_agent
@@ -182,7 +183,7 @@ def test_wrong_key(store, mirror, tmp_path, release_key, snapshot_key, gnupghome
     with pytest.raises(SlaveError, match=rf"signed by key {release_key.fingerprint}, not by the Gentoo snapshot key"):
         store(key_file=both).get(mirror.dates[0])
     assert nothing_cached(tmp_path / "cache")
-    sig.write_bytes(snapshot_key.signer_at(None).detached(mirror.old.read_bytes()))
+    sig.write_bytes(snapshot_key.signer_at(signing_time(mirror.dates[0])).detached(mirror.old.read_bytes()))
     assert store(key_file=both).get(mirror.dates[0]).path.is_dir()  # the genuine one, from the same file
 
 
@@ -236,6 +237,17 @@ def test_digests_and_signatures_missing_or_wrong(store, mirror, tmp_path):
     Path(f"{mirror.old}.gpgsig").unlink()
     with pytest.raises(SlaveError, match=r"cannot fetch .*\.gpgsig.*the download was deleted"):
         store().get(mirror.dates[0])
+    assert nothing_cached(tmp_path / "cache")
+
+
+@bad("snapshot", "an older signed snapshot served under a newer date's name",
+     "SlaveError: signed on <date>: not the snapshot of <date>; the download was deleted")
+def test_another_days_snapshot_under_this_name(store, mirror, tmp_path):
+    for suffix in ("", ".gpgsig", ".md5sum"):
+        Path(f"{mirror.new}{suffix}").write_bytes(Path(f"{mirror.old}{suffix}").read_bytes())
+    old, new = mirror.dates
+    with pytest.raises(SlaveError, match=rf"{mirror.new.name} was signed on {old}: it is not the snapshot of {new}"):
+        store().get(new)
     assert nothing_cached(tmp_path / "cache")
 
 

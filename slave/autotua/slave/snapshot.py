@@ -17,7 +17,9 @@ checked (one top directory, files, directories and links only, no link out of th
 setuid file) and it is unpacked once per date into ``<cache>/repos/gentoo-<date>/``, which
 jobs use read-only and hold with a shared lock; the oldest beyond ``keep`` are pruned when no job
 holds them. ``gentoo-latest`` is dated by its signature's creation time (signed, unlike the
-mirror's file times), so it lands in the same place as the dated file of that day.
+mirror's file times), so it lands in the same place as the dated file of that day; and a dated
+file must be signed on its day (or the next), so a mirror cannot serve an older signed snapshot
+under a newer name.
 """
 
 from __future__ import annotations
@@ -77,6 +79,14 @@ def parse_md5sum(body: bytes, label: str) -> str:
     if not words or not _MD5_RE.match(words[0]):
         raise _err(f"{label}: not an MD5 sum ('<md5>  <file>')")
     return words[0].lower()
+
+
+def _day(epoch: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y%m%d")
+
+
+def _next_day(date: str) -> str:
+    return (datetime.datetime.strptime(date, "%Y%m%d") + datetime.timedelta(days=1)).strftime("%Y%m%d")
 
 
 def _md5(path: Path) -> str:
@@ -161,8 +171,13 @@ class SnapshotStore:
             if is_verified(dest):
                 return dest
             with self.source.verifier() as verifier:
-                self._fetch_verified(self.urls(name, hints), dest, verifier)
-            write_stamp(dest, {"date": date, "md5": _md5(dest)})
+                signed = self._fetch_verified(self.urls(name, hints), dest, verifier)
+            signed_on = _day(signed.created)
+            if signed_on not in (date, _next_day(date)):
+                dest.unlink()
+                raise _err(f"{name} was signed on {signed_on}: it is not the snapshot of {date} (another day's, "
+                           "served under this name?); the download was deleted")
+            write_stamp(dest, {"date": date, "md5": _md5(dest), "signed": signed.created})
         return dest
 
     def fetch_latest(self, hints: Iterable[str] = ()) -> str:
@@ -177,7 +192,7 @@ class SnapshotStore:
                     return read_stamp(dest)["date"]
             part = self.dir / snapshot_name(LATEST)
             signed = self._fetch_verified(urls, part, verifier)
-            date = datetime.datetime.fromtimestamp(signed.created, datetime.UTC).strftime("%Y%m%d")
+            date = _day(signed.created)
             dest = self.dir / snapshot_name(date)
             with locked(self.dir / f"{dest.name}.lock"):
                 if is_verified(dest):  # fetched by its date before: keep that one
