@@ -15,30 +15,17 @@ from pathlib import Path
 import pytest
 
 from autotua.demo.httpserver import MirrorServer
-from autotua.demo.portage import PORTAGE_VERSION, REPOSITORY, build_portage_rootfs, portage_wheel
+from autotua.demo.portage import PORTAGE_VERSION, REPOSITORY, build_portage_rootfs, portage_wheel, run_in_chroot
 from autotua.demo.repository import PROFILE
 from autotua.slave.snapshot import SnapshotStore
 from tests.slave.helpers import needs_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, needs_root]
-WHEELS = Path(__file__).resolve().parents[2] / "var" / "cache" / "wheels"
-ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "TERM": "dumb", "LC_ALL": "C"}
-
-# the Handbook's chroot, in a mount namespace of its own: nothing is left mounted when it exits
-CHROOT = r'''set -e
-root=$1 repo=$2; shift 2
-mount --bind "$repo" "$root/var/db/repos/gentoo"
-mount -o remount,bind,ro "$root/var/db/repos/gentoo"
-mount -t proc proc "$root/proc"
-mount --rbind /dev "$root/dev"
-mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$root/dev/shm"
-exec chroot "$root" "$@"
-'''
 
 
 @pytest.fixture(scope="module")
 def portage_root(tmp_path_factory) -> Path:
-    return build_portage_rootfs(tmp_path_factory.mktemp("stage3") / "root", portage_wheel(WHEELS), PROFILE)
+    return build_portage_rootfs(tmp_path_factory.mktemp("stage3") / "root", portage_wheel(), PROFILE)
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +52,9 @@ def root(tmp_path, portage_root, served) -> Path:
     shutil.rmtree(copy, ignore_errors=True)
 
 
-def chroot(root: Path, repo: Path, *argv: str, env: dict | None = None, timeout: float = 600):
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", CHROOT, "chroot",
-                           str(root), str(repo), *argv], env={**ENV, **(env or {})}, capture_output=True,
-                          text=True, timeout=timeout)
-
 
 def test_emerge_builds_tests_installs_and_packages(root, repository, served):
-    done = chroot(root, repository.path, "emerge", "--oneshot", "app-misc/hello")
+    done = run_in_chroot(root, repository.path, "emerge", "--oneshot", "app-misc/hello")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     # the dependency first, each fetched, tested, installed and packaged
@@ -84,19 +66,19 @@ def test_emerge_builds_tests_installs_and_packages(root, repository, served):
     assert out.index("Emerging (1 of 2) dev-libs/slowlib-1.0") < out.index("Emerging (2 of 2) app-misc/hello-1.0")
     assert ("GET", "/distfiles/hello-1.0.tar.gz", None) in served.requests  # from GENTOO_MIRRORS
     assert (root / "var/cache/distfiles/hello-1.0.tar.gz").exists()
-    ran = chroot(root, repository.path, "hello")
+    ran = run_in_chroot(root, repository.path, "hello")
     assert ran.stdout == "Hello from hello 1.0\n", ran.stderr
     # the repository was read-only; portage needed nothing written there
     assert not list((root / REPOSITORY.lstrip("/")).iterdir())  # only the mount point, empty outside
     # a second emerge of the dependency installs the binary package instead of building it
-    again = chroot(root, repository.path, "emerge", "--oneshot", "--usepkgonly", "dev-libs/slowlib")
+    again = run_in_chroot(root, repository.path, "emerge", "--oneshot", "--usepkgonly", "dev-libs/slowlib")
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert "Emerging binary (1 of 1) dev-libs/slowlib-1.0" in again.stdout
     assert "Compiling source" not in again.stdout
 
 
 def test_emerge_info(root, repository):
-    info = chroot(root, repository.path, "emerge", "--info")
+    info = run_in_chroot(root, repository.path, "emerge", "--info")
     assert info.returncode == 0, info.stderr[-3000:]
     assert f"Portage {PORTAGE_VERSION}" in info.stdout
     assert 'ACCEPT_KEYWORDS="amd64"' in info.stdout
@@ -106,12 +88,12 @@ def test_emerge_info(root, repository):
 
 
 def test_a_use_flag_fails_src_test_and_required_use_is_checked(root, repository):
-    broken = chroot(root, repository.path, "emerge", "--oneshot", "app-misc/hello", env={"USE": "broken-test"})
+    broken = run_in_chroot(root, repository.path, "emerge", "--oneshot", "app-misc/hello", env={"USE": "broken-test"})
     out = broken.stdout + broken.stderr
     assert broken.returncode != 0
     assert "src_test fails on purpose: USE=broken-test" in out and "(test phase)" in out
     assert not (root / "var/db/pkg/app-misc/hello-1.0").exists()
-    both = chroot(root, repository.path, "emerge", "--oneshot", "--pretend", "app-misc/hello",
+    both = run_in_chroot(root, repository.path, "emerge", "--oneshot", "--pretend", "app-misc/hello",
                   env={"USE": "english french"})
     assert both.returncode != 0
     assert "REQUIRED_USE" in both.stdout + both.stderr

@@ -25,6 +25,8 @@ from pathlib import Path
 from autotua.demo.rootfs import add_programs, system_python
 
 PORTAGE_VERSION = "3.0.83"
+#: where the wheel is kept between runs (``var/`` of the checkout, as the demo's cache)
+WHEEL_CACHE = Path(__file__).resolve().parents[3] / "var" / "cache" / "wheels"
 #: what portage's ebuild.sh, its helpers and emerge run, beyond the test stage3's own tools
 TOOLS = ("sed", "find", "xargs", "awk", "cmp", "diff", "patch", "xz", "bzip2", "zstd", "wget", "hostname",
          "getent", "scanelf")
@@ -38,7 +40,7 @@ FEATURES="test buildpkg -sandbox -usersandbox"
 '''
 
 
-def portage_wheel(cache_dir: str | os.PathLike, version: str = PORTAGE_VERSION) -> Path:
+def portage_wheel(cache_dir: str | os.PathLike = WHEEL_CACHE, version: str = PORTAGE_VERSION) -> Path:
     """``portage-<version>-py3-none-any.whl``, downloaded from PyPI once into ``cache_dir``."""
     cache_dir = Path(cache_dir)
     wheel = cache_dir / f"portage-{version}-py3-none-any.whl"
@@ -172,3 +174,27 @@ def build_portage_rootfs(root: str | os.PathLike, wheel: str | os.PathLike, prof
     from autotua.demo.rootfs import build_rootfs
 
     return add_portage(build_rootfs(root), wheel, profile)
+
+
+# the Handbook's chroot, in a mount namespace of its own: nothing stays mounted when it exits
+_CHROOT = r'''set -e
+root=$1 repo=$2; shift 2
+mount --bind "$repo" "$root/var/db/repos/gentoo"
+mount -o remount,bind,ro "$root/var/db/repos/gentoo"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$root/dev/shm"
+exec chroot "$root" "$@"
+'''
+CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "TERM": "dumb", "LC_ALL": "C"}
+
+
+def run_in_chroot(root: str | os.PathLike, repository: str | os.PathLike, *argv: str, env: dict | None = None,
+                  timeout: float = 600) -> subprocess.CompletedProcess:
+    """``argv`` in a plain chroot of ``root`` (as root), ``repository`` bind-mounted read-only at
+    /var/db/repos/gentoo, with proc, /dev and /dev/shm: the Handbook's chroot, in a private mount
+    namespace (util-linux ``unshare``) that takes every mount with it when it ends. For the tests and
+    the bench; a job runs in the job container instead."""
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _CHROOT, "chroot",
+                           os.fspath(root), os.fspath(repository), *argv], env={**CHROOT_ENV, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
