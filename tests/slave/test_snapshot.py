@@ -366,3 +366,19 @@ def test_publish_snapshot_writes_gentoos_layout(snapshots):
     assert sorted(p.name for p in (new.mirror / "distfiles").iterdir()) == [
         "hello-1.0.tar.gz", "slowlib-1.0.tar.gz", "tiny-1.0.tar.gz", "tiny-1.1.tar.gz"]
     assert publish_snapshot  # the fixture's builder
+
+
+def test_clean_removes_an_unpack_a_crash_left(tmp_path):
+    """A slave killed while tar unpacked a snapshot leaves ``repos/gentoo-<date>.tmp``: the next start
+    (or ``autotua-slave clean``) removes it, and never a complete tree."""
+    from autotua.slave.cleanup import clean
+
+    cfg = from_dict({"master": "http://m.example", "cache_dir": str(tmp_path / "cache"),
+                     "work_dir": str(tmp_path / "work")})
+    repos = tmp_path / "cache/repos"
+    (repos / "gentoo-20261101.tmp/profiles").mkdir(parents=True)
+    (repos / "gentoo-20261102/profiles").mkdir(parents=True)
+    (repos / "gentoo-20261102.complete").write_text("gentoo-20261102.tar.xz\n")
+    report = clean(cfg)
+    assert f"{repos}/gentoo-20261101.tmp: removed (an unpack that did not finish)" in report
+    assert not (repos / "gentoo-20261101.tmp").exists() and (repos / "gentoo-20261102/profiles").is_dir()
