@@ -66,6 +66,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         if self.action != "list":
             return qs
         params = self.request.query_params
+        for field in ("state", "arch", "root", "owner"):
+            if "\x00" in params.get(field, ""):  # PostgreSQL refuses NUL in text: a 400, not its 500
+                raise ValidationError({field: "may not hold U+0000"})
         state = params.get("state")
         if state is not None and state not in JobState.values:
             raise ValidationError({"state": f"{state[:40]!r} is not a job state ({', '.join(JobState.values)})"})
