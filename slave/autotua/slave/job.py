@@ -31,10 +31,12 @@ from autotua.slave.config import Config
 from autotua.slave.container import INSIDE, Container, Keeper
 from autotua.slave.distfiles import Distfiles, merge_mirrors
 from autotua.slave.fsutil import UnsafePath, read_regular_in, remove_tree
+from autotua.slave.inputs import run_inputs
 from autotua.slave.logstream import LogStream
 from autotua.slave.phases import Outcome, iso, run_jobuild
 from autotua.slave.preflight import Host
 from autotua.slave.rootfs import RootCache
+from autotua.slave.snapshot import Repository, open_repository
 from autotua.slave.stage3 import Stage3Store
 from autotua.slave.sync import Prepared, TreeCache, prepare
 from autotua.slave.trust import check as check_trust
@@ -111,6 +113,8 @@ class JobRunner:
         self.ws = Workspace(cfg.jobs_dir, self.run_id)
         self.ns: Container | None = None
         self.held: int | None = None
+        self.repository: Repository | None = None
+        self.repository_held: int | None = None
         self.label = f"job {self.job.get('id')} ({self.job.get('root')}, run {self.run_id[:8]})"
 
     # -- interruptions --------------------------------------------------------------------------------
@@ -160,6 +164,9 @@ class JobRunner:
             if self.held is not None:  # the shared lock on the stage3 root
                 os.close(self.held)
                 self.held = None
+            if self.repository_held is not None:  # and on the repository snapshot
+                os.close(self.repository_held)
+                self.repository_held = None
         if report.teardown_failed and report.status == "passed":
             report = Report("error", "teardown failed (mounts left behind); see the slave's log", teardown_failed=True)
         self._finish(report)
@@ -196,6 +203,7 @@ class JobRunner:
         self.held = roots.hold(lower)
         if not self.host.idmap:
             lower = roots.shifted(lower, self.host.ids)
+        self.repository = self._inputs(tarball, tree_info.get("revision", ""))
         self.check()
         distfiles = Distfiles(cfg.distdir, merge_mirrors(cfg.mirror_list(), job.get("mirrors")))
         try:
@@ -204,8 +212,9 @@ class JobRunner:
             distfiles.close()
         self.check()
         portconf = [paths[d.name] for p in prepared for d in p.portconf]
+        repository = str(self.repository.path) if self.repository else ""
         self.ns = Container(self.ws.dir, self.ws.spec(lower, prepared, cfg.distdir, self.host,
-                                                       repository=cfg.repository, portconf=portconf), self.keeper)
+                                                       repository=repository, portconf=portconf), self.keeper)
         self.keeper = None  # the container has it now
         info = self.ns.start()
         for w in info.get("warnings", []):
@@ -216,6 +225,22 @@ class JobRunner:
             if not outcome.passed:
                 return Report("failed", outcome.reason())
         return Report("passed")
+
+    # -- what the run is made of (issue 12; the container mounts self.repository) -------------------
+    def _inputs(self, tarball: Path, revision: str) -> Repository | None:
+        """Get the job's Gentoo repository (the pinned snapshot, verified, unpacked and held; or the
+        host's, by the ``repository`` setting) and tell the master what the run is made of: the stage3,
+        the revision, the repository. ``emerge --info`` follows, from inside the job, in a second PUT
+        (:func:`autotua.slave.inputs.run_inputs` with ``emerge_info``)."""
+        repo = open_repository(self.cfg, self.job.get("snapshot"))
+        self.repository_held = repo.hold() if repo else None
+        try:
+            self.api.put_inputs(self.run_id, run_inputs(tarball, revision, repo))
+        except (RunOver, AuthError, Unreachable, Interrupted):
+            raise
+        except ApiError as e:  # refused (a conflict, a master without the endpoint): the run goes on
+            log.warning("%s: the master did not record the run's inputs: %s", self.label, e)
+        return repo
 
     def _phase_timeout(self) -> float:
         job_limit = self.limits.get("phase_timeout") or 0

@@ -200,9 +200,9 @@ class MountsStep(Step):
         s.push(BindMount(spec["distdir"], "dist-lower", readonly=True, userns_fd=fd))
         s.push(FsMount("overlay", "root/var/cache/distfiles", source="overlay", flags=linux.MS_NODEV, owner=own,
                        data=f"lowerdir={ctx.job}/dist-lower,upperdir={d}/dist-upper,workdir={d}/dist-ovl"))
-        repo = spec.get("repository")
+        repo = spec.get("repository")  # the job's snapshot, or the host's repository: where portage looks
         if repo and os.path.isdir(repo):
-            s.push(BindMount(repo, "root/" + repo.strip("/"), readonly=True, userns_fd=fd, owner=own))
+            s.push(BindMount(repo, "root/var/db/repos/gentoo", readonly=True, userns_fd=fd, owner=own))
         shm = int(spec["limits"].get("shm") or 0) or 64 << 20
         for m in [*dev_mounts("root", own, ctx.ids.host(5), shm), run_mount("root", own)]:
             s.push(m)
