@@ -290,6 +290,7 @@ n = s.SharedMemory(m.name); print(bytes(n.buf[:6]).decode(), m.name); n.close();
 		&& { echo x >/dev/full 2>/dev/null || echo ENOSPC; }"
 	check distdir written bash -c "echo new >/var/cache/distfiles/fetched-by-the-job && echo written"
 	check network-sandbox "lo*" unshare --net sh -c 'ls /sys/class/net 2>/dev/null || echo lo-only'
+	check repository "gentoo" cat /var/db/repos/gentoo/profiles/repo_name
 }
 '''
 AFTER = r'''DESCRIPTION="Alice's next job: nothing of bob's is left"
@@ -431,7 +432,7 @@ def world(tmp_path_factory, sample, stage3, release_key):
                     "@MASTER_PORT@": str(master.port), "@LOOPBACK_PORT@": str(loopback.port),
                     "@HOST_ADDRS@": " ".join(f"{a}/{anywhere.port}" for a in host_addresses()
                                              if not a.startswith("127.")),
-                    "@REPOSITORY@": str(repository), "@MARKER@": world["marker"], "@TEST_PID@": str(os.getpid()),
+                    "@REPOSITORY@": "/var/db/repos/gentoo", "@MARKER@": world["marker"], "@TEST_PID@": str(os.getpid()),
                     "@KEY_NAME@": "autotua-host-secret", "@DISTFILE@": "hello-suite-1.1.tar.gz",
                     "@DISTFILE_SHA@": _sha(base / "distfiles/hello-suite-1.1.tar.gz")}
 
@@ -588,7 +589,7 @@ def test_a_portconf_reaching_for_run_and_dev_is_refused(world):
 
 
 @pytest.mark.parametrize("work", ["chown", "userpriv", "setuid", "pty", "sandboxes", "shm", "big-file", "nproc",
-                                  "cpuinfo", "devices", "distdir", "network-sandbox"])
+                                  "cpuinfo", "devices", "distdir", "network-sandbox", "repository"])
 def test_gentoo_work_in_the_container(world, work):
     j = world["results"]["alice/work"]
     said = latest(j)["results"][0]["results"][f"work.{work}"]
