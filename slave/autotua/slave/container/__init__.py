@@ -279,8 +279,9 @@ class Container:
         if self.proc is None:
             return {}
         answer: dict = {}
+        died = self.proc.poll() is not None
         try:
-            if self.proc.poll() is None:
+            if not died:
                 self._send("teardown")
                 while True:
                     answer = self._answer(120)
@@ -294,6 +295,8 @@ class Container:
             self._close()
             self._wait_exit()
             self.proc = None
+        if died:  # killed (it undid nothing): the kernel took the rest, the cgroups are ours to remove
+            cgroups.remove_dirs(self.info.get("cgroups") or [])
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.dir, "keeper.pid"))
         return answer
