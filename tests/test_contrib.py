@@ -33,7 +33,8 @@ def test_slave_unit_runs_the_documented_command():
     text = (CONTRIB / "systemd/autotua-slave.service").read_text()
     assert "ExecStart=/usr/local/bin/autotua-slave -c /etc/autotua/slave.toml run" in text
     assert "KillMode=mixed" in text and "Restart=on-failure" in text
-    assert "CAP_SYS_ADMIN" in text and "CAP_SYS_CHROOT" in text
+    assert "CAP_SYS_ADMIN" in text and "CAP_SYS_CHROOT" in text and "CAP_BPF" in text
+    assert "Delegate=yes" in text  # the job cgroups below the service's, on a pure v2 host
 
 
 def test_openrc_script_syntax_and_shape():

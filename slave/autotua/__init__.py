@@ -1,4 +1,4 @@
-"""AutotuA: run Gentoo maintainers' signed jobuilds in chroots on volunteer machines.
+"""AutotuA: run Gentoo maintainers' signed jobuilds in job containers on volunteer machines.
 
 This package holds the jobuild core that the master and the slave share (versions, atoms, the tree
 reader, Manifests, signatures, metadata, the depgraph and the ``jobuild.sh`` bridge) and the slave.

@@ -20,7 +20,6 @@ where it is called.
 from __future__ import annotations
 
 import fcntl
-import fnmatch
 import os
 import signal
 import time
@@ -39,6 +38,8 @@ def point(name: str) -> None:
 
 def _take(path: str, name: str) -> bool:
     """Count one call of ``name`` against the armed lines; True when it must fire now."""
+    import fnmatch
+
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:

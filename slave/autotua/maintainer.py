@@ -25,12 +25,12 @@ SKELETON = """\
 # {cpv}: describe in one line what this jobuild tests.
 DESCRIPTION=""
 
-# Files fetched before the chroot is entered, verified against the Manifest:
+# Files fetched before the job's container is entered, verified against the Manifest:
 #   SRC_URI="https://example.org/suite-${{PV}}.tar.gz -> suite-${{PV}}.tar.gz"
 SRC_URI=""
-# Tarballs of portage config (etc/portage/...) unpacked into the chroot.
+# Tarballs of portage config (etc/portage/...) unpacked into the container.
 PORTCONF_URI=""
-# Jobuilds to run first in the same chroot, and jobuilds that must have passed somewhere.
+# Jobuilds to run first in the same container, and jobuilds that must have passed somewhere.
 DEPEND=""
 SIDEPEND=""
 # Keywords of the machines it may run on; empty means any.

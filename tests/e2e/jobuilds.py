@@ -41,7 +41,7 @@ src_test() {{
 
 def _wait_for_the_master_to_go(port: int) -> str:
     """A bash function: return once nothing listens on the master's port any more (bash's /dev/tcp;
-    the chroot shares the host's network), or die after two minutes."""
+    the slave runs these with network = "host"), or die after two minutes."""
     return f'''master_gone() {{
 	local n
 	for (( n = 0; n < 600; n++ )); do

@@ -2,7 +2,9 @@
 with the same data dir and database: the slave retries, and nothing is lost or doubled.
 
 The job's plan is bob/talk-first then bob/talk-second (tests/e2e/jobuilds.py), which know the
-master's port and wait, inside the chroot, until nothing listens on it any more. So, whatever the
+master's port and wait, inside the job's container, until nothing listens on it any more: the slave
+runs with ``network = "host"`` for that (the volunteer's opt-in; by default a job cannot reach the
+host's 127.0.0.1, tests/hardening/test_container.py). So, whatever the
 load on the machine: talk-first's result is sent while the master is dead (killed with SIGKILL, as a
 crash), and talk-second's log streams while the master is stopped (SIGTERM, as an admin restarts
 it), with heartbeats due all along.
@@ -34,7 +36,7 @@ def test_the_master_restarted_while_a_slave_reports(tree, e2e_master, make_slave
                         "bob/talk-second/talk-second-1.0.jobuild": talk_second(master.port)},
                  f"bob/talk-first and bob/talk-second, for the master on port {master.port}")
     start(master)
-    slave = make_slave(master, "box", retry_for=300)
+    slave = make_slave(master, "box", retry_for=300, network="host")
     j = create(master, "bob", "bob/talk-second")
     assert [e["jobuild"] for e in j["plan"]] == ["bob/talk-first-1.0", "bob/talk-second-1.0"]
     slave.start()

@@ -35,6 +35,7 @@ AREAS = {
     "api": "The REST API (bodies, types, URLs)",
     "web": "The web UI",
     "slave": "The slave's own configuration and commands",
+    "container": "The job container (what it is given, what a jobuild in it tries)",
 }
 
 

@@ -2,7 +2,8 @@
 the master killed in the middle of every kind of request (its database work done, or half done), and
 the network between them cut, stalled or losing answers.
 
-For every cell: no mount left on the host, no process left of the job, the job passed exactly once
+For every cell: no mount left on the host, no process left of the job, nothing of its container left
+(no cgroup, loop device, network namespace or slirp4netns), the job passed exactly once
 (never lost, never run to the end twice, never held by two runs at once, attempts within the limit),
 every log on the master exactly what the jobuild printed (a killed run's log a clean prefix of it:
 no chunk lost or doubled), every result and attachment there once, and the slave's next start
@@ -21,6 +22,7 @@ import datetime
 import hashlib
 import itertools
 import json
+import os
 import re
 import shutil
 import signal
@@ -35,8 +37,10 @@ from autotua.demo.httpserver import MirrorServer
 from autotua.demo.sampletree import SampleTree
 from autotua.demo.slaves import SlaveSetup
 from autotua.linux import mounts_under
+from autotua.slave.container.keeper import steps
 from autotua_master.live import LiveMaster
 from tests.slave.helpers import needs_root
+from tests.support.container import cgroups_named, loops_under, netns_alive
 from tests.support.leftovers import alive, doomed, in_session, touching
 from tests.support.live import wait_for
 from tests.support.proxy import FaultyProxy
@@ -71,6 +75,7 @@ src_test() {
 '''
 PHASE_LINES = [(p, n) for p, count in (("pkg_setup", 20), ("src_unpack", 20), ("src_compile", 20), ("src_test", 2000))
                for n in range(1, count + 1)]
+STEP_NAMES = [s.name for s in steps()]
 FAST, PACED = "=bob/faulty-1.0", "=bob/faulty-2.0"  # 2.0 sleeps 0.2 s every 100 lines of src_test (4 s)
 # Every cell's point is reached whatever the timing: a step of the pipeline, a call the slave always
 # makes, or (heartbeats, network faults) a job that runs for seconds.
@@ -103,8 +108,12 @@ CELLS = [
     Spec("slave:stage3-unpack", "slave SIGKILLed while tar unpacks the stage3", slave="stage3:unpack", cold=True),
     Spec("slave:distfiles", "slave SIGKILLed downloading a SRC_URI file", slave="fetch:hello-suite-1.1.tar.gz",
          cold=True),
-    Spec("slave:mounting", "slave SIGKILLed while the keeper mounts", slave="chroot:mounting"),
-    Spec("slave:mounted", "slave SIGKILLed with the chroot ready, before the first jobuild", slave="chroot:ready"),
+    # the job container: the slave dies while the keeper makes each step (it finishes the step, sees
+    # the slave gone, and undoes everything)
+    *(Spec(f"slave:container-{name}", f"slave SIGKILLed while the keeper makes the container's {name} step",
+           slave=f"container:{name}") for name in STEP_NAMES),
+    Spec("slave:container-ready", "slave SIGKILLed with the container up, before the first jobuild",
+         slave="container:ready"),
     Spec("slave:pkg_setup", "slave SIGKILLed in pkg_setup", slave="phase:bob/faulty-1.0:pkg_setup"),
     Spec("slave:src_unpack", "slave SIGKILLed in src_unpack", slave="phase:bob/faulty-1.0:src_unpack"),
     Spec("slave:src_compile", "slave SIGKILLed in src_compile", slave="phase:bob/faulty-1.0:src_compile"),
@@ -114,7 +123,8 @@ CELLS = [
          slave="attach:alice/hello-suite-1.1"),
     Spec("slave:result", "slave SIGKILLed after a result, mid-plan", slave="result:alice/hello-suite-1.1"),
     Spec("slave:last-result", "slave SIGKILLed after the last result", slave="result:bob/faulty-1.0"),
-    Spec("slave:teardown", "slave SIGKILLed while the keeper unmounts", slave="teardown"),
+    *(Spec(f"slave:teardown-{name}", f"slave SIGKILLed while the keeper undoes the {name} step",
+           slave=f"teardown:{name}") for name in reversed(STEP_NAMES)),
     Spec("slave:finish", "slave SIGKILLed torn down, before its finish", slave="finish"),
     # -- the master: a worker SIGKILLed with the request's database work half done or done, unanswered
     Spec("master:claim-half", "worker SIGKILLed in a claim, rows written, not committed",
@@ -141,7 +151,8 @@ CELLS = [
     Spec("net:lossy", "the first answer to every call lost (claim, heartbeat, each log, attachment, result, "
          "finish), the connection reset", network="lossy"),
 ]
-CHECKS = ("no mount left", "no process left", "passed once", "logs exact", "results once", "next start cleaned")
+CHECKS = ("no mount left", "no process left", "no container left", "passed once", "logs exact", "results once",
+          "next start cleaned")
 
 
 # -- the system ------------------------------------------------------------------------------------------
@@ -251,6 +262,26 @@ class Run:
     def mounts(self) -> list[str]:
         return mounts_under(self.base) + mounts_under(self.cache)
 
+    def container(self) -> list[str]:
+        """What is left of the job containers this cell's slave made: their cgroups (named by the
+        runs' job directories), loop devices backed by files below the cell, and the network
+        namespaces and slirp4netns processes container.json names."""
+        runs = [d.name for d in self.job_dirs]
+        left = [*cgroups_named([f"autotua-{r}" for r in runs]), *loops_under(self.base)]
+        left += [f"netns {n}: pids {netns_alive(n)}" for n in self.netns if netns_alive(n)]
+        left += [f"slirp4netns {p}" for p in self.after_kill.get("slirp", []) if _is_slirp(p)]
+        return left
+
+    @property
+    def job_dirs(self) -> list[Path]:
+        jobs = self.base / "slave/work/jobs"
+        seen = self.after_kill.get("job_dirs", [])
+        return sorted({*seen, *(jobs.iterdir() if jobs.is_dir() else ())})
+
+    @property
+    def netns(self) -> list[int]:
+        return self.after_kill.get("netns", [])
+
     def problem(self, check: str, what: str) -> None:
         self.problems.setdefault(check, []).append(what)
 
@@ -277,6 +308,16 @@ def start_cell(spec: Spec, master: LiveMaster, base: Path, cache: Path, stage3_s
     return run
 
 
+def _is_slirp(pid: int) -> bool:
+    if not alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"slirp4netns" in f.read().split(b"\0")[0]
+    except OSError:
+        return False
+
+
 def inspect_after_kill(run: Run, pid: int) -> None:
     """Right after the slave died: what it left running and mounted (before anything cleans up)."""
     orphans = in_session(pid)
@@ -288,8 +329,18 @@ def inspect_after_kill(run: Run, pid: int) -> None:
     for d in dirs:
         with contextlib.suppress(OSError, ValueError):
             keepers += [int(w) for w in (d / "keeper.pid").read_text().split()]
+    netns, slirp = [], []
+    for d in dirs:
+        with contextlib.suppress(OSError, ValueError):
+            made = json.loads((d / "container.json").read_text())
+            netns += [made["netns"]] if made.get("netns") else []
+            if made.get("netns") == os.stat("/proc/self/ns/net").st_ino:
+                run.problem("no container left", f"{d.name}: container.json names the host's network namespace")
+            slirp += [made["slirp4netns"]] if made.get("slirp4netns") else []
+    run.after_kill = {"job_dirs": dirs, "netns": netns, "slirp": slirp}
     t = time.monotonic()
-    while time.monotonic() - t < 10 and ([k for k in keepers + orphans if alive(k)] or run.touching()):
+    while time.monotonic() - t < 10 and ([k for k in keepers + orphans if alive(k)] or run.touching()
+                                         or run.container()):
         time.sleep(0.05)
     gone_after = time.monotonic() - t
     if [k for k in keepers if alive(k)]:
@@ -300,9 +351,12 @@ def inspect_after_kill(run: Run, pid: int) -> None:
         run.problem("no process left", f"processes in the slave's directories: {run.touching()}")
     if run.mounts():
         run.problem("no mount left", f"after the kill: {run.mounts()}")
+    if run.container():
+        run.problem("no container left", f"10 s after the kill: {run.container()}")
     cache = run.cache
     tmp = run.slave.base / "work/tmp"
-    run.after_kill = {"job_dirs": dirs, "keepers": keepers, "tmp_roots": sorted(cache.glob("roots/*.tmp")),
+    run.after_kill = {"job_dirs": dirs, "netns": netns, "slirp": slirp, "keepers": keepers,
+                      "tmp_roots": sorted(cache.glob("roots/*.tmp")),
                       "temp": sorted(tmp.iterdir()) if tmp.is_dir() else [],
                       "parts": sorted(cache.rglob("*.part")), "locks": sorted(cache.glob("tree/.bzr/**/lock/held"))}
     left = []
@@ -397,8 +451,8 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
                     assert run.after_kill["temp"], "no temporary keyring after a kill mid-verification"
                 if spec.slave == "stage3:unpack":
                     assert run.after_kill["tmp_roots"], "no half-unpacked root after a kill mid-unpack"
-                if spec.slave.startswith(("chroot:", "phase:", "teardown")):
-                    assert run.after_kill["keepers"], "no keeper after a kill with the chroot up"
+                if spec.slave.startswith(("container:", "phase:", "teardown:")):
+                    assert run.after_kill["keepers"], "no keeper after a kill with the container up"
                 proc = run.slave.start(log=run.base / "slave-2.log")
             elif spec.network and spec.network != "lossy":
                 network_fault(run, proxy)
@@ -478,6 +532,9 @@ def check(run: Run, j: dict, reference: dict | None) -> dict[str, bool]:
     # processes: none of the job's, none in the slave's directories
     if run.touching():
         run.problem("no process left", f"at the end: {run.touching()}")
+    # the containers: no cgroup, loop device, network namespace or slirp4netns of any run
+    if run.container():
+        run.problem("no container left", f"at the end: {run.container()}")
     # the job: passed, exactly one run carried it to the end, runs never overlapped, attempts bounded
     runs = sorted(j["runs"], key=lambda r: when(r["claimed"]))
     if j["state"] != "passed":

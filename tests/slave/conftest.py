@@ -31,3 +31,12 @@ def cached_root(tmp_path_factory, stage3, release_key):
     with MirrorServer(stage3.mirror) as m:
         tarball = Stage3Store(m.url, cache, release_key.key_file).fetch("amd64", "openrc")
     return RootCache(cache).get(tarball)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """What a slave with the test limits (tests/support/container.py) works out about this host."""
+    from autotua.slave.preflight import Host
+    from tests.support.container import slave_config
+
+    return Host.of(slave_config(tmp_path_factory.mktemp("host")))

@@ -74,21 +74,24 @@ def test_fetch_stage3_refuses_a_tarball_with_a_device_node(tmp_path, release_key
 
 
 def test_clean_after_a_crash(setup):
-    """A slave killed with its job's namespace up: the keeper goes by itself; clean removes the rest,
-    including a mount someone left on the host, and never deletes below a mount."""
+    """A slave killed with its job's container up: the keeper undoes it by itself; clean removes the
+    rest, including a mount someone left on the host, and never deletes below a mount."""
     r = setup.run("fetch-stage3")
     assert r.returncode == 0, r.stderr
     work = setup.base / "work/jobs/crashed-run"
     roots = sorted(p for p in (setup.base / "cache/roots").iterdir() if p.is_dir())
     script = f"""
 import json, sys, time
-from autotua.slave.chroot import JobNamespace
+from pathlib import Path
+from autotua.slave.config import load
+from autotua.slave.container import Container
 from autotua.slave.job import Workspace
+from autotua.slave.preflight import Host
 ws = Workspace({str(setup.base / "work/jobs")!r}, "crashed-run")
 ws.create()
-ns = JobNamespace(ws.dir, ws.spec(__import__("pathlib").Path({str(roots[0])!r}), [], ws.tree, "", []))
+ns = Container(ws.dir, ws.spec(Path({str(roots[0])!r}), [], ws.tree, Host.of(load({str(setup.config)!r}))))
 ns.start()
-print(ns.pid, flush=True)
+print(ns.proc.pid, flush=True)
 time.sleep(1000)
 """
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=setup.env())
@@ -112,6 +115,45 @@ time.sleep(1000)
     assert "autotua-gpg-crashed: removed (a temporary file of an earlier run)" in r.stdout
     assert not work.exists() and list((setup.base / "work/tmp").iterdir()) == []
     assert mounts_under(setup.base) == []
+
+
+def test_clean_after_the_keeper_itself_was_killed(setup):
+    """The keeper SIGKILLed (no undo): the kernel takes the job's processes, mounts and loop device;
+    the job's cgroups stay, and clean removes them, as container.json names them."""
+    from tests.support.container import cgroups_named, left_behind
+
+    r = setup.run("fetch-stage3")
+    assert r.returncode == 0, r.stderr
+    roots = sorted(p for p in (setup.base / "cache/roots").iterdir() if p.is_dir())
+    script = f"""
+import sys, time
+from pathlib import Path
+from autotua.slave.config import load
+from autotua.slave.container import Container
+from autotua.slave.job import Workspace
+from autotua.slave.preflight import Host
+ws = Workspace({str(setup.base / "work/jobs")!r}, "killed-keeper")
+ws.create()
+ns = Container(ws.dir, ws.spec(Path({str(roots[0])!r}), [], ws.tree, Host.of(load({str(setup.config)!r}))))
+ns.start()
+print(ns.proc.pid, flush=True)
+time.sleep(1000)
+"""
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=setup.env())
+    try:
+        os.kill(int(p.stdout.readline()), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and set(left_behind(setup.base / "work", ["killed-keeper"])) - {
+                "cgroups", "processes"}:
+            time.sleep(0.1)
+    finally:
+        p.kill()
+        p.wait()
+    assert cgroups_named(["autotua-killed-keeper"])  # left for clean
+    r = setup.run("clean")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "killed-keeper: removed (removed its cgroups)" in r.stdout, r.stdout
+    assert left_behind(setup.base, ["killed-keeper"]) == {}
 
 
 def test_nothing_is_deleted_below_a_mount(tmp_path):

@@ -1,5 +1,7 @@
 """The slave's TOML configuration: defaults, checks, clear errors."""
 
+import os
+
 import pytest
 
 from autotua.demo.slaves import write_config
@@ -14,6 +16,18 @@ def test_defaults_and_derived_paths(tmp_path):
     assert cfg.release_key == "/usr/share/openpgp-keys/gentoo-release.asc"
     assert cfg.min_free_disk == 10 * 1024**3
     assert cfg.phase_timeout == 3600 and cfg.keep_failed_roots is False
+    # the job container
+    assert cfg.network == "outbound" and cfg.subids == "autotua" and cfg.idmapped_mounts is True
+    assert cfg.disk_limit == 8 * 1024**3 and cfg.pids_limit == 4096 and cfg.cpus == 0.0 and cfg.trust == []
+    assert 0 < cfg.memory_limit <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_container_settings(tmp_path):
+    cfg = load(write_config(tmp_path / "s.toml", {"master": "http://m", "network": "none", "memory_limit": "2G",
+                                                   "disk_limit": "20G", "cpus": 2, "pids_limit": 512,
+                                                   "subids": "100000"}))
+    assert (cfg.network, cfg.memory_limit, cfg.disk_limit, cfg.cpus, cfg.pids_limit, cfg.subids) == (
+        "none", 2 << 30, 20 << 30, 2.0, 512, "100000")
 
 
 def test_mirrors_table_and_file(tmp_path):
@@ -35,6 +49,13 @@ def test_mirrors_table_and_file(tmp_path):
     ({"master": "http://m", "work_dir": "relative"}, "work_dir: must be an absolute path"),
     ({"master": "http://m", "min_free_disk": "lots"}, "is not a size"),
     ({"master": "http://m", "log_level": "chatty"}, "log_level"),
+    ({"master": "http://m", "network": "bridge"}, "network: must be one of outbound, none, host"),
+    ({"master": "http://m", "disk_limit": "1M"}, "disk_limit: must be at least"),
+    ({"master": "http://m", "pids_limit": 3}, "pids_limit: must be at least 32"),
+    ({"master": "http://m", "cpus": "all"}, "cpus: must be a number of CPUs"),
+    ({"master": "http://m", "subids": "Not A User"}, "subids: must be a user name"),
+    ({"master": "http://m", "trust": ["DEADBEEF"]}, "trust: 'DEADBEEF' is not a full OpenPGP fingerprint"),
+    ({"master": "http://m", "trust": "alice"}, "trust: must be a list"),
 ])
 @pytest.mark.bad_input('slave', 'the configuration {values!r}', 'ConfigError: {error}')
 def test_bad_values_are_named(tmp_path, values, error):

@@ -232,6 +232,25 @@ def test_sigterm_stops_the_job_cleanly_and_the_master_requeues_it(master, slave)
     assert job(master, j["id"])["state"] == "passed"
 
 
+def test_a_slave_runs_nothing_of_a_maintainer_it_does_not_trust(tmp_path, master, slave, stage3_server,
+                                                              release_key, tree):
+    """trust = alice's key only: bob's job (the master does not filter yet) ends as an error naming
+    bob and his key, before anything of it is fetched; a slave trusting everyone then runs it."""
+    token = master.add_slave("box-trusts-alice")
+    careful = SlaveSetup(tmp_path / "careful", master.url, token, stage3_server.url, str(release_key.key_file),
+                         extra={"trust": [tree.fingerprints["alice"]]})
+    j = create(master, "bob", "bob/fail-on-purpose")
+    err = run_once(careful)
+    run = latest(job(master, j["id"]))
+    bob = tree.fingerprints["bob"]
+    assert f"error: trust: this slave does not trust bob (key {bob})" in run["end_reason"], run
+    assert run["results"] == [] and run["logs"] == {}
+    assert not (tmp_path / "careful/cache/stage3").exists()  # nothing was fetched for it
+    assert "does not trust bob" in err
+    run_once(slave)
+    assert job(master, j["id"])["state"] == "failed"  # ran, and failed on purpose
+
+
 def test_register_then_pending_until_approved(tmp_path, master, stage3_server, release_key):
     s = SlaveSetup(tmp_path / "new", master.url, "unused", stage3_server.url, str(release_key.key_file))
     (s.base / "slave.token").unlink()

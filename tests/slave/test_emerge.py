@@ -3,8 +3,9 @@ chroot of a root that carries portage 3.0.83 (autotua.demo.portage), the reposit
 snapshot (autotua.slave.snapshot) bind-mounted read-only at /var/db/repos/gentoo, its distfiles
 fetched by portage from the local mirror. Portage fetches, builds, runs src_test, installs and
 writes binary packages, and a second emerge installs from them; a USE flag fails src_test, a
-REQUIRED_USE violation is refused, and ``emerge --info`` works. The job container moves this into the
-container (issue 11); the mounts here live in a private mount namespace that dies with the test."""
+REQUIRED_USE violation is refused, and ``emerge --info`` works; the mounts here live in a private
+mount namespace that dies with the test. And the same in the job container, where portage runs its
+userpriv, ipc-sandbox and network-sandbox for real (the job's root is not the host's)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from autotua.demo.portage import PORTAGE_VERSION, REPOSITORY, build_portage_root
 from autotua.demo.repository import PROFILE
 from autotua.slave.snapshot import SnapshotStore
 from tests.slave.helpers import needs_root
+from tests.support.container import sh, start, wait_nothing_left, workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, needs_root]
 
@@ -97,3 +99,23 @@ def test_a_use_flag_fails_src_test_and_required_use_is_checked(root, repository)
                   env={"USE": "english french"})
     assert both.returncode != 0
     assert "REQUIRED_USE" in both.stdout + both.stderr
+
+
+def test_emerge_in_the_job_container(tmp_path, portage_root, repository, snapshots, host):
+    """emerge in the job container, the snapshot at /var/db/repos/gentoo (read-only, idmapped), the
+    distfiles from the slave's verified cache below the job's DISTDIR layer (the job cannot reach the
+    host's 127.0.0.1 mirror, by design): it builds, tests (as portage: userpriv) and installs."""
+    distdir = tmp_path / "distfiles"
+    shutil.copytree(Path(snapshots[0].mirror) / "distfiles", distdir)
+    ws = workspace(tmp_path)
+    c = start(ws, portage_root, host, distdir=distdir, repository=str(repository.path))
+    try:
+        rc, out = sh(c, "emerge --oneshot app-misc/hello && hello && ls -ln /var/cache/binpkgs/app-misc/hello "
+                        "&& emerge --info | grep -E '^FEATURES'", timeout=900)
+    finally:
+        c.teardown()
+    assert rc == 0, out[-4000:]
+    assert "Completed testing app-misc/hello-1.0" in out and "Hello from hello 1.0" in out
+    features = out.split('FEATURES="', 1)[1].split('"', 1)[0].split()
+    assert {"userpriv", "ipc-sandbox", "network-sandbox"} <= set(features), features
+    assert wait_nothing_left(tmp_path, [ws.run], [c.info["netns"]]) == {}

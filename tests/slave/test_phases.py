@@ -1,5 +1,5 @@
-"""jobuild.sh phases in the job's chroot, driven from Python: records, results, attachments, failures,
-per-phase timeouts, interruptions, leftovers killed, big logs streamed whole."""
+"""jobuild.sh phases in the job's container, driven from Python: records, results, attachments,
+failures, per-phase timeouts, interruptions, leftovers killed, big logs streamed whole."""
 
 import time
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from autotua.atom import JobuildId
-from autotua.slave.chroot import JobNamespace
+from autotua.slave.container import Container
 from autotua.slave.logstream import LogStream
 from autotua.slave.phases import run_jobuild
 from autotua.slave.sync import Prepared
@@ -18,8 +18,8 @@ JOBTAGE = Path(__file__).resolve().parents[2] / "jobtage"
 
 
 @pytest.fixture
-def chroot(tmp_path, cached_root):
-    """A started job chroot; ``add(cpv, text)`` writes a jobuild into its tree."""
+def chroot(tmp_path, cached_root, host):
+    """A started job container; ``add(cpv, text)`` writes a jobuild into its tree."""
     from autotua.slave.job import Workspace
 
     ws = Workspace(tmp_path / "jobs", "run-1")
@@ -48,8 +48,8 @@ def chroot(tmp_path, cached_root):
     c.ns = None
 
     def start():
-        c.ns = JobNamespace(ws.dir, ws.spec(cached_root, prepared, tmp_path / "distfiles", "", []))
         (tmp_path / "distfiles").mkdir(exist_ok=True)
+        c.ns = Container(ws.dir, ws.spec(cached_root, prepared, tmp_path / "distfiles", host))
         c.ns.start()
         return c.ns
 
@@ -124,7 +124,7 @@ def test_leftover_processes_do_not_keep_the_jobuild_alive(chroot):
     out, _ = run(chroot, p)
     assert out.passed and time.monotonic() - t < 10
     out, text = run(chroot, q)
-    # the keeper, nsenter's bash, jobuild.sh's phase subshell, and the for loop: no sleeper left
+    # the init, jobuild.sh, its phase subshell, and the for loop: no sleeper left
     assert "processes: " in text and int(text.split("processes: ")[1].split()[0]) <= 4
 
 
@@ -148,9 +148,10 @@ lines"
     assert out.results == {"tests.passed": "5", "note": "two\nlines"}
     names = [n for n, _ in out.attachments]
     assert [label for _, label in out.attachments] == ["the report", "a link"]
-    assert (chroot.ws.out / "0" / names[0]).read_text() == "report\n"
-    # attach copies inside the chroot (cp -L): the link became the chroot's passwd, never the host's
-    assert "root:x:0:0" in (chroot.ws.out / "0" / names[1]).read_text()
+    out_dir = Path(chroot.ns.out_dir())  # on the job's disk, through the keeper's namespace
+    assert (out_dir / "0" / names[0]).read_text() == "report\n"
+    # attach copies inside the container (cp -L): the link became the container's passwd, never the host's
+    assert (out_dir / "0" / names[1]).read_text().startswith("root:x:0:0:root:/root:/bin/bash\nportage:")
     assert "from the template" in text
 
 

@@ -39,8 +39,9 @@ HOSTILE = {
     "block device": ([entry("dev/sda", tarfile.BLKTYPE)], "device node"),
     "through own symlink": ([entry("etc/portage", tarfile.SYMTYPE, linkname="/etc"), entry("etc/portage/passwd")],
                             "below the symlink 'etc/portage'"),
-    "hard link outside": ([entry("etc/shadow", tarfile.LNKTYPE, linkname="../../etc/shadow")], "'..' component"),
-    "hard link to unknown": ([entry("etc/x", tarfile.LNKTYPE, linkname="etc/shadow")], "not an earlier file"),
+    "hard link outside": ([entry("etc/portage/shadow", tarfile.LNKTYPE, linkname="../../etc/shadow")],
+                          "'..' component"),
+    "hard link to unknown": ([entry("etc/portage/x", tarfile.LNKTYPE, linkname="etc/shadow")], "not an earlier file"),
 }
 
 
@@ -79,7 +80,7 @@ def test_portconf_symlinks_that_climb_out_are_refused_absolute_ones_kept(tmp_pat
 
 @pytest.mark.bad_input('tarball', 'portconf tarball: a FIFO', 'TarballError: only files, directories and links')
 def test_portconf_fifo_refused_but_stage3_fifo_allowed(tmp_path):
-    tar = make_tar(tmp_path / "f.tar.gz", [entry("run/fifo", tarfile.FIFOTYPE)])
+    tar = make_tar(tmp_path / "f.tar.gz", [entry("etc/portage/fifo", tarfile.FIFOTYPE)])
     check_members(tar, "stage3")
     with pytest.raises(TarballError, match=r"only files, directories and links"):
         check_members(tar, "portconf")
@@ -88,39 +89,66 @@ def test_portconf_fifo_refused_but_stage3_fifo_allowed(tmp_path):
 @pytest.mark.bad_input('tarball', 'portconf tarball: an entry below a link the root already has (var/run -> /run)',
                        'TarballError: link or not a directory; nothing written outside')
 def test_extract_never_follows_a_link_already_in_the_root(tmp_path):
-    """A root with `var/run -> <outside>` (as stage3s have `/var/run -> /run`): writing through it is refused."""
-    outside = tmp_path / "host-run"
+    """A root whose `etc/portage` links outside (as stage3s have `/var/run -> /run`, and a hostile one
+    could have this): writing through it is refused."""
+    outside = tmp_path / "host-dir"
     outside.mkdir()
     root = tmp_path / "root"
-    (root / "var").mkdir(parents=True)
-    os.symlink(outside, root / "var/run")
-    tar = make_tar(tmp_path / "p.tar.gz", [entry("var/run/pwned", data=b"owned\n")])
+    (root / "etc").mkdir(parents=True)
+    os.symlink(outside, root / "etc/portage")
+    tar = make_tar(tmp_path / "p.tar.gz", [entry("etc/portage/pwned", data=b"owned\n")])
     with pytest.raises(TarballError, match=r"link or not a directory"):
         extract_into(tar, root)
     assert list(outside.iterdir()) == []
     # a file that is a link in the root is replaced, not written through
+    os.unlink(root / "etc/portage")
+    (root / "etc/portage").mkdir()
     target = tmp_path / "host-file"
     target.write_text("host\n")
-    os.symlink(target, root / "var/conf")
-    extract_into(make_tar(tmp_path / "q.tar.gz", [entry("var/conf", data=b"mine\n")]), root)
+    os.symlink(target, root / "etc/portage/make.conf")
+    extract_into(make_tar(tmp_path / "q.tar.gz", [entry("etc/portage/make.conf", data=b"mine\n")]), root)
     assert target.read_text() == "host\n"
-    assert not (root / "var/conf").is_symlink()
-    assert (root / "var/conf").read_text() == "mine\n"
+    assert not (root / "etc/portage/make.conf").is_symlink()
+    assert (root / "etc/portage/make.conf").read_text() == "mine\n"
 
 
+@pytest.mark.root
+@needs_root
 def test_extract_modes_owners_and_hard_links(tmp_path):
+    """Modes as the archive has them, owners moved into the job's ids, hard links kept."""
     tar = make_tar(tmp_path / "p.tar.xz", [
         entry("etc/portage", tarfile.DIRTYPE, mode=0o755),
-        entry("etc/portage/make.conf", data=b"A=1\n", mode=0o4755),
+        entry("etc/portage/make.conf", data=b"A=1\n", mode=0o640),
         entry("etc/portage/same.conf", tarfile.LNKTYPE, linkname="etc/portage/make.conf"),
     ], mode="w:xz")
     root = tmp_path / "root"
     root.mkdir()
-    extract_into(tar, root)
+    extract_into(tar, root, id_shift=1879048192)
     st = os.stat(root / "etc/portage/make.conf")
-    assert st.st_mode & 0o7777 == 0o755  # setuid dropped
+    assert st.st_mode & 0o7777 == 0o640 and (st.st_uid, st.st_gid) == (1879048192, 1879048192)
     assert os.stat(root / "etc/portage/same.conf").st_ino == st.st_ino
     assert (root / "etc/portage/same.conf").read_text() == "A=1\n"
+
+
+@pytest.mark.bad_input('tarball', 'portconf tarball: {case}', 'TarballError naming the entry; nothing written')
+@pytest.mark.parametrize("case,bad,why", [
+    ("an entry outside etc/portage/", entry("run/evil"), "may only hold etc/portage/"),
+    ("a setuid file", entry("etc/portage/bashrc", mode=0o4755), "setuid or setgid"),
+    ("a setgid directory", entry("etc/portage/env", tarfile.DIRTYPE, mode=0o2755), "setuid or setgid"),
+    ("an owner outside the job's ids", entry("etc/portage/owned"), "not one of the job's ids"),
+])
+def test_portconf_holds_portage_config_only(tmp_path, case, bad, why):
+    if case.startswith("an owner"):
+        bad[0].uid = 70000
+    tar = make_tar(tmp_path / "bad.tar.gz", [*GOOD, bad])
+    with pytest.raises(TarballError, match=rf"refusing entry '{bad[0].name}': .*{why}"):
+        check_members(tar, "portconf")
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(TarballError, match=why):
+        extract_into(tar, root)
+    assert list(root.iterdir()) == []
+    check_members(make_tar(tmp_path / "legacy.tar.gz", [entry("etc/make.conf")]), "portconf")  # the legacy name
 
 
 @pytest.mark.bad_input('tarball', 'a tarball that is not one', 'TarballError: not a readable tarball')

@@ -1,4 +1,4 @@
-"""Simulated slaves for the load test: threads that speak the protocol over HTTP (no chroot), as a real
+"""Simulated slaves for the load test: threads that speak the protocol over HTTP (no container), as a real
 slave would, and write down what they were told, so the master's records can be checked against it.
 
 Each job a slave claims it runs one way, drawn at random (seeded): ``normal`` (two log chunks and a

@@ -1,6 +1,6 @@
 """A job's dependency graph as SVG: DOT written here, drawn by Graphviz's ``dot`` on the master.
 
-DEPEND edges are solid (``A -> B``: A needs B first, in the same chroot); SIDEPEND edges are dashed
+DEPEND edges are solid (``A -> B``: A needs B first, in the same container); SIDEPEND edges are dashed
 and violet, to a node for the jobuild that must have passed somewhere. Nodes are filled by status.
 Every SVG is cached in ``DATA_DIR/graphs/`` under the digest of its DOT source, so a page view after
 the first costs a file read; a change of any status changes the source and so the picture. When

@@ -139,7 +139,7 @@ def print_resolution(res: Resolution) -> None:
     print(f">>> {res.root} at {where}" + (f" for {res.arch}" if res.arch else "") +
           (f", stage3 {res.stage3}" if res.stage3 else ""))
     if res.plan:
-        print("Plan (DEPEND, run in order in one chroot):")
+        print("Plan (DEPEND, run in order in one container):")
         for i, e in enumerate(res.plan, 1):
             print(f"  {i:2}. {e.jobuild:<36} {e.digest[:12]}  {e.description}")
     if res.sidepends:

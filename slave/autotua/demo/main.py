@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"the local tiny one, verified with {GENTOO_RELEASE_KEY} or --release-key")
     ap.add_argument("--release-key", help="the release key file for --gentoo-mirror")
     ap.add_argument("--no-slaves", action="store_true",
-                    help="start no slaves (what happens anyway without root: slaves need mounts and chroot)")
+                    help="start no slaves (what happens anyway without root: slaves need root for the job containers)")
     ap.add_argument("--exit-when-done", action="store_true", help="stop once every job has ended (for tests)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -163,7 +163,7 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     elif args.no_slaves:
         say("No slaves (--no-slaves): the master, its jobs and their validation only")
     else:
-        say("Not root: no slaves. They need root (mounts, namespaces, chroot): run `sudo make demo` to see jobs "
+        say("Not root: no slaves. They need root (the job containers): run `sudo make demo` to see jobs "
             "run; the master, its jobs and their validation are here without it")
 
     say("Creating the sample jobs (validated at once; the master queues SIDEPEND jobs by itself)")

@@ -6,6 +6,8 @@ need (bash, coreutils, tar, gzip, uname), the files a chroot expects (``/etc/pas
 real stage3 carries that a hostile jobuild would reach for: Python (the host's system interpreter and
 its standard library, as ``/usr/bin/python3``), util-linux's ``mount``, ``umount``, ``unshare``,
 ``nsenter``, ``setpriv``, coreutils' ``chroot``, and the ``portage`` user and group (uid/gid 250).
+Like a real stage3 it has a setuid-root program (``/usr/bin/autotua-suid-id``, a copy of ``id``):
+the Gentoo-work tests run it as portage to see setuid work inside the job's container.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ COREUTILS = (
 EXTRA = ("bash", "sh", "tar", "gzip", "gunzip", "zcat")
 # what a real stage3 has that an attacker would use (util-linux, coreutils' chroot)
 ATTACKER_TOOLS = ("mount", "umount", "unshare", "nsenter", "setpriv", "chroot", "kill", "ps", "grep")
+SETUID = {"usr/bin/autotua-suid-id": "id"}  # a setuid-root program, as su and passwd are in a stage3
 # the standard library parts a stage3's Python has no use for here (tests, GUIs, bundled wheels)
 _STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__pycache__",
                 "site-packages", "dist-packages", "config-3.11-x86_64-linux-gnu"}
@@ -121,6 +124,11 @@ def build_rootfs(root: str | os.PathLike, programs: tuple[str, ...] = (*COREUTIL
     os.chmod(root / "tmp", 0o1777)
     os.chmod(root / "var/tmp", 0o1777)
     add_programs(root, programs, required=("bash",))
+    for dest, prog in SETUID.items():
+        if (root / "bin" / prog).exists():
+            shutil.copy2(root / "bin" / prog, root / dest)
+            os.chown(root / dest, 0, 0)
+            os.chmod(root / dest, 0o4755)
     if python:
         add_python(root)
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"

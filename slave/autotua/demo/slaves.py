@@ -72,6 +72,9 @@ class SlaveSetup:
             "cache_dir": self.cache_dir or str(self.base / "cache"),
             "stage3_mirror": self.stage3_mirror, "release_key": str(self.release_key),
             "repository": "", "min_free_disk": "100M", "max_poll_interval": 2, "retry_for": 30,
+            # a demo's jobs are small: a small disk each (reserved while the job runs), and limits a
+            # shared machine can give
+            "disk_limit": "1G", "memory_limit": "2G", "pids_limit": 1024,
             "mirrors": self.mirrors, **self.extra})
 
     def command(self, *args: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""``autotua-slave``: takes jobs from the master and runs their jobuilds in a fresh chroot.
+"""``autotua-slave``: takes jobs from the master and runs their jobuilds in a fresh job container.
 
 One module per step of the pipeline (see docs/slave.md)::
 
@@ -6,8 +6,8 @@ One module per step of the pipeline (see docs/slave.md)::
     claim      claim + background heartbeat       sync       tree branch, signatures, digests
     stage3     Gentoo's autobuilds, verified      distfiles  SRC_URI/PORTCONF_URI, verified
     tarball    checking and unpacking tarballs    rootfs     stage3 cache, overlayfs roots
-    mounts     mounts that undo themselves        keeper     PID 1 of the job's namespaces
-    chroot     the job's namespace, from outside  phases     jobuild.sh, streamed, timed
+    trust      whose jobs run here                preflight  what the host must have
+    container  the job container (a package)      phases     jobuild.sh, streamed, timed
     job        one job, start to finish           cleanup    teardown and crash recovery
     daemon     the loop, signals, the lock        cli        the ``autotua-slave`` command
 

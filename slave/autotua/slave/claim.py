@@ -21,6 +21,7 @@ import uuid
 from autotua import __version__
 from autotua.slave.api import Api, ApiError, Interrupted, RunOver, Unreachable
 from autotua.slave.config import Config
+from autotua.slave.trust import claim_field
 
 log = logging.getLogger("autotua.slave.claim")
 
@@ -40,14 +41,15 @@ def free_disk(cfg: Config) -> int:
     return shutil.disk_usage(path).free
 
 
-def claim_payload(cfg: Config, run: str) -> dict:
+def claim_payload(cfg: Config, run: str, trusted: frozenset[str] = frozenset()) -> dict:
+    """The claim's body; ``trust`` (the volunteer's trusted fingerprints) only when it is set."""
     return {"run": run, "arch": cfg.arch, "flavours": list(cfg.flavours), "free_disk": free_disk(cfg),
-            "host": host_info(), "version": __version__}
+            "host": host_info(), "version": __version__, **claim_field(trusted)}
 
 
-def claim(api: Api, cfg: Config) -> dict:
+def claim(api: Api, cfg: Config, trusted: frozenset[str] = frozenset()) -> dict:
     """One claim with a fresh run UUID: ``{"run": None, "retry_after": n}`` or the job's answer."""
-    return api.claim(claim_payload(cfg, str(uuid.uuid4())))
+    return api.claim(claim_payload(cfg, str(uuid.uuid4()), trusted))
 
 
 class Heartbeat(threading.Thread):

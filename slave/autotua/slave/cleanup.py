@@ -1,16 +1,20 @@
 """Undoing what a crashed run left: the first thing a slave does when it starts, and ``clean``.
 
 A job's mounts live in its keeper's namespace, so after a crash there is normally nothing mounted
-on the host: the keeper saw its stdin close and exited, and the kernel dropped the mounts. This
-still checks, for each job directory: that its keeper is gone (killing it if not), that nothing
-is mounted below it on the host (unmounting it if so), and only then deletes it. Then the
-daemon's temporary files (``<work_dir>/tmp``: a keyring a verification was using), and the
-stage3 roots and repository snapshots whose unpacking did not finish.
+on the host: the keeper saw its stdin close, undid the container and exited (and had it been
+killed itself, the kernel would have dropped the mounts, the job's processes and the loop device
+with it). This still checks, for each job directory: that its keeper is gone (killing it if not),
+that the cgroups, the loop device and slirp4netns its ``container.json`` names are gone (killing
+what is left in the cgroups and removing them, detaching the loop device), that nothing is
+mounted below it on the host (unmounting it if so), and only then deletes it. Then the daemon's
+temporary files (``<work_dir>/tmp``: a keyring a verification was using), and the stage3 roots
+(or their owner-shifted copies) and repository snapshots whose unpacking did not finish.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -20,13 +24,14 @@ from pathlib import Path
 from autotua.linux import mounts_under
 from autotua.slave import SlaveError
 from autotua.slave.config import Config
+from autotua.slave.container import KEEPER_MODULE, cgroups, disk
+from autotua.slave.container.mounts import unmount_tree
 from autotua.slave.fsutil import remove_tree
-from autotua.slave.mounts import unmount_tree
 from autotua.slave.rootfs import RootCache
 from autotua.slave.snapshot import SnapshotStore
 
 log = logging.getLogger("autotua.slave.cleanup")
-KEEPER = b"autotua.slave.keeper"
+KEEPER = KEEPER_MODULE.encode()
 
 
 def _is_keeper(pid: int) -> bool:
@@ -35,7 +40,7 @@ def _is_keeper(pid: int) -> bool:
             argv = f.read().split(b"\0")
     except OSError:
         return False
-    return KEEPER in argv and b"unshare" not in os.path.basename(argv[0])
+    return KEEPER in argv
 
 
 def _stop_keepers(job_dir: Path) -> list[int]:
@@ -56,12 +61,42 @@ def _stop_keepers(job_dir: Path) -> list[int]:
     return killed
 
 
+def _container_leftovers(job_dir: Path) -> list[str]:
+    """What ``container.json`` names that is still there: cgroups, a loop device, slirp4netns."""
+    try:
+        made = json.loads((job_dir / "container.json").read_text())
+    except (OSError, ValueError):
+        return []
+    done = []
+    slirp = made.get("slirp4netns")
+    if slirp:
+        try:
+            with open(f"/proc/{slirp}/cmdline", "rb") as f:
+                is_it = b"slirp4netns" in f.read().split(b"\0")[0]
+        except OSError:
+            is_it = False
+        if is_it:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(slirp), signal.SIGKILL)
+            done.append(f"killed slirp4netns {slirp}")
+    dirs = [d for d in made.get("cgroups") or [] if os.path.isdir(d)]
+    if dirs:
+        killed = cgroups.remove_dirs(dirs)
+        done.append("removed its cgroups" + (f" (killed {', '.join(map(str, killed))})" if killed else ""))
+    loop = made.get("loop")
+    if loop and disk.backing_file(loop) == str(job_dir / "disk.img"):
+        disk.detach(loop)
+        done.append(f"detached {loop}")
+    return done
+
+
 def clean_job_dir(job_dir: Path) -> str:
     """Make one job directory safe and delete it; returns a line saying what was done."""
     done = []
     killed = _stop_keepers(job_dir)
     if killed:
         done.append(f"killed keeper {', '.join(map(str, killed))}")
+    done += _container_leftovers(job_dir)
     if mounts_under(job_dir):
         detached = unmount_tree(str(job_dir))
         done.append("unmounted what was left" + (f" (lazily: {', '.join(detached)})" if detached else ""))

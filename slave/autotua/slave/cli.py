@@ -1,4 +1,4 @@
-"""``autotua-slave``: run, register, status, clean, fetch-stage3, fetch-snapshot (docs/slave.md)."""
+"""``autotua-slave``: run, register, status, check, clean, fetch-stage3, fetch-snapshot (docs/slave.md)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,16 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from autotua.slave.preflight import run
+
+    cfg = _cfg(args)
+    checks = run(cfg)
+    for c in checks:
+        print(c)
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_clean(args) -> int:
     from autotua.slave.cleanup import clean
     from autotua.slave.daemon import Daemon, setup_logging
@@ -139,7 +149,7 @@ def cmd_fetch_snapshot(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autotua-slave", description="Run AutotuA jobs from a master in chroots.")
+    p = argparse.ArgumentParser(prog="autotua-slave", description="Run AutotuA jobs from a master in containers.")
     p.add_argument("-c", "--config", help=f"configuration file (default $AUTOTUA_SLAVE_CONFIG or {DEFAULT_PATH})")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"autotua-slave {__version__}")
@@ -154,6 +164,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="what the slave is doing, what it has cached, what the master thinks")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+    k = sub.add_parser("check", help="check that this host can build the job container as configured")
+    k.set_defaults(func=cmd_check)
     c = sub.add_parser("clean", help="undo what a crashed run left (refuses while a slave runs)")
     c.add_argument("--prune", action="store_true", help="also delete unpacked stage3s other than the newest")
     c.set_defaults(func=cmd_clean)
@@ -168,8 +180,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if os.geteuid() != 0 and args.command in ("run", "clean", "fetch-stage3", "fetch-snapshot"):
-        print("autotua-slave: must run as root (it mounts, chroots and unpacks stage3s with their owners)",
+    if os.geteuid() != 0 and args.command in ("run", "check", "clean", "fetch-stage3", "fetch-snapshot"):
+        print("autotua-slave: must run as root (it builds containers and unpacks stage3s with their owners)",
               file=sys.stderr)
         return 1
     try:

@@ -29,6 +29,7 @@ _ARCHES = {"x86_64": "amd64", "i386": "x86", "i486": "x86", "i586": "x86", "i686
            "s390x": "s390", "loongarch64": "loong", "sparc64": "sparc", "alpha": "alpha", "m68k": "m68k"}
 _SIZE_RE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
 _FLAVOUR_RE = re.compile(r"\A[a-z0-9][a-z0-9_+-]*\Z")
+NETWORK_MODES = ("outbound", "none", "host")
 
 
 class ConfigError(AutotuaError):
@@ -38,6 +39,14 @@ class ConfigError(AutotuaError):
 def host_arch() -> str:
     machine = platform.machine()
     return _ARCHES.get(machine, machine)
+
+
+def default_memory_limit() -> int:
+    """Three quarters of the machine's memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+    except (ValueError, OSError):
+        return 8 * 1024**3
 
 
 def parse_size(value: int | str) -> int:
@@ -70,6 +79,15 @@ class Config:
     snapshot_key_fingerprint: str = GENTOO_SNAPSHOT_KEY
     keep_snapshots: int = 3
     min_free_disk: int = 10 * 1024**3
+    # the job container (docs/slave.md, "The job container")
+    network: str = "outbound"
+    subids: str = "autotua"
+    idmapped_mounts: bool = True
+    memory_limit: int = field(default_factory=lambda: default_memory_limit())
+    pids_limit: int = 4096
+    cpus: float = 0.0
+    disk_limit: int = 8 * 1024**3
+    trust: list[str] = field(default_factory=list)
     phase_timeout: int = 3600
     keep_failed_roots: bool = False
     max_poll_interval: int = 300
@@ -149,6 +167,24 @@ def _check(cfg: Config, where: str) -> None:
     for name, urls in cfg.mirrors.items():
         if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
             raise bad(f"mirrors.{name}", "must be a list of base URLs")
+    if cfg.network not in NETWORK_MODES:
+        raise bad("network", f"must be one of {', '.join(NETWORK_MODES)} (outbound: the internet through a "
+                             "user-mode stack; none: loopback only; host: the host's network)")
+    if not (cfg.subids.isdigit() or re.match(r"\A[a-z_][a-z0-9_-]*\$?\Z", cfg.subids)):
+        raise bad("subids", "must be a user name (its /etc/subuid and /etc/subgid entries) or a first host id")
+    for key, least in (("memory_limit", 64 << 20), ("disk_limit", 64 << 20), ("pids_limit", 32)):
+        if getattr(cfg, key) < least:
+            raise bad(key, f"must be at least {least}")
+    if cfg.cpus < 0:
+        raise bad("cpus", "must be 0 (no quota) or a positive number of CPUs")
+    for entry in cfg.trust:
+        if not isinstance(entry, str) or not entry:
+            raise bad("trust", "must be a list of fingerprints and keyring files")
+        if not entry.startswith("/"):
+            try:
+                normalise_fingerprint(entry)
+            except ValueError as e:
+                raise bad("trust", f"{e}, nor an absolute path to an OpenPGP keyring file") from None
 
 
 def load(path: str | os.PathLike | None = None, **overrides) -> Config:
@@ -172,8 +208,10 @@ def from_dict(data: dict, source: str = "<config>") -> Config:
             raise ConfigError(f"{source}: unknown key {key!r} (known: {', '.join(sorted(set(_TYPES) - {'source'}))})")
         want = _TYPES[key]
         try:
-            if key == "min_free_disk":
+            if key in ("min_free_disk", "memory_limit", "disk_limit"):
                 value = parse_size(value)
+            elif key == "cpus" and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ValueError("must be a number of CPUs")
             elif want == "bool" and not isinstance(value, bool):
                 raise ValueError("must be true or false")
             elif want == "int" and (isinstance(value, bool) or not isinstance(value, int)):
@@ -186,7 +224,7 @@ def from_dict(data: dict, source: str = "<config>") -> Config:
                 raise ValueError("must be a table")
         except ValueError as e:
             raise ConfigError(f"{source}: {key}: {e}") from None
-        kwargs[key] = value
+        kwargs[key] = float(value) if key == "cpus" else value
     cfg = Config(**kwargs, source=source)
     _check(cfg, source)
     return cfg

@@ -1,7 +1,12 @@
-"""The loop: one slave per work directory, clean up first, then claim and run jobs until told to stop.
+"""The loop: one slave per work directory, clean up first, check the host, then claim and run jobs
+until told to stop.
+
+At start, after cleaning up, :mod:`~autotua.slave.preflight` checks that this host can build the job
+container as configured; while anything is missing the slave says what and exits (status 1). It
+then works out, once, whom it trusts and its job ids (:class:`~autotua.slave.preflight.Host`).
 
 Signals: the first SIGTERM stops taking work and stops the running job cleanly (its log so far is
-sent, the chroot torn down, the job finished as ``error`` so the master requeues it); a second
+sent, the container torn down, the job finished as ``error`` so the master requeues it); a second
 SIGTERM, or a SIGINT, skips what can be skipped (no waiting on the master) and tears down at once.
 Either way teardown runs. A slave whose teardown failed stops: it will not mount anything more
 until ``autotua-slave clean`` has looked at what was left.
@@ -18,10 +23,12 @@ import tempfile
 import threading
 
 from autotua import faults
+from autotua.slave import preflight
 from autotua.slave.api import Api, AuthError, Interrupted, Unreachable
 from autotua.slave.claim import claim, free_disk
 from autotua.slave.cleanup import clean
 from autotua.slave.config import Config
+from autotua.slave.container import Keeper, cgroups
 from autotua.slave.job import JobRunner
 from autotua.slave.locks import Lock, Locked
 
@@ -76,25 +83,36 @@ class Daemon:
         cfg = self.cfg
         lock = self.lock()
         tempdir = tempfile.tempdir
+        spare: Keeper | None = None
         try:
             for line in clean(cfg):
                 log.warning("cleanup after an earlier run: %s", line)
             # temporary files below the work directory, where the next start finds what a crash left
             os.makedirs(cfg.tmp_dir, mode=0o700, exist_ok=True)
             tempfile.tempdir = str(cfg.tmp_dir)
+            missing = preflight.problems(cfg)
+            for line in missing:
+                log.error("this host cannot run jobs as configured: %s", line)
+            if missing:
+                return 1
+            for line in cgroups.prepare():
+                log.info("cgroups: %s", line)
+            host = preflight.Host.of(cfg)
             api = Api(cfg.master, cfg.token(), retry_for=cfg.retry_for, stop=self.at_once)
+            spare = Keeper()  # the next job's keeper, its Python started while we wait for the job
             log.info("autotua-slave %s: serving %s (%s) to %s", cfg.name, cfg.arch, ", ".join(cfg.flavours),
                      cfg.master)
             delay = 1.0
             while not self.stopping.is_set():
                 free = free_disk(cfg)
-                if free < cfg.min_free_disk:
-                    log.warning("only %d MiB free in %s (min_free_disk is %d MiB); not taking jobs",
-                                free >> 20, cfg.work_dir, cfg.min_free_disk >> 20)
+                if free < cfg.min_free_disk + cfg.disk_limit:
+                    log.warning("only %d MiB free in %s (min_free_disk %d MiB, and a job's disk_limit %d MiB); "
+                                "not taking jobs", free >> 20, cfg.work_dir, cfg.min_free_disk >> 20,
+                                cfg.disk_limit >> 20)
                     self.wait(cfg.max_poll_interval)
                     continue
                 try:
-                    answer = claim(api, cfg)
+                    answer = claim(api, cfg, host.trusted)
                 except Interrupted:
                     break
                 except Unreachable as e:
@@ -116,7 +134,12 @@ class Daemon:
                     self.wait(min(wait, cfg.max_poll_interval))
                     continue
                 faults.point("claim:answered")  # the master holds the run; nothing is done here yet
-                report = JobRunner(cfg, api, answer, stopping=self.stopping, at_once=self.at_once).run()
+                runner = JobRunner(cfg, api, answer, host=host, keeper=spare, stopping=self.stopping,
+                                   at_once=self.at_once)
+                report = runner.run()
+                if runner.keeper is not None:  # the job ended before its container was built
+                    runner.keeper.close()
+                spare = Keeper()
                 self.jobs_run += 1
                 if report.teardown_failed:
                     log.error("teardown failed; not taking more jobs until `autotua-slave clean` has run")
@@ -125,5 +148,7 @@ class Daemon:
                     break
             return 0
         finally:
+            if spare is not None:
+                spare.close()
             tempfile.tempdir = tempdir
             lock.release()

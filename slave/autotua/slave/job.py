@@ -1,7 +1,9 @@
-"""One job from claim to finish: sync, stage3, distfiles, chroot, each jobuild, teardown, finish.
+"""One job from claim to finish: trust, sync, stage3, distfiles, container, each jobuild, teardown, finish.
 
 Every step's fault is a :class:`~autotua.slave.SlaveError` naming the step; the job then
-finishes as ``error`` with that sentence. A failed phase fails the job and nothing after it runs.
+finishes as ``error`` with that sentence. A failed phase fails the job and nothing after it runs;
+so does a limit of the container (memory, processes, disk): ``failed``, with the limit as the
+reason, never an ``error`` that would send the same job to the next volunteer.
 A cancel (heartbeat or result answer) kills what runs and finishes as ``cancelled``; a SIGTERM
 does the same as ``error`` ("the slave was stopped"), so the master can requeue the job. Teardown
 happens on every way out, before finish; the job's directory is deleted only once nothing is
@@ -24,18 +26,20 @@ from autotua import faults
 from autotua.bridge import jobuild_sh
 from autotua.slave import Cancelled, SlaveError, Stopped
 from autotua.slave.api import Api, ApiError, AuthError, Conflict, Interrupted, RunOver, TooLarge, Unreachable
-from autotua.slave.chroot import INSIDE, JobNamespace
 from autotua.slave.claim import Heartbeat
 from autotua.slave.config import Config
+from autotua.slave.container import INSIDE, Container, Keeper
 from autotua.slave.distfiles import Distfiles, merge_mirrors
-from autotua.slave.fsutil import UnsafePath, read_regular, remove_tree
+from autotua.slave.fsutil import UnsafePath, read_regular_in, remove_tree
 from autotua.slave.inputs import run_inputs
 from autotua.slave.logstream import LogStream
 from autotua.slave.phases import Outcome, iso, run_jobuild
+from autotua.slave.preflight import Host
 from autotua.slave.rootfs import RootCache
 from autotua.slave.snapshot import Repository, open_repository
 from autotua.slave.stage3 import Stage3Store
 from autotua.slave.sync import Prepared, TreeCache, prepare
+from autotua.slave.trust import check as check_trust
 
 log = logging.getLogger("autotua.slave.job")
 _ATTACHMENT_CHARS = re.compile(r"[^A-Za-z0-9_.+@=,~-]")
@@ -51,38 +55,34 @@ def attachment_name(name: str) -> str:
 
 
 class Workspace:
-    """A job's directory under ``<work>/jobs/<run>`` (the layout is in :mod:`autotua.slave.chroot`)."""
+    """A job's directory under ``<work>/jobs/<run>`` (the layout is in :mod:`autotua.slave.container`)."""
 
     def __init__(self, jobs_dir: str | os.PathLike, run: str):
         if not run or "/" in run or run.startswith("."):
             raise SlaveError(f"{run!r} is not a run id", "claim")
+        self.run = run
         self.dir = Path(jobs_dir) / run
-        self.tree, self.bridge, self.out, self.logs = (self.dir / d for d in ("tree", "bridge", "out", "logs"))
+        self.tree, self.bridge, self.logs = (self.dir / d for d in ("tree", "bridge", "logs"))
 
     def create(self) -> None:
-        for d in (self.tree, self.bridge, self.out, self.logs):
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir.parent, 0o700)  # the jobs' disks hold their setuid programs: no host user goes there
+        for d in (self.tree, self.bridge, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(jobuild_sh(), self.bridge / "jobuild.sh")
         for d in (self.tree, self.bridge):
             d.chmod(0o755)
 
-    def spec(self, lower: Path, prepared: list[Prepared], distdir: Path, repository: str,
-             portconf: list[Path]) -> dict:
-        """What the keeper builds: the root, the Handbook's mounts, our binds, PORTCONF."""
-        for p in prepared:
-            (self.out / str(p.index)).mkdir(parents=True, exist_ok=True)
-        binds = [
-            {"source": str(self.tree), "at": f"{INSIDE}/tree", "readonly": True},
-            {"source": str(self.bridge), "at": f"{INSIDE}/bridge", "readonly": True},
-            {"source": str(self.out), "at": f"{INSIDE}/out"},
-            {"source": str(distdir), "at": "var/cache/distfiles", "readonly": True},
-        ]
-        if repository and os.path.isabs(repository):
-            binds.append({"source": repository, "at": repository.strip("/"), "readonly": True, "optional": True})
-        dirs = [{"path": f"{INSIDE}/jobs/{p.index}/{d}"} for p in prepared for d in ("work", "temp")]
-        return {"lower": str(lower), "upper": str(self.dir / "upper"), "work": str(self.dir / "ovl"),
-                "resolv_conf": "/etc/resolv.conf", "binds": binds, "dirs": dirs,
-                "portconf": [str(p) for p in portconf]}
+    def spec(self, lower: Path, prepared: list[Prepared], distdir: Path, host: Host, *, repository: str = "",
+             portconf: list[Path] = ()) -> dict:
+        """What the keeper builds: the root, its mounts, PORTCONF, the limits and the network."""
+        return {
+            **host.container, "lower": str(lower), "tree": str(self.tree), "bridge": str(self.bridge),
+            "distdir": str(distdir), "repository": repository if repository and os.path.isabs(repository) else "",
+            "portconf": [str(p) for p in portconf], "outs": [p.index for p in prepared],
+            "dirs": [f"{INSIDE}/jobs/{p.index}/{d}" for p in prepared for d in ("work", "temp")],
+            "hostname": f"autotua-{self.run[:8]}",
+        }
 
 
 @dataclass
@@ -96,9 +96,12 @@ class Report:
 
 
 class JobRunner:
-    def __init__(self, cfg: Config, api: Api, claimed: dict, *, stopping: threading.Event | None = None,
+    def __init__(self, cfg: Config, api: Api, claimed: dict, *, host: Host | None = None,
+                 keeper: Keeper | None = None, stopping: threading.Event | None = None,
                  at_once: threading.Event | None = None):
         self.cfg = cfg
+        self.host = host or Host.of(cfg)
+        self.keeper = keeper  # started ahead by the daemon; it closes it if the job never gets this far
         self.api = api
         self.run_id: str = claimed["run"]
         self.job: dict = claimed["job"]
@@ -108,7 +111,7 @@ class JobRunner:
         self.at_once = at_once or threading.Event()
         self.heartbeat = Heartbeat(api, self.run_id, self.lease)
         self.ws = Workspace(cfg.jobs_dir, self.run_id)
-        self.ns: JobNamespace | None = None
+        self.ns: Container | None = None
         self.held: int | None = None
         self.repository: Repository | None = None
         self.repository_held: int | None = None
@@ -173,6 +176,7 @@ class JobRunner:
 
     def _run(self) -> Report:
         cfg, job = self.cfg, self.job
+        check_trust(self.host.trusted, job.get("maintainers") or {})  # before anything of it is fetched
         self.ws.create()
         arch, flavour = job.get("arch") or cfg.arch, job.get("stage3") or "openrc"
         if arch != cfg.arch:
@@ -197,6 +201,8 @@ class JobRunner:
         roots = RootCache(cfg.cache_dir)
         lower = roots.get(tarball)
         self.held = roots.hold(lower)
+        if not self.host.idmap:
+            lower = roots.shifted(lower, self.host.ids)
         self.repository = self._inputs(tarball, tree_info.get("revision", ""))
         self.check()
         distfiles = Distfiles(cfg.distdir, merge_mirrors(cfg.mirror_list(), job.get("mirrors")))
@@ -206,7 +212,10 @@ class JobRunner:
             distfiles.close()
         self.check()
         portconf = [paths[d.name] for p in prepared for d in p.portconf]
-        self.ns = JobNamespace(self.ws.dir, self.ws.spec(lower, prepared, cfg.distdir, cfg.repository, portconf))
+        repository = str(self.repository.path) if self.repository else ""
+        self.ns = Container(self.ws.dir, self.ws.spec(lower, prepared, cfg.distdir, self.host,
+                                                       repository=repository, portconf=portconf), self.keeper)
+        self.keeper = None  # the container has it now
         info = self.ns.start()
         for w in info.get("warnings", []):
             log.warning("%s: %s", self.label, w)
@@ -275,7 +284,7 @@ class JobRunner:
                 stream.note(f"attachment {name!r} left out: not a file name")
                 continue
             try:
-                read_regular(self.ws.out / str(p.index) / name, int(self.limits["attachment_bytes"]))
+                self._read_attachment(p, name)
             except UnsafePath as e:
                 stream.note(f"attachment left out: {e}")
                 continue
@@ -287,8 +296,12 @@ class JobRunner:
             ok.append((name, send_as, label))
         return ok
 
+    def _read_attachment(self, p: Prepared, name: str) -> bytes:
+        """From the job's disk (through the keeper's namespace), never through a link the job made."""
+        return read_regular_in(self.ns.out_dir(), [str(p.index)], name, int(self.limits["attachment_bytes"]))
+
     def _upload(self, p: Prepared, name: str, send_as: str, label: str) -> dict:
-        data = read_regular(self.ws.out / str(p.index) / name, int(self.limits["attachment_bytes"]))
+        data = self._read_attachment(p, name)
         try:
             self.api.put_attachment(self.run_id, p.index, send_as, data)
         except TooLarge as e:

@@ -1,11 +1,13 @@
-"""Running one jobuild's phases: ``jobuild.sh phases`` in the chroot, as portage drives ebuild.sh.
+"""Running one jobuild's phases: ``jobuild.sh phases`` in the container, as portage drives ebuild.sh.
 
-Python starts one ``bash jobuild.sh phases`` per jobuild inside the job's namespaces and reads two
-pipes: the merged stdout and stderr (the log, streamed as it comes through a
-:class:`~autotua.slave.logstream.LogStream`) and the bridge's record descriptor (phase starts and
-ends, ``result`` values, ``attach`` files, ``die`` messages; see :mod:`autotua.bridge`). Each phase
-has a timeout, enforced here: when it runs out, or the job is cancelled, or the slave stops, the
-keeper kills everything in the namespace. Nothing a jobuild starts outlives it.
+The job's init starts one ``bash jobuild.sh phases`` per jobuild and Python reads two pipes: the
+merged stdout and stderr (the log, streamed as it comes through a
+:class:`~autotua.slave.logstream.LogStream`) and the bridge's record descriptor, 3 inside (phase
+starts and ends, ``result`` values, ``attach`` files, ``die`` messages; see :mod:`autotua.bridge`).
+Each phase has a timeout, enforced here, and so are the container's limits (memory, processes,
+disk: :meth:`~autotua.slave.container.Container.hit`, asked every 0.2 s): when one runs out, or
+the job is cancelled, or the slave stops, the init kills everything in the container. Nothing a
+jobuild starts outlives it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ import contextlib
 import datetime
 import os
 import selectors
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from autotua import faults
 from autotua.bridge import parse_record
-from autotua.slave.chroot import INSIDE, JobNamespace
+from autotua.slave.container import INSIDE, Container
 from autotua.slave.logstream import LogStream
 from autotua.slave.sync import Prepared
 
@@ -31,6 +32,7 @@ MAX_RESULT_VALUE = 4096  # characters, as the master stores them
 MAX_ATTACHMENTS = 100
 TIMEOUT_STATUS = 124  # as timeout(1)
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RECORD_FD = 3  # the bridge's record descriptor, inside
 
 
 def iso(t: float) -> str:
@@ -69,12 +71,13 @@ class Outcome:
     attachments: list[tuple[str, str]] = field(default_factory=list)  # (file in the out dir, label)
     died: list[str] = field(default_factory=list)
     timed_out: str | None = None
+    limit: str | None = None  # the container's limit it ran into
     interrupted: str | None = None
     log_size: int = 0
 
     @property
     def passed(self) -> bool:
-        return (self.exit_code == 0 and not self.timed_out and not self.interrupted
+        return (self.exit_code == 0 and not self.timed_out and not self.limit and not self.interrupted
                 and all(p.exit_code == 0 for p in self.phases))
 
     @property
@@ -85,13 +88,12 @@ class Outcome:
         return "global scope"
 
     def reason(self) -> str:
-        if self.timed_out:
-            return f"{self.jobuild} failed in {self.failed_in}: {self.timed_out}"
-        return f"{self.jobuild} failed in {self.failed_in}"
+        why = self.limit or self.timed_out
+        return f"{self.jobuild} failed in {self.failed_in}" + (f": {why}" if why else "")
 
 
-def jobuild_env(p: Prepared, record_fd: int) -> dict[str, str]:
-    """The variables jobuild.sh needs, as paths inside the chroot (see :mod:`autotua.slave.chroot`)."""
+def jobuild_env(p: Prepared, record_fd: int = RECORD_FD) -> dict[str, str]:
+    """The variables jobuild.sh needs, as paths inside the container (see :mod:`autotua.slave.container`)."""
     jid = p.jid
     tree = f"{INSIDE}/tree"
     return {
@@ -132,7 +134,7 @@ class _Records:
         if key == "AUTOTUA_PHASE_START" and words:
             self.current = Phase(words[0], _epoch(words[1:]))
             self.out.phases.append(self.current)
-            faults.point(f"phase:{self.out.jobuild}:{words[0]}")  # the phase runs in the chroot
+            faults.point(f"phase:{self.out.jobuild}:{words[0]}")  # the phase runs in the container
         elif key == "AUTOTUA_PHASE_END" and len(words) >= 2 and self.current and self.current.name == words[0]:
             self.current.exit_code = int(words[1]) if words[1].lstrip("-").isdigit() else 1
             self.current.finished = _epoch(words[2:])
@@ -163,23 +165,30 @@ def _epoch(words: list[str]) -> float:
         return time.time()
 
 
-def run_jobuild(ns: JobNamespace, p: Prepared, log: LogStream, *, timeout: float,
+def run_jobuild(ns: Container, p: Prepared, log: LogStream, *, timeout: float,
                 should_stop: Callable[[], str | None] = lambda: None) -> Outcome:
-    """Run ``p``'s phases in the chroot; stream its log; return what happened."""
+    """Run ``p``'s phases in the container; stream its log; return what happened."""
     out = Outcome(p.index, str(p.jid), time.time())
     records = _Records(out, log)
     log_r, log_w = os.pipe()
     rec_r, rec_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        proc = ns.popen(["/bin/bash", f"{INSIDE}/bridge/jobuild.sh", "phases"], jobuild_env(p, rec_w),
-                        stdin=subprocess.DEVNULL, stdout=log_w, stderr=log_w, pass_fds=(rec_w,))
+        proc = ns.spawn(["/bin/bash", f"{INSIDE}/bridge/jobuild.sh", "phases"], jobuild_env(p),
+                        {0: null, 1: log_w, 2: log_w, RECORD_FD: rec_w})
+    except BaseException:
+        os.close(log_r)
+        os.close(rec_r)
+        raise
     finally:
+        os.close(null)
         os.close(log_w)
         os.close(rec_w)
     sel = selectors.DefaultSelector()
     sel.register(log_r, selectors.EVENT_READ, log.write)
     sel.register(rec_r, selectors.EVENT_READ, records.feed)
     killed = False
+    watched = 0.0
     try:
         while sel.get_map():
             for key, _ in sel.select(0.2):
@@ -196,12 +205,16 @@ def run_jobuild(ns: JobNamespace, p: Prepared, log: LogStream, *, timeout: float
                 phase = records.current
                 if phase and timeout and time.time() - phase.started > timeout:
                     out.timed_out = why = f"{phase.name} timed out after {timeout:.0f} s"
+                elif time.monotonic() - watched >= 0.2 and (limit := ns.hit()):
+                    out.limit = why = limit
                 elif stop := should_stop():
                     out.interrupted = why = stop
                 if why:
                     ns.killall()
                     killed = True
                     log.note(f"{why}; killed")
+                elif time.monotonic() - watched >= 0.2:
+                    watched = time.monotonic()
             log.tick()
         proc.wait()
     finally:
@@ -214,6 +227,10 @@ def run_jobuild(ns: JobNamespace, p: Prepared, log: LogStream, *, timeout: float
         os.close(rec_r)
     if records.buf:
         records.line(records.buf)
+    if not out.limit and not out.interrupted and (proc.returncode or records.current is not None):
+        out.limit = ns.hit()  # a failure the limit caused (a write that met a full disk)
+        if out.limit:
+            log.note(f"{out.limit}")
     out.finished = time.time()
     out.exit_code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     if records.current is not None:  # killed in the middle of a phase

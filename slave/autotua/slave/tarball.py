@@ -3,12 +3,14 @@
 Refused everywhere: an absolute name, a ``..`` component, a device node, an entry below a symlink
 of the same archive (the classic "link, then write through it"), a hard link to anything but an
 earlier file of the archive, a sparse file, and more unpacked bytes than the kind's limit. In
-PORTCONF tarballs also: anything but files, directories and links,
-and a relative symlink that climbs out of the root (an absolute one names a path in the chroot,
-as ``make.profile`` does). In a repository snapshot (``gentoo-<date>/...``, one top directory)
-also: anything but files, directories and links, an entry outside the one top directory,
-setuid/setgid files, and any symlink that is absolute or climbs out of the repository (the slave
-reads the repository on the host, e.g. its Manifests: nothing in it may lead elsewhere).
+PORTCONF tarballs also: any entry outside ``etc/portage/`` (and the legacy ``etc/make.conf``),
+anything but files, directories and links, setuid and setgid bits (portage's configuration has
+no use for them: refused, not stripped, so the maintainer hears of it), owners outside the job's
+ids 0-65535, and a relative symlink that climbs out of the root (an absolute one names a path in
+the job's root, as ``make.profile`` does). In a repository snapshot (``gentoo-<date>/...``, one
+top directory) also: anything but files, directories and links, an entry outside the one top
+directory, setuid/setgid files, and any symlink that is absolute or climbs out of the repository
+(the slave reads the repository on the host, e.g. its Manifests: nothing in it may lead elsewhere).
 
 A stage3 is unpacked by GNU tar with the Handbook's flags into a new, empty directory. PORTCONF
 tarballs go into a root that already has content (and links such as ``/var/run -> /run``), so they
@@ -36,6 +38,7 @@ HANDBOOK_FLAGS = ["--xattrs-include=*.*", "--numeric-owner", "-p"]
 #: is refused before anything is written, as is any sparse entry: neither kind has one.
 UNPACKED_LIMIT = {"stage3": 64 << 30, "portconf": 64 << 20, "repository": 8 << 30}
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+PORTCONF_DIRS = ("etc", "etc/portage")
 
 
 class TarballError(SlaveError):
@@ -156,6 +159,13 @@ def _check_one(m: tarfile.TarInfo, kind: str, label: str, links: set[str], files
         raise refuse("it is a device node")
     if m.sparse is not None:
         raise refuse(f"it is a sparse file ({m.size} bytes unpacked)")
+    if kind == "portconf":
+        if not (name in PORTCONF_DIRS or name.startswith("etc/portage/") or name == "etc/make.conf"):
+            raise refuse("PORTCONF tarballs may only hold etc/portage/ (and the legacy etc/make.conf)")
+        if m.mode & 0o6000:
+            raise refuse("it is setuid or setgid (portage's configuration has no use for that)")
+        if not (0 <= m.uid < 65536 and 0 <= m.gid < 65536):
+            raise refuse(f"its owner {m.uid}:{m.gid} is not one of the job's ids (0-65535)")
     if kind in ("portconf", "repository") and not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
         raise refuse(f"{'PORTCONF tarballs' if kind == 'portconf' else 'repository snapshots'} may hold only "
                      "files, directories and links")
@@ -258,8 +268,9 @@ def _clear(dir_fd: int, leaf: str, keep_dir: bool, label: str, name: str) -> boo
     return False
 
 
-def extract_into(path: str | os.PathLike, root: str | os.PathLike) -> int:
-    """Check every entry of a PORTCONF tarball, then unpack it into ``root``; returns the entry count."""
+def extract_into(path: str | os.PathLike, root: str | os.PathLike, id_shift: int = 0) -> int:
+    """Check every entry of a PORTCONF tarball, then unpack it into ``root`` (owners moved up by
+    ``id_shift``: the first host id of the job's user namespace); returns the entry count."""
     label = os.path.basename(path)
     check_members(path, "portconf")
     root_fd = os.open(root, DIR_FLAGS)
@@ -274,7 +285,7 @@ def extract_into(path: str | os.PathLike, root: str | os.PathLike) -> int:
                 *parents, leaf = name.split("/")
                 dir_fd = _walk(root_fd, parents, True, label)
                 try:
-                    _extract_one(tar, m, dir_fd, leaf, root_fd, label, name)
+                    _extract_one(tar, m, dir_fd, leaf, root_fd, label, name, id_shift)
                 finally:
                     os.close(dir_fd)
     finally:
@@ -283,14 +294,15 @@ def extract_into(path: str | os.PathLike, root: str | os.PathLike) -> int:
 
 
 def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dir_fd: int, leaf: str, root_fd: int, label: str,
-                 name: str) -> None:
-    mode = m.mode & 0o1777  # no setuid/setgid from a config tarball
+                 name: str, id_shift: int) -> None:
+    mode = m.mode & 0o1777  # check_members refused setuid/setgid already
+    uid, gid = m.uid + id_shift, m.gid + id_shift
     if m.isdir():
         if not _clear(dir_fd, leaf, True, label, name):
             os.mkdir(leaf, 0o700, dir_fd=dir_fd)
         fd = os.open(leaf, DIR_FLAGS, dir_fd=dir_fd)
         try:
-            os.fchown(fd, m.uid, m.gid)
+            os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
@@ -301,7 +313,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dir_fd: int, leaf: st
             src = tar.extractfile(m)
             while chunk := src.read(1 << 16):
                 os.write(fd, chunk)
-            os.fchown(fd, m.uid, m.gid)
+            os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
             os.utime(fd, (m.mtime, m.mtime))
         finally:
@@ -309,7 +321,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dir_fd: int, leaf: st
     elif m.issym():
         _clear(dir_fd, leaf, False, label, name)
         os.symlink(m.linkname, leaf, dir_fd=dir_fd)
-        os.chown(leaf, m.uid, m.gid, dir_fd=dir_fd, follow_symlinks=False)
+        os.chown(leaf, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
     elif m.islnk():
         _clear(dir_fd, leaf, False, label, name)
         *src_parents, src_leaf = normalise(m.linkname).split("/")
