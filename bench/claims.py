@@ -94,13 +94,13 @@ def bare_phase(cluster: PostgresCluster, dbname: str, n_threads: int,
                     break
                 conn.execute("UPDATE jobs_job SET state = 'running', attempts = attempts + 1, accepted = now() "
                              "WHERE id = %s", row)
-                conn.execute("INSERT INTO slaves_run (uuid, job_id, slave_id, attempt, claimed, lease_expires, "
+                conn.execute("INSERT INTO jobs_run (uuid, job_id, slave_id, attempt, claimed, lease_expires, "
                              "\"end\", end_reason) "
                              "VALUES (%s, %s, %s, 1, now(), now() + interval '300 seconds', '', '')",
                              (uuid.uuid4(), row[0], slave_id))
             with conn.transaction():
                 conn.execute("UPDATE jobs_job SET state = 'passed', finished = now() WHERE id = %s", row)
-                conn.execute("UPDATE slaves_run SET ended = now(), \"end\" = 'finished' WHERE job_id = %s "
+                conn.execute("UPDATE jobs_run SET ended = now(), \"end\" = 'finished' WHERE job_id = %s "
                              "AND ended IS NULL", row)
             with lock:
                 claimed.append(row[0])

@@ -263,30 +263,34 @@ def test_attachment_after_its_result(scene, unchanged):
     assert scene.slave.attach(scene.run, 0, "r.txt", b"report").status_code == 200
 
 
-@bad("protocol", "a result after a failed jobuild's result", "400 invalid: finish the run")
+@bad("protocol", "a result after a failed jobuild's result", "409 run_over: the failed result finished the run")
 @bad("protocol", "a result for a jobuild past the end of the plan", "400 invalid, field index")
 def test_results_out_of_order(master, unchanged):
-    master.create_job("alice/hello-suite")
+    job = master.create_job("alice/hello-suite")
     slave = master.slave("box1")
     run = slave.claim().json()["run"]
-    assert slave.result(run, 0, "failed").json() == {"action": "continue"}
     with unchanged():
-        assert "finish the run" in refused(slave.result(run, 1), 400, "invalid")["detail"]
         refused(slave.result(run, 2), 400, "invalid", "index")
+    assert slave.result(run, 0, "failed").json() == {"action": "continue", "finished": True,
+                                                     "job": {"id": job["id"], "state": "failed"}}
+    with unchanged():
+        assert "is over" in refused(slave.result(run, 1), 409, "run_over")["detail"]
 
 
 @bad("protocol", "a log chunk, an attachment, a result or a heartbeat after the run finished", "409 run_over")
 @bad("protocol", "a claim repeating a run that has finished", "409 run_over")
-@bad("protocol", "a finish replayed with another status after the job passed", "409 conflict")
+@bad("protocol", "a finish saying failed after the results passed the job", "409 conflict")
 def test_writes_after_finish(scene, unchanged):
     s, run = scene.slave, scene.run
-    assert s.result(run, 1, log_size=10).json() == {"action": "continue"}
+    decided = s.result(run, 1, log_size=10).json()  # the last result: it decides the job
+    assert decided == {"action": "continue", "finished": True, "job": {"id": scene.job["id"], "state": "passed"}}
     assert s.finish(run, "passed").json()["job"]["state"] == "passed"
     with unchanged():
         for resp in (s.log(run, 1, 10, b"more"), s.log(run, 0, 0, b"jobuild 0\n"), s.attach(run, 1, "x.txt", b"x"),
-                     s.result(run, 1, log_size=10), s.heartbeat(run), s.claim(run)):
+                     s.result(run, 0, log_size=10), s.heartbeat(run), s.claim(run)):
             assert refused(resp, 409, "run_over")["action"] == "abort"
-        refused(s.finish(run, "error", "late"), 409, "conflict")
+        refused(s.finish(run, "failed", "late"), 409, "conflict")
+        assert s.result(run, 1, log_size=10).json() == decided  # the deciding result again: the same answer
     assert s.finish(run, "passed").json()["job"]["state"] == "passed"  # the same finish: the same answer
 
 

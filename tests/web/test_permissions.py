@@ -46,7 +46,7 @@ def test_cancel(scene, who, status):
         assert scene.integration.state == JobState.CANCELLED
         assert scene.integration.reason == f"cancelled by {who}: enough"
     else:
-        assert scene.integration.state == JobState.WAITING
+        assert scene.integration.state == JobState.QUEUED  # as it was (pipelined on its running SIDEPEND)
         if who is None:
             assert r["Location"].startswith("/login/?next=")
 

@@ -8,8 +8,8 @@ from django.conf import settings
 from rest_framework import serializers
 
 from autotua.atom import Atom, AtomError
-from autotua_master.jobs.models import Job, JobuildResult
-from autotua_master.slaves.models import Run, Slave
+from autotua_master.jobs.models import Job, JobuildResult, Run
+from autotua_master.slaves.models import Slave
 
 _WORD = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
 
@@ -54,6 +54,27 @@ class HostField(serializers.DictField):
         return value
 
 
+_FINGERPRINT = re.compile(r"\A[0-9A-Fa-f]{40}\Z")
+#: the most fingerprints a slave may name in ``trust``
+MAX_TRUST = 1000
+
+
+class TrustField(serializers.ListField):
+    """The maintainers a slave takes jobs from: their full OpenPGP fingerprints (40 hex digits, stored
+    upper-case, sorted, once each). ``null`` or absent: every maintainer the master records."""
+
+    def __init__(self, **kw):
+        super().__init__(child=serializers.CharField(trim_whitespace=False), max_length=MAX_TRUST,
+                         allow_empty=True, required=False, allow_null=True, default=None, **kw)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        bad = next((f for f in value if not _FINGERPRINT.match(f)), None)
+        if bad is not None:
+            raise serializers.ValidationError(f"{bad[:50]!r} is not a full OpenPGP fingerprint (40 hex digits)")
+        return sorted({f.upper() for f in value})
+
+
 # -- slaves -----------------------------------------------------------------------------------------
 class SlaveFactsSerializer(serializers.Serializer):
     arch = Word()
@@ -86,6 +107,7 @@ class SlaveSerializer(serializers.ModelSerializer):
 
 class ClaimSerializer(SlaveFactsSerializer):
     run = serializers.UUIDField()
+    trust = TrustField()
 
 
 class DistfileSerializer(serializers.Serializer):
@@ -166,7 +188,7 @@ def payload(run: Run, request) -> dict:
             "id": job.pk, "attempt": run.attempt, "root": job.root, "arch": job.arch, "stage3": job.stage3,
             "tree": {"url": tree_url, "revision": job.revision.revision_id, "revno": job.revision.revno},
             "plan": [{k: e[k] for k in keep} for e in job.plan],
-            "maintainers": job.maintainers(),
+            "maintainers": job.maintainers,
             "mirrors": {name: [_absolute(request, u) for u in urls]
                         for name, urls in settings.AUTOTUA_MIRRORS.items()},
             "limits": {"phase_timeout": settings.AUTOTUA_PHASE_TIMEOUT,
@@ -217,11 +239,19 @@ class ResultSerializer(serializers.Serializer):
         return data
 
 
+class FinishedJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+
+
 class ActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(["continue", "wait", "abort"])
     retry_after = serializers.IntegerField(required=False)
     reason = serializers.CharField(required=False)
     lease = LeaseSerializer(required=False)
+    finished = serializers.BooleanField(required=False, help_text="this result decided the job and finished "
+                                                                  "the run: no finish call is needed")
+    job = FinishedJobSerializer(required=False, help_text="with finished: the job's state now")
 
 
 class FinishSerializer(serializers.Serializer):

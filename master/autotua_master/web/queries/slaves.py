@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db.models import Count, Max, Prefetch, Q
 from django.utils import timezone
 
-from autotua_master.slaves.models import Run, RunEnd, Slave, SlaveState
+from autotua_master.jobs.models import Run, RunEnd
+from autotua_master.slaves.models import Slave, SlaveState
 
 
 def online_since():

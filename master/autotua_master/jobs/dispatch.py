@@ -1,0 +1,115 @@
+"""Handing jobs to slaves: the claim, the sweep of expired leases, and how long a request may wait.
+
+A claim takes the first queued job the slave can run — its arch, one of its flavours, every signer
+trusted by it when it says whom it trusts — in the order of fair shares and priorities
+(:data:`~.models.job.CLAIM_ORDER`), atomically: PostgreSQL takes the row with ``FOR UPDATE SKIP LOCKED``
+(concurrent claims skip each other's rows, nobody waits), SQLite runs every write transaction as
+``BEGIN IMMEDIATE`` (claims are serial). A repeated claim (same run id) returns the same run.
+
+A claim with nothing to do may wait for a job (a long-poll: :mod:`.wakeup`) when the slave asks for it
+with ``Prefer: wait=<seconds>`` (RFC 7240), at most ``AUTOTUA_LONGPOLL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from autotua import faults
+
+from .errors import Conflict, RunOver
+from .models import Job, JobState, Run
+from .models.run import lease_seconds
+from .models.states import RunEnd
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;]\s*)wait\s*=\s*\"?([0-9]{1,9})\"?", re.IGNORECASE)
+
+
+def hold_seconds(prefer: str | None) -> int:
+    """How long a request that says ``Prefer: wait=N`` may be held: N, at most the configured bound;
+    0 (answer at once) without it, as older slaves send."""
+    m = _PREFER_WAIT.search(prefer or "")
+    return min(int(m[1]), settings.AUTOTUA_LONGPOLL_SECONDS) if m else 0
+
+
+def claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
+    """Hand ``slave`` one queued job it can run, under a lease, as run ``run_uuid``; None if none."""
+    with transaction.atomic():
+        # one query for the run named and the runs this slave still holds
+        mine = list(Run.objects.select_for_update().filter(Q(uuid=run_uuid) | Q(slave=slave, ended__isnull=True)))
+        existing = next((r for r in mine if r.uuid == run_uuid), None)
+        if existing is not None:
+            if existing.slave_id != slave.pk:
+                raise Conflict(f"run {run_uuid} is not a new id: pick another UUID")
+            if not existing.live:
+                raise RunOver(f"run {run_uuid} is over ({existing.get_end_display()})")
+            return existing
+        swept = _sweep_due() and sweep(limit=20) is not None
+        for old in mine:
+            job = Job.objects.select_for_update().get(pk=old.job_id)
+            job.lose_run(old, RunEnd.SUPERSEDED, f"slave {slave} claimed again with a new run")
+        job = _pick(arch, flavours, trust)
+        if job is None and not swept and sweep(limit=20):
+            job = _pick(arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
+        if job is None:
+            return None
+        now = timezone.now()
+        job.state = JobState.RUNNING
+        job.attempts += 1
+        job.accepted = job.accepted or now
+        job.reason = ""
+        job.save(update_fields=["state", "attempts", "accepted", "reason"])
+        run = Run.objects.create(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
+                                 lease_expires=now + timedelta(seconds=lease_seconds()))
+        if job.automatic:
+            Job.objects.provider_started(job)  # jobs waiting on it may be pipelined now
+        faults.point("master:claim:locked")  # the claim's rows are written, not committed
+        return run
+
+
+def _pick(arch: str, flavours: list[str], trust: list[str] | None) -> Job | None:
+    """The first claimable job, locked (PostgreSQL: skipping rows other claims hold)."""
+    queued = Job.objects.claimable(arch, flavours).select_related("revision")
+    if trust is None:
+        return queued.select_for_update(skip_locked=True, of=("self",)).first()
+    if connection.vendor == "postgresql":
+        return queued.filter(signers__contained_by=trust).select_for_update(skip_locked=True, of=("self",)).first()
+    trusted = set(trust)  # SQLite cannot ask "contained by" of JSON; claims are serial there anyway
+    return next((j for j in queued.iterator(chunk_size=200) if trusted.issuperset(j.signers)), None)
+
+
+def sweep(limit: int | None = None) -> int:
+    """End runs whose lease ran out; their jobs are requeued or, past their attempts, ``error``.
+
+    Call inside a transaction. Rows another transaction holds are skipped (it is sweeping them).
+    """
+    expired = Run.objects.expired().select_for_update(skip_locked=True).order_by("lease_expires")
+    if limit:
+        expired = expired[:limit]
+    count = 0
+    for run in expired:
+        job = Job.objects.select_for_update().get(pk=run.job_id)
+        job.lose_run(run, RunEnd.EXPIRED, f"lost slave: lease expired at {run.lease_expires:%Y-%m-%d %H:%M:%S}Z "
+                                          f"on slave {run.slave}")
+        count += 1
+    return count
+
+
+_last_sweep = 0.0
+
+
+def _sweep_due() -> bool:
+    """Sweep expired leases on a claim at most every AUTOTUA_SWEEP_SECONDS in this process (a claim
+    that finds nothing queued sweeps anyway): a sweep per claim would cost every claim a query."""
+    global _last_sweep
+    now = time.monotonic()
+    if now - _last_sweep < settings.AUTOTUA_SWEEP_SECONDS:
+        return False
+    _last_sweep = now
+    return True
