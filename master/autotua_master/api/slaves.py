@@ -178,6 +178,7 @@ class ResultView(RunView):
         hold = dispatch.hold_seconds(request.headers.get("Prefer")) if answer["action"] == "wait" else 0
         if hold:  # a long-poll: answer when the SIDEPEND passed, failed or stopped running, or in time
             with registry.waiting(hold, sidepends=frozenset(answer.waiting_on)) as waiter:
+                answer = protocol.report(self.slave, run, index, data, raw)  # again, now that a change wakes us
                 while answer["action"] == "wait" and waiter.sleep():
                     answer = protocol.report(self.slave, run, index, data, raw)
             if answer["action"] == "wait" and waiter.held:

@@ -12,19 +12,22 @@ with ``Prefer: wait=<seconds>`` (RFC 7240), at most ``AUTOTUA_LONGPOLL_SECONDS``
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from autotua import faults
+from autotua_master import rows
+from autotua_master.tree.models import Revision
 
 from .errors import Conflict, RunOver
 from .models import Job, JobState, Run
+from .models.job import CLAIM_ORDER
 from .models.run import lease_seconds
 from .models.states import RunEnd
 
@@ -41,8 +44,12 @@ def hold_seconds(prefer: str | None) -> int:
 def claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
     """Hand ``slave`` one queued job it can run, under a lease, as run ``run_uuid``; None if none."""
     with transaction.atomic():
-        # one query for the run named and the runs this slave still holds
-        mine = list(Run.objects.select_for_update().filter(Q(uuid=run_uuid) | Q(slave=slave, ended__isnull=True)))
+        # one statement for the run named and the runs this slave still holds
+        key = Run._meta.get_field("uuid").get_db_prep_value(Run._meta.get_field("uuid").to_python(run_uuid),
+                                                             connection)
+        mine = [rows.build(Run, r) for r in rows.all_rows(
+            f"SELECT {rows.columns(Run)} FROM jobs_run WHERE uuid = %s OR (slave_id = %s AND ended IS NULL)"
+            + (" FOR UPDATE" if connection.features.has_select_for_update else ""), [key, slave.pk])]
         existing = next((r for r in mine if r.uuid == run_uuid), None)
         if existing is not None:
             if existing.slave_id != slave.pk:
@@ -64,9 +71,9 @@ def claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | No
         job.attempts += 1
         job.accepted = job.accepted or now
         job.reason = ""
-        job.save(update_fields=["state", "attempts", "accepted", "reason"])
-        run = Run.objects.create(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
-                                 lease_expires=now + timedelta(seconds=lease_seconds()))
+        rows.update(job, "state", "attempts", "accepted", "reason")
+        run = rows.insert(Run(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
+                              lease_expires=now + timedelta(seconds=lease_seconds())))
         if job.automatic:
             Job.objects.provider_started(job)  # jobs waiting on it may be pipelined now
         faults.point("master:claim:locked")  # the claim's rows are written, not committed
@@ -74,14 +81,39 @@ def claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | No
 
 
 def _pick(arch: str, flavours: list[str], trust: list[str] | None) -> Job | None:
-    """The first claimable job, locked (PostgreSQL: skipping rows other claims hold)."""
-    queued = Job.objects.claimable(arch, flavours).select_related("revision")
-    if trust is None:
-        return queued.select_for_update(skip_locked=True, of=("self",)).first()
-    if connection.vendor == "postgresql":
-        return queued.filter(signers__contained_by=trust).select_for_update(skip_locked=True, of=("self",)).first()
-    trusted = set(trust)  # SQLite cannot ask "contained by" of JSON; claims are serial there anyway
-    return next((j for j in queued.iterator(chunk_size=200) if trusted.issuperset(j.signers)), None)
+    """The first claimable job with its revision, locked (PostgreSQL: skipping rows other claims hold)."""
+    postgres = connection.vendor == "postgresql"
+    where = ["jobs_job.state = 'queued'", "jobs_job.arch = %s",
+             f"jobs_job.stage3 IN ({', '.join(['%s'] * len(flavours))})"]
+    params: list = [arch, *flavours]
+    if trust is not None and postgres:
+        where.append("jobs_job.signers <@ %s::jsonb")
+        params.append(json.dumps(trust))
+    sql = (f"SELECT {rows.columns(Job)}, {rows.columns(Revision)} FROM jobs_job"
+           " JOIN tree_revision ON tree_revision.id = jobs_job.revision_id"
+           f" WHERE {' AND '.join(where)} ORDER BY {_ORDER}"
+           + (" LIMIT 1 FOR UPDATE OF jobs_job SKIP LOCKED" if postgres else " LIMIT %s"))
+    if postgres or trust is None:
+        found = rows.one(sql, params if postgres else [*params, 1])
+        candidates = [found] if found else []
+    else:  # SQLite cannot ask "contained by" of JSON; claims are serial there, so look through them
+        candidates = rows.all_rows(sql, [*params, -1])
+    trusted = None if trust is None else set(trust)
+    n = rows.width(Job)
+    for row in candidates:
+        job = rows.build(Job, row[:n])
+        if trusted is None or trusted.issuperset(job.signers):
+            job.revision = rows.build(Revision, row[n:])
+            return job
+    return None
+
+
+def _order_sql() -> str:
+    """:data:`~.models.job.CLAIM_ORDER` in SQL (one spelling of the claim order for the ORM and here)."""
+    return ", ".join(f"jobs_job.{f[1:]} DESC" if f.startswith("-") else f"jobs_job.{f}" for f in CLAIM_ORDER)
+
+
+_ORDER = _order_sql()
 
 
 def sweep(limit: int | None = None) -> int:

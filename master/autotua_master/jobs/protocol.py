@@ -27,12 +27,11 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
 from django.utils import timezone
 
 from autotua import faults
+from autotua_master import rows
 
 from .errors import Conflict, Invalid, NotFound, OffsetGap, RunOver, TooLarge
 from .models import Attachment, Job, JobuildResult, LogFile, Provision, Run
@@ -40,6 +39,8 @@ from .models.result import check_attachment_name, spool
 from .models.states import ABORTING, JobState, ProvisionState, RunEnd
 
 _DIGEST_RE = re.compile(r"(?:^|,)\s*sha-256=:([A-Za-z0-9+/=]+):")
+#: a column of the run's result of the jobuild whose index is the parameter (for held()'s extras)
+_RESULT_OF = 'SELECT {} FROM jobs_jobuildresult WHERE run_id = jobs_run.id AND jobs_jobuildresult."index" = %s'
 
 
 class Answer(dict):
@@ -70,17 +71,26 @@ def run_uuid(slave, run_id: str) -> uuid.UUID:
         raise NotFound(f"no run {run_id} of slave {slave}") from None
 
 
-def held(slave, run_id: str, *, lock: bool = True, **annotations) -> Run:
-    """The slave's run ``run_id`` with its job, its row locked (inside a transaction), annotated with
-    what the call checks; another slave's run looks exactly like a missing one."""
-    run_uuid(slave, run_id)
-    qs = Run.objects.select_related("job").filter(uuid=run_id, slave=slave)
-    if lock:
-        qs = qs.select_for_update(of=("self",))
-    found = qs.annotate(**annotations).first()
-    if found is None:
+def held(slave, run_id: str, *, lock: bool = True, **extras: tuple[str, list]) -> Run:
+    """The slave's run ``run_id`` with its job, its row locked (inside a transaction), in one statement;
+    another slave's run looks exactly like a missing one. ``extras``: name -> (an SQL expression on
+    ``jobs_run``, its parameters), set on the run as attributes (raw values: a JSON one is text)."""
+    key = Run._meta.get_field("uuid").get_db_prep_value(run_uuid(slave, run_id), connection)
+    names = list(extras)
+    sql = (f"SELECT {rows.columns(Run)}, {rows.columns(Job)}"
+           + "".join(f", ({extras[n][0]})" for n in names)
+           + " FROM jobs_run JOIN jobs_job ON jobs_job.id = jobs_run.job_id"
+           + " WHERE jobs_run.uuid = %s AND jobs_run.slave_id = %s"
+           + (" FOR UPDATE OF jobs_run" if lock and connection.features.has_select_for_update_of else ""))
+    row = rows.one(sql, [p for n in names for p in extras[n][1]] + [key, slave.pk])
+    if row is None:
         raise NotFound(f"no run {run_id} of slave {slave}")
-    return found
+    n, m = rows.width(Run), rows.width(Job)
+    run = rows.build(Run, row[:n])
+    run.job = rows.build(Job, row[n:n + m])
+    for name, value in zip(names, row[n + m:], strict=True):
+        setattr(run, name, value)
+    return run
 
 
 def check_writable(run: Run) -> None:
@@ -119,8 +129,7 @@ def heartbeat(slave, run_id: str) -> Answer:
 def append_log(slave, run_id: str, index: int, first: int, data: bytes) -> int:
     """Append a chunk that starts at byte ``first`` of jobuild ``index``'s log; the log's new length."""
     with transaction.atomic():
-        run = held(slave, run_id, sealed=Subquery(
-            JobuildResult.objects.filter(run=OuterRef("pk"), index=index).values("log_size")[:1]))
+        run = held(slave, run_id, sealed=(_RESULT_OF.format("log_size"), [index]))
         check_writable(run)
         check_index(run, index)
         log = LogFile.objects.select_for_update().filter(run=run, index=index).first()
@@ -164,7 +173,7 @@ def attach(slave, run_id: str, index: int, name: str, stream, length: int | None
             raise Invalid(f"attachment {name}: the body's sha-256 is {sha}, not the {want} of Content-Digest",
                           field="Content-Digest")
         with transaction.atomic():
-            run = held(slave, run_id, reported=Exists(JobuildResult.objects.filter(run=OuterRef("pk"), index=index)))
+            run = held(slave, run_id, reported=(_RESULT_OF.format("1"), [index]))
             check_writable(run)
             existing = Attachment.objects.filter(run=run, index=index, name=name).first()
             if existing is not None:
@@ -188,32 +197,28 @@ def attach(slave, run_id: str, index: int, name: str, stream, length: int | None
 def report(slave, run_id: str, index: int, data: dict, request: dict) -> Answer:
     """Record jobuild ``index``'s result (validated ``data``; ``request`` as received) and say what next.
 
-    One query reads and locks the run with all a result is checked against: how many results are
-    in, the first that failed, this jobuild's own (a repeat) and its log's length."""
-    results = JobuildResult.objects.filter(run=OuterRef("pk"))
-    mine = results.filter(index=index)
+    One statement reads and locks the run with all a result is checked against: this jobuild's own
+    result (a repeat), the one before (results come in order, none after a failed one), and its log's
+    length."""
     with transaction.atomic():
-        run = held(slave, run_id,
-                   last_index=Coalesce(Subquery(results.order_by("-index").values("index")[:1]), -1),
-                   first_failed=Subquery(results.filter(status="failed").order_by("index").values("index")[:1]),
-                   same_status=Subquery(mine.values("status")[:1]),
-                   same_request=Subquery(mine.values("request")[:1]),
-                   log_held=Coalesce(Subquery(LogFile.objects.filter(run=OuterRef("pk"), index=index)
-                                              .values("size")[:1]), 0))
-        same = run.same_status is not None and _json(run.same_request) == request
+        run = held(slave, run_id, same_request=(_RESULT_OF.format("request"), [index]),
+                   before=(_RESULT_OF.format("status"), [index - 1]),
+                   log_held=('SELECT size FROM jobs_logfile WHERE run_id = jobs_run.id AND jobs_logfile."index" = %s',
+                             [index]))
+        same_request = _json(run.same_request)
+        same = same_request == request
         if same and run.finish is not None and run.finish.get("by") == "results":
             return _decided(run)  # the result that decided the job, again (its answer was lost)
         check_writable(run)
-        if run.same_status is not None:  # a repeat
+        if same_request is not None:  # a repeat
             if not same:
                 raise Conflict(f"the result of jobuild {index} was already received, with other content")
-            return _next(run, index, run.same_status)
+            return _next(run, index, same_request["status"])
         entry = check_index(run, index)
-        if run.last_index + 1 < index:
-            raise Invalid(f"send the result of jobuild {run.last_index + 1} before that of jobuild {index}",
-                          field="index")
-        if run.first_failed is not None:
-            raise Invalid(f"jobuild {run.first_failed} failed, so nothing after it runs; finish the run")
+        if index > 0 and run.before is None:
+            raise Invalid(f"send the result of jobuild {index - 1} before that of jobuild {index}", field="index")
+        if run.before == "failed":
+            raise Invalid(f"jobuild {index - 1} failed, so nothing after it runs; finish the run")
         held_attachments = ({a.name: a for a in Attachment.objects.filter(run=run, index=index)}
                             if data["attachments"] else {})
         for att in data["attachments"]:
@@ -226,11 +231,12 @@ def report(slave, run_id: str, index: int, data: dict, request: dict) -> Answer:
             if att.get("label") and have.label != att["label"]:
                 have.label = att["label"]
                 have.save(update_fields=["label"])
-        if data["log_size"] != run.log_held:
-            raise Conflict(f"log_size is {data['log_size']}, but {run.log_held} bytes of the log were received",
-                           offset=run.log_held)
-        result = JobuildResult.objects.create(run=run, job=run.job, index=index, jobuild=entry["jobuild"],
-                                              digest=entry["digest"], request=request, **data)
+        log_held = run.log_held or 0
+        if data["log_size"] != log_held:
+            raise Conflict(f"log_size is {data['log_size']}, but {log_held} bytes of the log were received",
+                           offset=log_held)
+        result = rows.insert(JobuildResult(run=run, job=run.job, index=index, jobuild=entry["jobuild"],
+                                           digest=entry["digest"], request=request, **data))
         if result.status == "passed":
             provision = Provision.objects.mark_passed(result.jobuild, result.digest, result)
             if provision is not None:

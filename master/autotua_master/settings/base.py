@@ -145,6 +145,8 @@ AUTOTUA_WAIT_RETRY_AFTER = 60
 AUTOTUA_LONGPOLL_SECONDS = 30
 #: the longest a run may wait for a SIDEPEND before the master ends it and puts the job back in the queue
 AUTOTUA_WAIT_LIMIT = 3600
+#: queue a job whose SIDEPENDs are all running elsewhere, so its jobuilds that need none run meanwhile
+AUTOTUA_PIPELINE_SIDEPENDS = True
 AUTOTUA_PHASE_TIMEOUT = 3600
 AUTOTUA_LOG_CHUNK_BYTES = 1 << 20
 AUTOTUA_ATTACHMENT_BYTES = 10 << 20

@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
 
+from autotua_master import rows
+
 from . import tokens
 
 #: seconds: how stale a slave's last_seen may get before a claim writes it again
@@ -24,10 +26,12 @@ class SlaveState(models.TextChoices):
 
 class SlaveQuerySet(models.QuerySet):
     def authenticate(self, token: str) -> Slave | None:
+        """The slave whose token this is, or None (every slave call starts here: one statement)."""
         parsed = tokens.parse_token(token)
-        if parsed is None:
+        if parsed is None or parsed[0] > 2**63 - 1:
             return None
-        slave = self.filter(pk=parsed[0]).first()
+        row = rows.one(f"SELECT {rows.columns(Slave)} FROM slaves_slave WHERE id = %s", [parsed[0]])
+        slave = rows.build(Slave, row) if row else None
         if slave is None or not tokens.matches(parsed[1], slave.token_digest):
             return None
         return slave

@@ -71,5 +71,9 @@ class Migration(migrations.Migration):
             model_name='job',
             index=models.Index(condition=models.Q(('state', 'queued')), fields=['owner', 'turn'], name='job_queued_turns'),
         ),
+        migrations.AddIndex(
+            model_name='run',
+            index=models.Index(condition=models.Q(('ended__isnull', True)), fields=['slave'], name='run_live_slave'),
+        ),
         migrations.RunPython(stamp, migrations.RunPython.noop),
     ]

@@ -27,6 +27,7 @@ from django.db import models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from autotua_master import rows
 from autotua_master.tree.validation import validate
 
 from .. import wakeup
@@ -293,6 +294,8 @@ class Job(models.Model):
     def pipeline(self) -> bool:
         """Queue this waiting job when every SIDEPEND it still needs is running on a slave and its first
         jobuild needs none of them (docs/protocol.md, Result: ``wait``); True when it was queued."""
+        if not settings.AUTOTUA_PIPELINE_SIDEPENDS:
+            return False
         pending = list(self.unpassed().values_list("required_by", "provision__jobuild", "provision__provider_id",
                                                    "provision__provider__state"))
         if not pending or any(state != JobState.RUNNING for *_, state in pending):
@@ -355,7 +358,7 @@ class Job(models.Model):
         self.state = state
         self.reason = reason
         self.finished = timezone.now()
-        self.save(update_fields=["state", "reason", "finished"])
+        rows.update(self, "state", "reason", "finished")
         for live in [run] if run is not None and run.live else self.runs.live().select_for_update():
             live.close(run_end or RunEnd.FINISHED, reason)
         if state != JobState.PASSED and self.automatic:

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from autotua_master import rows
+
 from .states import RunEnd
 
 
@@ -53,7 +55,8 @@ class Run(models.Model):
     class Meta:
         ordering = ["-claimed"]
         indexes = [models.Index(fields=["lease_expires"], condition=models.Q(ended__isnull=True),
-                                name="run_live_lease")]
+                                name="run_live_lease"),
+                   models.Index(fields=["slave"], condition=models.Q(ended__isnull=True), name="run_live_slave")]
 
     def __str__(self) -> str:
         return str(self.uuid)
@@ -77,7 +80,7 @@ class Run(models.Model):
         self.ended = timezone.now()
         self.end = end
         self.end_reason = reason
-        self.save(update_fields=["ended", "end", "end_reason", *(["finish"] if self.finish is not None else [])])
+        rows.update(self, "ended", "end", "end_reason", *(["finish"] if self.finish is not None else []))
 
     @property
     def directory(self) -> Path:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from autotua_master import rows
+
 from .states import JobState, ProvisionState
 
 #: how deep the master's own SIDEPEND jobs may nest before it calls it a cycle
@@ -54,7 +56,8 @@ class ProvisionQuerySet(models.QuerySet):
         ``passed`` is a final state of a provision (nothing turns it back), and the jobs it held were
         released when it first passed; so a provision already passed needs no lock and no work. That
         keeps the results of the many runs of one popular jobuild from queueing on its row."""
-        if self.filter(jobuild=jobuild, digest=digest, state=ProvisionState.PASSED).exists():
+        if rows.one("SELECT 1 FROM jobs_provision WHERE jobuild = %s AND digest = %s AND state = 'passed'",
+                    [jobuild, digest]):
             return None
         provision = self.lock([(jobuild, digest)])[(jobuild, digest)]
         if provision.state != ProvisionState.PASSED:
