@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from autotua import faults
@@ -42,42 +42,67 @@ def hold_seconds(prefer: str | None) -> int:
 
 
 def claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
-    """Hand ``slave`` one queued job it can run, under a lease, as run ``run_uuid``; None if none."""
-    with transaction.atomic():
-        # one statement for the run named and the runs this slave still holds
-        key = Run._meta.get_field("uuid").get_db_prep_value(Run._meta.get_field("uuid").to_python(run_uuid),
-                                                             connection)
-        mine = [rows.build(Run, r) for r in rows.all_rows(
-            f"SELECT {rows.columns(Run)} FROM jobs_run WHERE uuid = %s OR (slave_id = %s AND ended IS NULL)"
-            + (" FOR UPDATE" if connection.features.has_select_for_update else ""), [key, slave.pk])]
-        existing = next((r for r in mine if r.uuid == run_uuid), None)
-        if existing is not None:
-            if existing.slave_id != slave.pk:
-                raise Conflict(f"run {run_uuid} is not a new id: pick another UUID")
-            if not existing.live:
-                raise RunOver(f"run {run_uuid} is over ({existing.get_end_display()})")
-            return existing
-        swept = _sweep_due() and sweep(limit=20) is not None
-        for old in mine:
-            job = Job.objects.select_for_update().get(pk=old.job_id)
-            job.lose_run(old, RunEnd.SUPERSEDED, f"slave {slave} claimed again with a new run")
-        job = _pick(arch, flavours, trust)
-        if job is None and not swept and sweep(limit=20):
-            job = _pick(arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
-        if job is None:
-            return None
-        now = timezone.now()
-        job.state = JobState.RUNNING
-        job.attempts += 1
-        job.accepted = job.accepted or now
-        job.reason = ""
-        rows.update(job, "state", "attempts", "accepted", "reason")
-        run = rows.insert(Run(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
-                              lease_expires=now + timedelta(seconds=lease_seconds())))
-        if job.automatic:
-            Job.objects.provider_started(job)  # jobs waiting on it may be pipelined now
-        faults.point("master:claim:locked")  # the claim's rows are written, not committed
-        return run
+    """Hand ``slave`` one queued job it can run, under a lease, as run ``run_uuid``; None if none.
+
+    A slave that holds no live run (``slave.holds_run``, known from its lookup) is handed a job at once;
+    a repeated claim is then recognised by its run id, taken (the insert refused, the transaction
+    rolled back). One that holds runs has them ended first (it restarted) or gets its run again."""
+    if getattr(slave, "holds_run", True):
+        with transaction.atomic():
+            existing = _runs_of(slave, run_uuid)
+            if existing is not None:
+                return existing
+            return _claim(slave, run_uuid, arch, flavours, trust)
+    try:
+        with transaction.atomic():
+            run = _claim(slave, run_uuid, arch, flavours, trust)
+    except IntegrityError:  # the run id is taken: a repeat, or another slave's
+        run = None
+    if run is None:  # nothing handed out: was the run id taken? (a claim with nothing to do can afford it)
+        with transaction.atomic():
+            return _runs_of(slave, run_uuid)
+    return run
+
+
+def _runs_of(slave, run_uuid) -> Run | None:
+    """The run named, when the claim repeats it; else end the runs the slave still holds (it restarted)."""
+    key = Run._meta.get_field("uuid").get_db_prep_value(Run._meta.get_field("uuid").to_python(run_uuid), connection)
+    mine = [rows.build(Run, r) for r in rows.all_rows(
+        f"SELECT {rows.columns(Run)} FROM jobs_run WHERE uuid = %s OR (slave_id = %s AND ended IS NULL)"
+        + (" FOR UPDATE" if connection.features.has_select_for_update else ""), [key, slave.pk])]
+    existing = next((r for r in mine if r.uuid == Run._meta.get_field("uuid").to_python(run_uuid)), None)
+    if existing is not None:
+        if existing.slave_id != slave.pk:
+            raise Conflict(f"run {run_uuid} is not a new id: pick another UUID")
+        if not existing.live:
+            raise RunOver(f"run {run_uuid} is over ({existing.get_end_display()})")
+        return existing
+    for old in mine:
+        job = Job.objects.select_for_update().get(pk=old.job_id)
+        job.lose_run(old, RunEnd.SUPERSEDED, f"slave {slave} claimed again with a new run")
+    return None
+
+
+def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
+    """Take a job (inside the caller's transaction)."""
+    swept = _sweep_due() and sweep(limit=20) is not None
+    job = _pick(arch, flavours, trust)
+    if job is None and not swept and sweep(limit=20):
+        job = _pick(arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
+    if job is None:
+        return None
+    now = timezone.now()
+    job.state = JobState.RUNNING
+    job.attempts += 1
+    job.accepted = job.accepted or now
+    job.reason = ""
+    rows.update(job, "state", "attempts", "accepted", "reason")
+    run = rows.insert(Run(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
+                          lease_expires=now + timedelta(seconds=lease_seconds())))
+    if job.automatic:
+        Job.objects.provider_started(job)  # jobs waiting on it may be pipelined now
+    faults.point("master:claim:locked")  # the claim's rows are written, not committed
+    return run
 
 
 def _pick(arch: str, flavours: list[str], trust: list[str] | None) -> Job | None:

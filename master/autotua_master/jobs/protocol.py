@@ -39,6 +39,9 @@ from .models.result import check_attachment_name, spool
 from .models.states import ABORTING, JobState, ProvisionState, RunEnd
 
 _DIGEST_RE = re.compile(r"(?:^|,)\s*sha-256=:([A-Za-z0-9+/=]+):")
+#: a field of the job's plan entry whose index is the parameter, in each database's JSON
+_PLAN_ENTRY = {"postgresql": "(jobs_job.plan -> %s ->> '{}')",
+               "sqlite": "json_extract(jobs_job.plan, '$[' || %s || '].{}')"}
 #: a column of the run's result of the jobuild whose index is the parameter (for held()'s extras)
 _RESULT_OF = 'SELECT {} FROM jobs_jobuildresult WHERE run_id = jobs_run.id AND jobs_jobuildresult."index" = %s'
 
@@ -198,13 +201,16 @@ def report(slave, run_id: str, index: int, data: dict, request: dict) -> Answer:
     """Record jobuild ``index``'s result (validated ``data``; ``request`` as received) and say what next.
 
     One statement reads and locks the run with all a result is checked against: this jobuild's own
-    result (a repeat), the one before (results come in order, none after a failed one), and its log's
-    length."""
+    result (a repeat), the one before (results come in order, none after a failed one), its log's
+    length, and whether this jobuild at this digest passed somewhere before."""
     with transaction.atomic():
+        entry_of = _PLAN_ENTRY[connection.vendor]
         run = held(slave, run_id, same_request=(_RESULT_OF.format("request"), [index]),
                    before=(_RESULT_OF.format("status"), [index - 1]),
                    log_held=('SELECT size FROM jobs_logfile WHERE run_id = jobs_run.id AND jobs_logfile."index" = %s',
-                             [index]))
+                             [index]),
+                   provided=("SELECT 1 FROM jobs_provision WHERE state = 'passed' AND jobuild = "
+                             f"{entry_of.format('jobuild')} AND digest = {entry_of.format('digest')}", [index, index]))
         same_request = _json(run.same_request)
         same = same_request == request
         if same and run.finish is not None and run.finish.get("by") == "results":
@@ -237,7 +243,9 @@ def report(slave, run_id: str, index: int, data: dict, request: dict) -> Answer:
                            offset=log_held)
         result = rows.insert(JobuildResult(run=run, job=run.job, index=index, jobuild=entry["jobuild"],
                                            digest=entry["digest"], request=request, **data))
-        if result.status == "passed":
+        if result.status == "passed" and not run.provided:
+            # a provision that passed stays passed and released its jobs then: only a first pass of this
+            # jobuild at this digest takes its lock (the results of one popular jobuild never queue on it)
             provision = Provision.objects.mark_passed(result.jobuild, result.digest, result)
             if provision is not None:
                 Job.objects.release(provision)

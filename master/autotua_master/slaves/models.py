@@ -26,15 +26,19 @@ class SlaveState(models.TextChoices):
 
 class SlaveQuerySet(models.QuerySet):
     def authenticate(self, token: str) -> Slave | None:
-        """The slave whose token this is, or None (every slave call starts here: one statement)."""
+        """The slave whose token this is, or None. Every slave call starts here, in one statement that
+        also says whether the slave holds a live run (``holds_run``): a claim must end such a run first
+        (the slave restarted), and knowing there is none spares every other claim a statement."""
         parsed = tokens.parse_token(token)
         if parsed is None or parsed[0] > 2**63 - 1:
             return None
-        row = rows.one(f"SELECT {rows.columns(Slave)} FROM slaves_slave WHERE id = %s", [parsed[0]])
-        slave = rows.build(Slave, row) if row else None
-        if slave is None or not tokens.matches(parsed[1], slave.token_digest):
+        row = rows.one(f"SELECT {rows.columns(Slave)}, EXISTS (SELECT 1 FROM jobs_run WHERE jobs_run.slave_id = "
+                       "slaves_slave.id AND jobs_run.ended IS NULL) FROM slaves_slave WHERE id = %s", [parsed[0]])
+        if row is None:
             return None
-        return slave
+        slave = rows.build(Slave, row[:-1])
+        slave.holds_run = bool(row[-1])
+        return slave if tokens.matches(parsed[1], slave.token_digest) else None
 
     def create_with_token(self, **fields) -> tuple[Slave, str]:
         """A new slave and its token (the only time the token is seen)."""

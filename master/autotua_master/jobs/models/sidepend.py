@@ -19,8 +19,6 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from autotua_master import rows
-
 from .states import JobState, ProvisionState
 
 #: how deep the master's own SIDEPEND jobs may nest before it calls it a cycle
@@ -50,22 +48,17 @@ class ProvisionQuerySet(models.QuerySet):
         return provisions
 
     def mark_passed(self, jobuild: str, digest: str, result) -> Provision | None:
-        """A passed result of ``jobuild`` at ``digest``: its provision is passed. Returns it when that
-        changed anything, None when it had passed before.
-
-        ``passed`` is a final state of a provision (nothing turns it back), and the jobs it held were
-        released when it first passed; so a provision already passed needs no lock and no work. That
-        keeps the results of the many runs of one popular jobuild from queueing on its row."""
-        if rows.one("SELECT 1 FROM jobs_provision WHERE jobuild = %s AND digest = %s AND state = 'passed'",
-                    [jobuild, digest]):
-            return None
+        """A passed result of ``jobuild`` at ``digest`` that had not passed before: its provision (made
+        when missing) is passed. Returns it when that changed anything, None when another result
+        passed it meanwhile. ``passed`` is a final state of a provision (nothing turns it back)."""
         provision = self.lock([(jobuild, digest)])[(jobuild, digest)]
-        if provision.state != ProvisionState.PASSED:
-            provision.state = ProvisionState.PASSED
-            provision.passed_by = result
-            provision.reason = ""
-            provision.updated = timezone.now()
-            provision.save()
+        if provision.state == ProvisionState.PASSED:
+            return None
+        provision.state = ProvisionState.PASSED
+        provision.passed_by = result
+        provision.reason = ""
+        provision.updated = timezone.now()
+        provision.save()
         return provision
 
     def provider_ended(self, job) -> list[tuple[Provision, str]]:
