@@ -19,7 +19,7 @@ import threading
 import uuid
 
 from autotua import __version__
-from autotua.slave.api import Api, ApiError, Interrupted, RunOver, Unreachable
+from autotua.slave.api import LONG_POLL, Api, ApiError, Interrupted, RunOver, Unreachable
 from autotua.slave.config import Config
 
 log = logging.getLogger("autotua.slave.claim")
@@ -41,13 +41,18 @@ def free_disk(cfg: Config) -> int:
 
 
 def claim_payload(cfg: Config, run: str) -> dict:
-    return {"run": run, "arch": cfg.arch, "flavours": list(cfg.flavours), "free_disk": free_disk(cfg),
-            "host": host_info(), "version": __version__}
+    payload = {"run": run, "arch": cfg.arch, "flavours": list(cfg.flavours), "free_disk": free_disk(cfg),
+               "host": host_info(), "version": __version__}
+    trust = getattr(cfg, "trust", None)  # the maintainers whose jobs it takes (None: every one)
+    if trust is not None:
+        payload["trust"] = sorted({str(f).upper() for f in trust})
+    return payload
 
 
-def claim(api: Api, cfg: Config) -> dict:
-    """One claim with a fresh run UUID: ``{"run": None, "retry_after": n}`` or the job's answer."""
-    return api.claim(claim_payload(cfg, str(uuid.uuid4())))
+def claim(api: Api, cfg: Config, abandon: threading.Event | None = None) -> dict:
+    """One claim with a fresh run UUID, held by the master until a job comes or for LONG_POLL seconds:
+    ``{"run": None, "retry_after": n}`` or the job's answer. ``abandon`` gives up waiting for it."""
+    return api.claim(claim_payload(cfg, str(uuid.uuid4())), hold=LONG_POLL, abandon=abandon)
 
 
 class Heartbeat(threading.Thread):

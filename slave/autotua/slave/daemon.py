@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 
 from autotua import faults
 from autotua.slave.api import Api, AuthError, Interrupted, Unreachable
@@ -93,8 +94,9 @@ class Daemon:
                                 free >> 20, cfg.work_dir, cfg.min_free_disk >> 20)
                     self.wait(cfg.max_poll_interval)
                     continue
+                asked = time.monotonic()
                 try:
-                    answer = claim(api, cfg)
+                    answer = claim(api, cfg, abandon=self.stopping)
                 except Interrupted:
                     break
                 except Unreachable as e:
@@ -111,9 +113,12 @@ class Daemon:
                     continue
                 delay = 1.0
                 if not answer.get("run") or not answer.get("job"):
-                    wait = float(answer.get("retry_after") or cfg.max_poll_interval)
-                    log.debug("nothing to do; asking again in %.0f s", min(wait, cfg.max_poll_interval))
-                    self.wait(min(wait, cfg.max_poll_interval))
+                    after = answer.get("retry_after")
+                    wait = cfg.max_poll_interval if after is None else min(float(after), cfg.max_poll_interval)
+                    if wait < 1 and time.monotonic() - asked < 1:
+                        wait = 1.0  # "at once", but it did not hold the claim: never a tight loop
+                    log.debug("nothing to do; asking again in %.0f s", wait)
+                    self.wait(wait)
                     continue
                 faults.point("claim:answered")  # the master holds the run; nothing is done here yet
                 report = JobRunner(cfg, api, answer, stopping=self.stopping, at_once=self.at_once).run()
