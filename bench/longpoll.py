@@ -92,7 +92,8 @@ def measure(proc_pid: int, pollers: Pollers, seconds: float, warmup: float) -> d
 
 def real_master(args, work: Path, sample, cluster) -> None:
     url = cluster.createdb("longpoll")
-    master = LiveMaster(work / "master", sample.branch, database_url=url, workers=args.workers, threads=args.threads)
+    master = LiveMaster(work / "master", sample.branch, database_url=url, workers=args.workers, threads=args.threads,
+                        DATABASE_POOL=args.pool)
     master.migrate()
     alice = master.add_maintainer("alice", sample.fingerprints["alice"])
     tokens = master.manage("shell", "-c", (
@@ -121,7 +122,8 @@ def real_master(args, work: Path, sample, cluster) -> None:
         t_stop = time.monotonic()
         master.stop()
         stopped = time.monotonic() - t_stop
-    print(f"gthread master ({args.workers}x{args.threads}, PostgreSQL), {len(tokens)} idle slaves long-polling:")
+    print(f"gthread master ({args.workers}x{args.threads}, PostgreSQL, AUTOTUA_DATABASE_POOL={args.pool}), "
+          f"{len(tokens)} idle slaves long-polling:")
     print(f"  {m['requests_per_minute']:.0f} requests/minute = {m['requests_per_minute'] / len(tokens):.2f} per "
           f"slave per minute (target <= 2)")
     print(f"  memory: RSS {m['rss']:.0f} MiB, PSS {m['pss']:.0f} MiB (idle, before the slaves: RSS "
@@ -153,10 +155,11 @@ def asgi_prototype(args, work: Path, sample) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--slaves", type=int, default=1000)
-    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--seconds", type=float, default=60, help="measured (a multiple of the 30 s long-poll)")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=320)
     ap.add_argument("--warmup", type=float, default=35, help="seconds before measuring (every slave polling)")
+    ap.add_argument("--pool", type=int, default=16, help="AUTOTUA_DATABASE_POOL (0: a connection per thread)")
     ap.add_argument("--no-compare", dest="compare", action="store_false")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="autotua-longpoll-"))
