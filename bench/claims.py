@@ -213,7 +213,7 @@ class CPU:
         self.start: dict[str, float] = {}
 
     def now(self) -> dict[str, float]:
-        return {k: usage(pid)["cpu"] if pid else 0.0 for k, pid in self.pids.items()}
+        return {k: usage(pid, tree=k != "clients")["cpu"] if pid else 0.0 for k, pid in self.pids.items()}
 
     def begin(self) -> None:
         self.start = self.now()

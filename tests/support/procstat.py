@@ -26,14 +26,16 @@ def processes(root: int) -> list[int]:
     return out
 
 
-def usage(root: int) -> dict:
-    """RSS and PSS (MiB), CPU seconds and threads of ``root`` and its descendants."""
+def usage(root: int, tree: bool = True) -> dict:
+    """RSS and PSS (MiB), CPU seconds and threads of ``root`` and its descendants (``tree``), or of
+    ``root`` alone."""
     rss = pss = cpu = 0.0
     threads = 0
-    for pid in processes(root):
+    for pid in processes(root) if tree else [root]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu += (int(fields[11]) + int(fields[12])) / CLK
+            # its own and its reaped children's (a PostgreSQL backend that ended is in the postmaster's)
+            cpu += (int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if tree else 0)) / CLK
             threads += int(fields[17])
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Rss:"):
