@@ -5,7 +5,7 @@ from autotua.tree import TreeError
 from autotua_master.adminbase import RecordAdmin
 
 from .errors import JobError
-from .models import Attachment, Job, JobuildResult, LogFile, Provision, Requirement, Run
+from .models import Attachment, Job, JobuildResult, LogFile, Provision, Requirement, Run, RunInputs
 
 
 class RequirementInline(admin.TabularInline):
@@ -28,14 +28,15 @@ class ResultInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "root", "state", "priority", "arch", "stage3", "owner", "revision", "attempts", "created",
-                    "reason"]
-    list_filter = ["state", "arch", "stage3", ("owner", admin.EmptyFieldListFilter)]
+    list_display = ["id", "root", "state", "priority", "arch", "stage3", "owner", "revision", "snapshot", "attempts",
+                    "created", "reason"]
+    list_filter = ["state", "arch", "stage3", "snapshot", ("owner", admin.EmptyFieldListFilter)]
     list_editable = ["priority"]
     search_fields = ["root", "reason", "owner__username", "plan"]
     list_select_related = ["owner", "revision"]
-    readonly_fields = ["state", "reason", "revision", "plan", "sidepends", "warnings", "errors", "maintainers",
-                       "signers", "turn", "attempts", "created", "validated", "accepted", "queued", "finished"]
+    readonly_fields = ["state", "reason", "revision", "snapshot", "plan", "sidepends", "warnings", "errors",
+                       "maintainers", "signers", "turn", "attempts", "created", "validated", "accepted", "queued",
+                       "finished"]
     inlines = [RequirementInline, ResultInline]
     actions = ["cancel", "requeue", "revalidate"]
     date_hierarchy = "created"
@@ -130,3 +131,21 @@ class RunAdmin(RecordAdmin):
     list_select_related = ["job", "slave"]
     readonly_fields = [f.name for f in Run._meta.fields]
     date_hierarchy = "claimed"
+
+
+@admin.register(RunInputs)
+class RunInputsAdmin(RecordAdmin):
+    list_display = ["run", "stage3_name", "revision", "repository_used", "received"]
+    search_fields = ["run__uuid", "revision", "stage3", "repository"]
+    raw_id_fields = ["run"]
+    readonly_fields = [f.name for f in RunInputs._meta.fields]
+
+    @admin.display(description="stage3")
+    def stage3_name(self, obj: RunInputs) -> str:
+        return obj.stage3.get("name", "")
+
+    @admin.display(description="repository")
+    def repository_used(self, obj: RunInputs) -> str:
+        r = obj.repository
+        return {"snapshot": f"snapshot {r.get('snapshot')}", "host": f"host {r.get('path')}"}.get(r.get("source"),
+                                                                                                   "none")

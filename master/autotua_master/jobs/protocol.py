@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import re
@@ -34,7 +35,8 @@ from autotua import faults
 from autotua_master import rows
 
 from .errors import Conflict, Invalid, NotFound, OffsetGap, RunOver, TooLarge
-from .models import Attachment, Job, JobuildResult, LogFile, Provision, Run
+from .models import Attachment, Job, JobuildResult, LogFile, Provision, Run, RunInputs
+from .models.inputs import FIXED as INPUTS_FIXED
 from .models.result import check_attachment_name, spool
 from .models.states import ABORTING, JobState, ProvisionState, RunEnd
 
@@ -320,6 +322,41 @@ def _decide(run: Run, index: int, status: str, phases: list) -> Answer:
 def _decided(run: Run) -> Answer:
     """The answer to the result that decided the job (and to its repeats)."""
     return Answer(action="continue", finished=True, job=run.finish["answer"]["job"])
+
+
+# -- inputs --------------------------------------------------------------------------------------------
+def record_inputs(slave, run_id: str, data: dict) -> tuple[bool, dict]:
+    """Store the inputs ``data`` (validated) of the slave's run; (whether that changed the record, the
+    answer). Idempotent as every write: the same body again is answered the same; one that differs in
+    what is recorded is a ``conflict`` — except ``emerge_info`` (known only once the job's container
+    runs), which a later call that repeats the rest may add if the first had none. The answer echoes
+    what is recorded for the fields the request carried (``emerge_info`` as its size and SHA-256)."""
+    with transaction.atomic():
+        run = held(slave, run_id)
+        check_writable(run)
+        existing = RunInputs.objects.filter(run=run).first()
+        info = data.get("emerge_info")
+        changed = False
+        if existing is None:
+            existing = RunInputs.objects.create(run=run, emerge_info=info or "",
+                                                **{f: data[f] for f in INPUTS_FIXED})
+            changed = True
+        else:
+            for f in INPUTS_FIXED:
+                if getattr(existing, f) != data[f]:
+                    raise Conflict(f"the inputs of run {run.uuid} were already received, with another {f}", field=f)
+            if info is not None and existing.emerge_info and existing.emerge_info != info:
+                raise Conflict(f"emerge_info of run {run.uuid} was already received, with other content",
+                               field="emerge_info")
+            if info and not existing.emerge_info:
+                existing.emerge_info, existing.updated = info, timezone.now()
+                existing.save(update_fields=["emerge_info", "updated"])
+                changed = True
+        faults.point("master:inputs:locked")  # the inputs are written, not committed
+    answer = {f: getattr(existing, f) for f in INPUTS_FIXED}
+    if info is not None:
+        answer["emerge_info"] = {"size": len(info.encode()), "sha256": hashlib.sha256(info.encode()).hexdigest()}
+    return changed, answer
 
 
 # -- finish --------------------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+from .inputs import RunInputs
 from .job import Job
 from .result import Attachment, JobuildResult, LogFile
 from .run import Run
@@ -5,4 +6,4 @@ from .sidepend import Provision, Requirement
 from .states import FINAL, JobState, ProvisionState, RunEnd
 
 __all__ = ["FINAL", "Attachment", "Job", "JobState", "JobuildResult", "LogFile", "Provision", "ProvisionState",
-           "Requirement", "Run", "RunEnd"]
+           "Requirement", "Run", "RunEnd", "RunInputs"]

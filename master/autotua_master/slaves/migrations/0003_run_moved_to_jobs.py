@@ -1,4 +1,4 @@
-# slaves.Run is jobs.Run now (jobs 0003): dropped from the state only, its table is kept. And a
+# slaves.Run is jobs.Run now (jobs 0004): dropped from the state only, its table is kept. And a
 # slave records whom it trusts (the claim's "trust").
 
 from django.db import migrations, models
@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0003_run_moves_here'),
+        ('jobs', '0004_run_moves_here'),
         ('slaves', '0002_owner'),
     ]
 

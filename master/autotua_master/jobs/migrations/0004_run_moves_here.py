@@ -1,6 +1,6 @@
 # The run (a job's attempt) and its protocol move from the slaves app to the jobs app. This step
 # only tells Django's state that jobs.Run is the table slaves_run (nothing in the database changes);
-# slaves 0003 drops slaves.Run from the state, and jobs 0004 renames the table to jobs_run.
+# slaves 0003 drops slaves.Run from the state, and jobs 0005 renames the table to jobs_run.
 
 import uuid
 
@@ -12,7 +12,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0002_initial'),
+        ('jobs', '0003_snapshot_and_inputs'),
         ('slaves', '0002_owner'),
     ]
 
@@ -55,6 +55,11 @@ class Migration(migrations.Migration):
                     model_name='logfile',
                     name='run',
                     field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='logs', to='jobs.run'),
+                ),
+                migrations.AlterField(
+                    model_name='runinputs',
+                    name='run',
+                    field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='inputs', to='jobs.run'),
                 ),
             ],
             database_operations=[],

@@ -22,7 +22,7 @@ def stamp(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0003_run_moves_here'),
+        ('jobs', '0004_run_moves_here'),
         ('slaves', '0003_run_moved_to_jobs'),
         ('tree', '0001_initial'),
     ]
