@@ -59,3 +59,19 @@ def test_the_commands_the_services_run_exist():
     proc = subprocess.run([str(BIN / "autotua-slave"), "--help"], capture_output=True, text=True)
     for sub in ("run", "clean", "register"):
         assert sub in proc.stdout
+
+
+def test_the_master_unit_starts_gunicorn_with_the_masters_settings(tmp_path):
+    """Its ExecStart, as gunicorn reads it (--check-config loads the settings module and the app)."""
+    text = (CONTRIB / "systemd/autotua-master.service").read_text()
+    start = text.split("ExecStart=", 1)[1].split("\n\n")[0].split("\nExecReload")[0]
+    argv = start.replace("\\\n", " ").split()
+    assert argv[:3] == ["/usr/local/bin/gunicorn", "-c", "python:autotua_master.gunicorn_conf"]
+    argv[0] = str(BIN / "gunicorn")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "autotua_master.settings", "AUTOTUA_DATA_DIR": str(tmp_path),
+           "AUTOTUA_SECRET_KEY": "test-only"}
+    proc = subprocess.run([*argv, "--check-config"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from autotua_master import gunicorn_conf
+
+    assert gunicorn_conf.worker_class == "gthread" and gunicorn_conf.reserved(gunicorn_conf.threads) == 16

@@ -11,7 +11,8 @@ Made for the demo, end-to-end tests (the slave's too) and benchmarks::
     master.stop()
 
 ``database_url`` (e.g. from :class:`tests.support.postgres.PostgresCluster`) switches to PostgreSQL;
-``settings`` sets any ``AUTOTUA_*`` variable (``LEASE_SECONDS=2``...).
+``settings`` sets any ``AUTOTUA_*`` variable (``LEASE_SECONDS=2``...). ``app``, ``settings_module`` and
+``worker_class`` serve something else under the same gunicorn settings (the benchmarks' ceiling).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def _no_control_socket() -> list[str]:
 class LiveMaster:
     def __init__(self, data_dir: str | os.PathLike, tree: str | os.PathLike, *, database_url: str | None = None,
                  workers: int = 2, threads: int = 4, cache: str | os.PathLike | None = None, port: int | None = None,
+                 app: str = "autotua_master.wsgi", settings_module: str = "autotua_master.settings",
+                 graceful_timeout: int = 5, worker_class: str = "gthread", ready_path: str = "/api/v1/jobs/",
                  **settings):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,15 +57,19 @@ class LiveMaster:
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.threads = threads
+        self.app = app
+        self.graceful_timeout = graceful_timeout
+        self.worker_class = worker_class
+        self.ready_path = ready_path
         self.proc: subprocess.Popen | None = None
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "autotua_master.settings",
+            "DJANGO_SETTINGS_MODULE": settings_module,
             "AUTOTUA_DATA_DIR": str(self.data_dir),
             "AUTOTUA_TREE": str(self.tree),
             "AUTOTUA_SECRET_KEY": "test-only-secret",
             "AUTOTUA_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "PYTHONPATH": os.pathsep.join([str(REPO / "master"), str(REPO / "slave"),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "master"), str(REPO / "slave"), str(REPO),
                                            os.environ.get("PYTHONPATH", "")]),
         }
         if database_url:
@@ -107,14 +114,14 @@ class LiveMaster:
 
     # -- the server ---------------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> LiveMaster:
+        """gunicorn as contrib/'s service runs it (autotua_master.gunicorn_conf), with this master's
+        port, workers and threads; a short graceful stop (long-polls answer at once anyway)."""
         log = open(self.data_dir / "gunicorn.log", "ab")  # noqa: SIM115 (handed to the process)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "autotua_master.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
-             "--timeout", "120", "--graceful-timeout", "5", "--backlog", "2048",
-             # idle kept-alive connections stay open a while: closing them after gunicorn's default 2 s
-             # races a client's next request on them (a reset POST is not retried)
-             "--keep-alive", "30", *_no_control_socket()],
+            [sys.executable, "-m", "gunicorn", "-c", "python:autotua_master.gunicorn_conf", self.app,
+             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads", str(self.threads),
+             "--worker-class", self.worker_class, "--graceful-timeout", str(self.graceful_timeout),
+             *_no_control_socket()],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
@@ -122,7 +129,7 @@ class LiveMaster:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited ({self.proc.returncode}):\n{self.log()}")
             try:
-                if requests.get(self.url + "/api/v1/jobs/", timeout=5).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=5).status_code == 200:
                     return self
             except requests.RequestException:  # not listening yet, or too busy starting to answer
                 pass

@@ -30,7 +30,7 @@ def records(postgres, db: str) -> dict:
         jobs = {row[0]: row[1:] for row in conn.execute("SELECT id, state, attempts, root, reason FROM jobs_job")}
         runs = conn.execute(
             "SELECT r.job_id, r.uuid::text, s.name, r.attempt, r.end, r.ended IS NOT NULL, r.finish IS NOT NULL "
-            "FROM slaves_run r JOIN slaves_slave s ON s.id = r.slave_id").fetchall()
+            "FROM jobs_run r JOIN slaves_slave s ON s.id = r.slave_id").fetchall()
         results = conn.execute("SELECT run_id, job_id, index, status, results::text, log_size "
                                "FROM jobs_jobuildresult").fetchall()
         logs = conn.execute("SELECT run_id, index, size FROM jobs_logfile").fetchall()

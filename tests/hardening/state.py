@@ -21,9 +21,9 @@ def snapshot() -> dict:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from autotua_master.jobs.models import Attachment, Job, JobuildResult, LogFile, Provision
+    from autotua_master.jobs.models import Attachment, Job, JobuildResult, LogFile, Provision, Run
     from autotua_master.jobs.models.sidepend import Requirement
-    from autotua_master.slaves.models import Run, Slave
+    from autotua_master.slaves.models import Slave
     from autotua_master.tree.models import Maintainer
 
     rows = {}

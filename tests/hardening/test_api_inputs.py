@@ -265,30 +265,34 @@ def test_attachment_after_its_result(scene, unchanged):
     assert scene.slave.attach(scene.run, 0, "r.txt", b"report").status_code == 200
 
 
-@bad("protocol", "a result after a failed jobuild's result", "400 invalid: finish the run")
+@bad("protocol", "a result after a failed jobuild's result", "409 run_over: the failed result finished the run")
 @bad("protocol", "a result for a jobuild past the end of the plan", "400 invalid, field index")
 def test_results_out_of_order(master, unchanged):
-    master.create_job("alice/hello-suite")
+    job = master.create_job("alice/hello-suite")
     slave = master.slave("box1")
     run = slave.claim().json()["run"]
-    assert slave.result(run, 0, "failed").json() == {"action": "continue"}
     with unchanged():
-        assert "finish the run" in refused(slave.result(run, 1), 400, "invalid")["detail"]
         refused(slave.result(run, 2), 400, "invalid", "index")
+    assert slave.result(run, 0, "failed").json() == {"action": "continue", "finished": True,
+                                                     "job": {"id": job["id"], "state": "failed"}}
+    with unchanged():
+        assert "is over" in refused(slave.result(run, 1), 409, "run_over")["detail"]
 
 
 @bad("protocol", "a log chunk, an attachment, a result or a heartbeat after the run finished", "409 run_over")
 @bad("protocol", "a claim repeating a run that has finished", "409 run_over")
-@bad("protocol", "a finish replayed with another status after the job passed", "409 conflict")
+@bad("protocol", "a finish saying failed after the results passed the job", "409 conflict")
 def test_writes_after_finish(scene, unchanged):
     s, run = scene.slave, scene.run
-    assert s.result(run, 1, log_size=10).json() == {"action": "continue"}
+    decided = s.result(run, 1, log_size=10).json()  # the last result: it decides the job
+    assert decided == {"action": "continue", "finished": True, "job": {"id": scene.job["id"], "state": "passed"}}
     assert s.finish(run, "passed").json()["job"]["state"] == "passed"
     with unchanged():
         for resp in (s.log(run, 1, 10, b"more"), s.log(run, 0, 0, b"jobuild 0\n"), s.attach(run, 1, "x.txt", b"x"),
-                     s.result(run, 1, log_size=10), s.heartbeat(run), s.claim(run)):
+                     s.result(run, 0, log_size=10), s.heartbeat(run), s.claim(run)):
             assert refused(resp, 409, "run_over")["action"] == "abort"
-        refused(s.finish(run, "error", "late"), 409, "conflict")
+        refused(s.finish(run, "failed", "late"), 409, "conflict")
+        assert s.result(run, 1, log_size=10).json() == decided  # the deciding result again: the same answer
     assert s.finish(run, "passed").json()["job"]["state"] == "passed"  # the same finish: the same answer
 
 
@@ -320,3 +324,72 @@ def test_claim_ids(scene, unchanged):
         refused(other.claim(scene.run), 409, "conflict")
         refused(other.claim("0b6f7c7e"), 400, "invalid", "run")
         refused(other.claim(str(uuid.uuid4()).upper() + "x"), 400, "invalid", "run")
+
+
+# -- whom a slave trusts ------------------------------------------------------------------------------
+@bad("protocol", "a claim's trust that is not a list of full fingerprints (a string, a number, 39 hex digits, "
+                 "non-hex, a list in the list, an object, a trailing space)", "400 invalid, field trust")
+@bad("protocol", "a claim trusting more than 1,000 maintainers", "400 invalid, field trust")
+def test_claim_trust(scene, unchanged):
+    other = scene.master.slave("box2")
+    fpr = "1979717D92818A0A7411FDA91245A35B0D1B42A4"
+    with unchanged():
+        for trust in (fpr, [1234], [fpr[:-1]], ["G" * 40], [[fpr]], {"alice": fpr}, [fpr + " "], 7,
+                      [f"{i:040X}" for i in range(1001)]):
+            body = refused(other.claim(trust=trust), 400, "invalid")
+            assert body["field"].startswith("trust"), body
+
+
+# -- validating holds no state ------------------------------------------------------------------------------
+def test_validating_a_body_does_not_depend_on_what_was_validated_before():
+    """The slaves' bodies are validated with fields built once per thread (api/serializers.py, Shape):
+    any sequence of good and bad bodies, in many threads, gets what a serializer of its own gives."""
+    import random
+    import threading
+
+    from rest_framework import serializers
+
+    from autotua_master.api import serializers as s
+
+    def plain(cls):
+        return type(f"Plain{cls.__name__}", (cls,), {"fields": serializers.Serializer.fields})
+
+    good_result = {"status": "passed", "exit_code": 0, "log_size": 10,
+                   "phases": [{"name": "src_test", "status": "passed", "started": "2026-11-23T16:01:02Z"}],
+                   "results": {"a": "1"}, "attachments": [{"name": "r.txt", "size": 6, "sha256": "0" * 64}]}
+    bodies = [
+        (s.ResultSerializer, good_result),
+        (s.ResultSerializer, {**good_result, "phases": [{"name": "BAD NAME", "status": "passed"}]}),
+        (s.ResultSerializer, {**good_result, "phases": [{"name": "x", "status": "great"}] * 3}),
+        (s.ResultSerializer, {**good_result, "attachments": [good_result["attachments"][0]] * 2}),
+        (s.ResultSerializer, {"status": "failed", "log_size": -1}),
+        (s.ClaimSerializer, {"run": str(uuid.uuid4()), "arch": "amd64", "flavours": ["openrc"], "trust": None}),
+        (s.ClaimSerializer, {"run": "x", "arch": "AMD 64", "flavours": [], "host": {"k" * 80: 1}}),
+        (s.ClaimSerializer, {"run": str(uuid.uuid4()), "arch": "amd64", "flavours": ["openrc"],
+                             "trust": ["a" * 40, "A" * 40]}),
+        (s.FinishSerializer, {"status": "error", "reason": "disk full"}),
+        (s.FinishSerializer, {"status": "splendid"}),
+    ]
+
+    def outcome(cls, body):
+        ser = cls(data=json.loads(json.dumps(body)))
+        return ("ok", dict(ser.validated_data)) if ser.is_valid() else ("bad", ser.errors)
+
+    expected = [outcome(plain(cls), body) for cls, body in bodies]
+    failures: list[str] = []
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(200):
+            i = rng.randrange(len(bodies))
+            got = outcome(*bodies[i])
+            if repr(got) != repr(expected[i]):
+                failures.append(f"body {i}: {got} != {expected[i]}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures, failures[:3]
+    assert expected[7][1]["trust"] == ["A" * 40]  # normalised: upper-case, once each, sorted

@@ -6,8 +6,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from autotua_master.jobs.models import Job
-from autotua_master.slaves.models import Run, Slave, SlaveState
+from autotua_master.jobs import dispatch
+from autotua_master.jobs.models import Job, Run
+from autotua_master.slaves.models import Slave, SlaveState
 from autotua_master.tree.models import Maintainer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,7 +32,7 @@ def test_createmaintainer_and_createslave(capsys, keys):
 def test_sweepleases(master_settings, maintainers, capsys):
     job = Job.objects.create_job(root="alice/toolchain-sanity")
     slave, _ = Slave.objects.create_with_token(name="b", arch="amd64", flavours=["openrc"], state="active")
-    run = Run.objects.claim(slave, "0b6f7c7e-4f1a-4c55-9a4e-5d1c1f2e9a10", "amd64", ["openrc"])
+    run = dispatch.claim(slave, "0b6f7c7e-4f1a-4c55-9a4e-5d1c1f2e9a10", "amd64", ["openrc"], None)
     call_command("sweepleases")
     assert capsys.readouterr().out.strip() == "0 expired run(s) swept"
     Run.objects.filter(pk=run.pk).update(lease_expires="2000-01-01T00:00:00Z")

@@ -151,7 +151,7 @@ def test_a_cancel_while_a_slave_finishes_is_no_deadlock(pg_master, postgres):
     cancel = threading.Thread(target=lambda: answer.append(m.person_session(m.tokens["alice"]).post(
         f"{m.url}/api/v1/jobs/{job['id']}/cancel", json={"reason": "now"}, timeout=60)))
     with postgres.connect(dbname) as conn, postgres.connect(dbname, autocommit=True) as watch:
-        conn.execute("SELECT id FROM slaves_run WHERE uuid = %s FOR UPDATE", (run,))  # as a finish does first
+        conn.execute("SELECT id FROM jobs_run WHERE uuid = %s FOR UPDATE", (run,))  # as a finish does first
         cancel.start()
         assert wait_for(lambda: watch.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
                                               "wait_event_type = 'Lock'", (dbname,)).fetchone()[0], timeout=30)

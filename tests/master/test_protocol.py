@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 import requests
 
-from autotua_master.jobs.models import Attachment, Job, JobuildResult, LogFile
-from autotua_master.slaves.models import Run, Slave, SlaveState
+from autotua_master.jobs.models import Attachment, Job, JobuildResult, LogFile, Run
+from autotua_master.slaves.models import Slave, SlaveState
 from tests.support.slaveclient import SlaveClient, sha256_digest_header
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -188,27 +188,42 @@ def test_new_claim_supersedes_the_old_run(master, queued):
     error(slave.heartbeat(first), 409, "run_over")
 
 
-def test_a_run_lost_after_every_result_ends_the_job_as_they_say(master):
-    """Found by the fault matrix (slave:teardown, slave:finish, slave:last-result): the slave died after
-    its last result; a second run would do the job twice."""
+@pytest.mark.bad_input('protocol', 'a result replayed with other content', '409 conflict')
+def test_the_deciding_result_ends_the_job_and_finishes_the_run(master):
+    """The last result (or a failed one) decides the job: it ends, the run is finished, and the answer
+    says so, so a slave that dies in its teardown or before its finish (the fault matrix's
+    slave:teardown, slave:finish, slave:last-result) costs nothing, and the job never runs twice. A
+    finish that comes anyway (an older slave) is answered with the job's state, whatever it says."""
     passing = master.create_job("alice/hello-suite")  # toolchain-sanity, then hello-suite
     failing = master.create_job("bob/fail-on-purpose")
     slave = master.slave()
     run = claim(slave)["run"]
-    assert [slave.result(run, i).status_code for i in (0, 1)] == [200, 200]
-    again = claim(slave)  # restarted: the old run is lost, its results decide the job
-    assert again["job"]["id"] == failing["id"]
+    first = slave.result(run, 0)
+    assert first.status_code == 200 and first.json() == {"action": "continue"}
+    error(slave.result(run, 0, results={"other": "content"}), 409, "conflict")
+    last = slave.result(run, 1)
+    assert last.status_code == 200, last.text
+    decided = {"action": "continue", "finished": True, "job": {"id": passing["id"], "state": "passed"}}
+    assert last.json() == decided
+    assert slave.result(run, 1).json() == decided  # its answer lost: the same again
     job = master.job(passing["id"])
-    assert job["state"] == "passed" and len(job["runs"]) == 1 and job["runs"][0]["end"] == "superseded"
-    assert "every result was in" in job["reason"]
+    assert job["state"] == "passed" and len(job["runs"]) == 1 and job["runs"][0]["end"] == "finished", job
+    error(slave.heartbeat(run), 409, "run_over")
+    for status in ("passed", "error"):  # an older slave's finish (after a teardown that failed, say)
+        r = slave.finish(run, status)
+        assert r.status_code == 200 and r.json() == {"job": {"id": passing["id"], "state": "passed"}}, r.text
+    again = claim(slave)  # a new run: nothing of the old one is left to supersede
+    assert again["job"]["id"] == failing["id"]
+    assert master.job(passing["id"])["runs"][0]["end"] == "finished"
     phases = [{"name": "pkg_setup", "status": "passed"}, {"name": "src_test", "status": "failed", "exit_code": 1}]
-    assert slave.result(again["run"], 0, "failed", phases=phases).status_code == 200
-    Run.objects.filter(uuid=again["run"]).update(lease_expires="2000-01-01T00:00:00Z")
-    other = master.slave("box2")
-    assert other.claim().json()["run"] is None  # the sweep ended the run: the job failed, nothing is queued
+    r = slave.result(again["run"], 0, "failed", phases=phases)
+    assert r.json() == {"action": "continue", "finished": True, "job": {"id": failing["id"], "state": "failed"}}
     job = master.job(failing["id"])
     assert job["state"] == "failed" and job["attempts"] == 1, job
-    assert job["reason"].startswith("bob/fail-on-purpose-1.0 failed in src_test (every result was in; lost slave")
+    assert job["reason"] == "bob/fail-on-purpose-1.0 failed in src_test"
+    Run.objects.filter(uuid=again["run"]).update(lease_expires="2000-01-01T00:00:00Z")
+    assert master.slave("box2").claim().json()["run"] is None  # nothing to sweep, nothing queued
+    assert master.job(failing["id"])["state"] == "failed"
 
 
 def test_a_run_lost_with_results_missing_is_tried_again(master):
@@ -348,8 +363,6 @@ def test_attachments(master, queued, settings):
 @pytest.mark.bad_input('protocol', 'a result status that does not exist', '400 invalid')
 @pytest.mark.bad_input('protocol', 'a result for jobuild 1 before jobuild 0', '400 invalid')
 @pytest.mark.bad_input('protocol', 'finish passed with no passed result', '400 invalid')
-@pytest.mark.bad_input('protocol', 'a result replayed with other content', '409 conflict')
-@pytest.mark.bad_input('protocol', 'a finish that contradicts the recorded one', '409 conflict')
 def test_result_and_finish(master, queued):
     slave = master.slave()
     run = claim(slave)["run"]
@@ -375,17 +388,17 @@ def test_result_and_finish(master, queued):
     error(slave.finish(run, "passed"), 400, "invalid")  # no result yet
     error(slave.finish(run, "splendid"), 400, "invalid")
     assert JobuildResult.objects.count() == 0 and Job.objects.get(pk=queued["id"]).state == "running"
-    r = slave.result(run, 0, **result)
-    assert r.status_code == 200 and r.json() == {"action": "continue"}
-    assert slave.result(run, 0, **result).json() == {"action": "continue"}  # repeat: same answer
-    error(slave.result(run, 0, **{**result, "results": {"bash.version": "4"}}), 409, "conflict")
-    error(slave.log(run, 0, 100, b"more"), 409, "conflict")  # the log is closed by its result
+    r = slave.result(run, 0, **result)  # its only jobuild: the result decides the job
+    decided = {"action": "continue", "finished": True, "job": {"id": queued["id"], "state": "passed"}}
+    assert r.status_code == 200 and r.json() == decided
+    assert slave.result(run, 0, **result).json() == decided  # repeat: same answer
+    error(slave.result(run, 0, **{**result, "results": {"bash.version": "4"}}), 409, "run_over")  # it is over
+    error(slave.log(run, 0, 100, b"more"), 409, "run_over")
     assert JobuildResult.objects.count() == 1
     assert Attachment.objects.get().label == "a report"
-    r = slave.finish(run, "passed")
+    r = slave.finish(run, "passed")  # an older slave finishes anyway: the job's state
     assert r.status_code == 200 and r.json() == {"job": {"id": queued["id"], "state": "passed"}}
     assert slave.finish(run, "passed").json() == r.json()
-    error(slave.finish(run, "failed", "changed my mind"), 409, "conflict")
     job = master.job(queued["id"])
     assert job["state"] == "passed" and job["runs"][0]["results"][0]["results"] == {"bash.version": "5.2"}
     error(slave.heartbeat(run), 409, "run_over")
@@ -395,12 +408,15 @@ def test_failed_jobuild_fails_the_job(master):
     job = master.create_job("bob/fail-on-purpose")
     slave = master.slave()
     run = claim(slave)["run"]
-    assert slave.result(run, 0, "failed").json() == {"action": "continue"}
+    phases = [{"name": "src_test", "status": "failed", "exit_code": 1}]
+    assert slave.result(run, 0, "failed", phases=phases).json() == {
+        "action": "continue", "finished": True, "job": {"id": job["id"], "state": "failed"}}
     r = slave.finish(run, "failed", "bob/fail-on-purpose-1.0 failed in src_test")
     assert r.json() == {"job": {"id": job["id"], "state": "failed"}}
     assert master.job(job["id"])["reason"] == "bob/fail-on-purpose-1.0 failed in src_test"
 
 
+@pytest.mark.bad_input('protocol', 'a finish that contradicts the recorded one', '409 conflict')
 def test_error_finish_requeues_then_errors(master, settings):
     job = master.create_job("alice/toolchain-sanity")
     slave = master.slave()
@@ -410,6 +426,8 @@ def test_error_finish_requeues_then_errors(master, settings):
         r = slave.finish(claimed["run"], "error", "stage3: DIGESTS does not match")
         want = "queued" if attempt < 3 else "error"
         assert r.json() == {"job": {"id": job["id"], "state": want}}
+        assert slave.finish(claimed["run"], "error", "stage3: DIGESTS does not match").json() == r.json()
+        error(slave.finish(claimed["run"], "passed"), 409, "conflict")
     assert "DIGESTS does not match" in master.job(job["id"])["reason"]
     assert slave.claim().json()["run"] is None
 

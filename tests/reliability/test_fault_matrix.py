@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from tests.support.leftovers import alive, doomed, in_session, touching
 from tests.support.live import wait_for
 from tests.support.proxy import FaultyProxy
 from tests.support.reliability import Cell
+from tests.support.slaveclient import SlaveClient
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, needs_root]
 
@@ -77,6 +79,13 @@ PHASE_LINES = [(p, n) for p, count in (("pkg_setup", 20), ("src_unpack", 20), ("
                for n in range(1, count + 1)]
 STEP_NAMES = [s.name for s in steps()]
 FAST, PACED = "=bob/faulty-1.0", "=bob/faulty-2.0"  # 2.0 sleeps 0.2 s every 100 lines of src_test (4 s)
+# 3.0 is 1.0 with a SIDEPEND on bob/sidekick-1.0, an x86 jobuild: the master runs it on an x86 slave the
+# cell holds (tests.support.slaveclient), so that bob/faulty-3.0's job is pipelined and waits for it
+WAITING = "=bob/faulty-3.0"
+SIDEKICK = '''# For the fault matrix: a SIDEPEND that runs on another (x86) slave, held by the test.
+DESCRIPTION="Be a SIDEPEND that runs elsewhere"
+ARCH="x86"
+'''
 # Every cell's point is reached whatever the timing: a step of the pipeline, a call the slave always
 # makes, or (heartbeats, network faults) a job that runs for seconds.
 LEASE = 10
@@ -92,10 +101,13 @@ class Spec:
     network: str = ""  # partition, lease, stall, lossy (the proxy between them)
     root: str = FAST
     cold: bool = False  # a cache of its own, empty (else the one the reference run filled)
+    holder: bool = False  # the job's SIDEPEND is held running on another slave until the cell lets it pass
+    restart: bool = False  # the master is restarted while the slave long-polls; the job is made after
 
     @property
     def group(self) -> str:
-        return "slave" if self.slave else "master" if self.master else "network" if self.network else "-"
+        return ("slave" if self.slave else "master" if self.master or self.restart else
+                "network" if self.network else "-")
 
 
 CELLS = [
@@ -126,6 +138,8 @@ CELLS = [
     *(Spec(f"slave:teardown-{name}", f"slave SIGKILLed while the keeper undoes the {name} step",
            slave=f"teardown:{name}") for name in reversed(STEP_NAMES)),
     Spec("slave:finish", "slave SIGKILLed torn down, before its finish", slave="finish"),
+    Spec("slave:waiting", "slave SIGKILLed while it waits (container up) for a SIDEPEND running elsewhere",
+         slave="wait:alice/hello-suite-1.1", root=WAITING, holder=True),
     # -- the master: a worker SIGKILLed with the request's database work half done or done, unanswered
     Spec("master:claim-half", "worker SIGKILLed in a claim, rows written, not committed",
          master="master:claim:locked"),
@@ -143,6 +157,8 @@ CELLS = [
     Spec("master:finish-half", "worker SIGKILLed in a finish, job ended, not committed",
          master="master:finish:locked"),
     Spec("master:finish", "worker SIGKILLed after a finish committed", master="master:finish:committed"),
+    Spec("master:restart-long-poll", "the master restarted (a graceful stop) while the slave long-polls for a job",
+         restart=True),
     # -- the network between them (a proxy)
     Spec("net:partition", "every connection reset for 4 s, mid-log", network="partition", root=PACED),
     Spec("net:partition-past-lease", "connections reset until the lease ran out and was swept", network="lease",
@@ -163,10 +179,16 @@ def tree(tmp_path_factory, sample):
     shutil.copytree(sample.branch, work / "jobtage", symlinks=True)
     t = SampleTree(work / "jobtage", sample.gnupghome, sample.distdir, dict(sample.fingerprints))
     (work / "jobtage/bob/faulty").mkdir()
-    for version, pause in (("1.0", "0"), ("2.0", "0.2")):
+    for version, pause in (("1.0", "0"), ("2.0", "0.2"), ("3.0", "0")):
         path = work / f"jobtage/bob/faulty/faulty-{version}.jobuild"
-        path.write_text(FAULTY.replace("@PAUSE@", pause))
+        text = FAULTY.replace("@PAUSE@", pause)
+        if version == "3.0":
+            text = text.replace('PAUSE=0\n', 'PAUSE=0\nSIDEPEND="=bob/sidekick-1.0"\n')
+        path.write_text(text)
         t.sign(path, user="bob")
+    (work / "jobtage/bob/sidekick").mkdir()
+    (work / "jobtage/bob/sidekick/sidekick-1.0.jobuild").write_text(SIDEKICK)
+    t.sign(work / "jobtage/bob/sidekick/sidekick-1.0.jobuild", user="bob")
     t.commit("bob/faulty")
     return t
 
@@ -178,6 +200,7 @@ def master(tmp_path_factory, tree, postgres):
     armed.write_text("")
     m = LiveMaster(data / "master", tree=tree.branch, database_url=postgres.createdb("fault_matrix"), workers=2,
                    threads=4, LEASE_SECONDS=LEASE, HEARTBEAT_SECONDS=1, RETRY_AFTER=1, WAIT_RETRY_AFTER=1,
+                   LONGPOLL_SECONDS=5,
                    MAX_ATTEMPTS=5, SWEEP_SECONDS=1, LOG_CHUNK_BYTES=4096, DISTFILES_DIR=tree.distdir,
                    MIRRORS=json.dumps({"autotua-samples": ["/distfiles/"]}), FAULTS=armed)
     m.migrate()
@@ -255,6 +278,7 @@ class Run:
     proxy_stats: dict = field(default_factory=dict)
     left: str = ""
     mirror_requests: list = field(default_factory=list)  # (method, path, Range) the stage3 mirror served
+    holder: Holder | None = None
 
     def touching(self) -> dict[int, str]:
         return {**touching(self.base), **touching(self.cache)}
@@ -293,6 +317,40 @@ class Run:
         return j if j["state"] in ("passed", "failed", "error", "cancelled") else None
 
 
+class Holder:
+    """The x86 slave a cell's SIDEPEND (bob/sidekick-1.0) runs on, over plain HTTP: it claims the job
+    the master queued for it, keeps its lease with heartbeats, and passes it when the cell says."""
+
+    def __init__(self, master: LiveMaster, name: str, provider: int):
+        self.client = SlaveClient(master.url, master.add_slave(name, arch="x86", flavours=("openrc",)))
+        self.claimed = self.client.claim(arch="x86").json()
+        assert self.claimed.get("job", {}).get("id") == provider, self.claimed
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self.beat, daemon=True)
+        self.thread.start()
+
+    def beat(self) -> None:
+        while not self.halt.wait(1):
+            self.client.heartbeat(self.claimed["run"])
+
+    def pass_it(self) -> None:
+        self.halt.set()
+        self.thread.join(10)
+        self.client.run_through(self.claimed)
+
+
+def make_job(run: Run) -> None:
+    r = run.master.people["bob"].post(run.master.url + "/api/v1/jobs/", json={"root": run.spec.root}, timeout=120)
+    assert r.status_code == 201, r.text
+    run.job_id = r.json()["id"]
+    if run.spec.holder:  # its SIDEPEND's job is held running: the job is pipelined
+        assert r.json()["state"] == "waiting", r.json()
+        run.holder = Holder(run.master, f"f-holder-{run.job_id}", r.json()["sidepends"][0]["provider"])
+        assert run.job()["state"] == "queued", run.job()
+    else:
+        assert r.json()["state"] == "queued", r.json()
+
+
 def start_cell(spec: Spec, master: LiveMaster, base: Path, cache: Path, stage3_server, release_key, url: str) -> Run:
     armed = base / "slave.faults"
     base.mkdir(parents=True)
@@ -301,10 +359,8 @@ def start_cell(spec: Spec, master: LiveMaster, base: Path, cache: Path, stage3_s
     slave = SlaveSetup(base / "slave", url, token, stage3_server.url, str(release_key.key_file),
                        cache_dir=str(cache), environ={"AUTOTUA_FAULTS": str(armed)}, extra={"retry_for": 60})
     run = Run(spec, master, base, cache, slave)
-    r = master.people["bob"].post(master.url + "/api/v1/jobs/", json={"root": spec.root}, timeout=120)
-    assert r.status_code == 201, r.text
-    run.job_id = r.json()["id"]
-    assert r.json()["state"] == "queued", r.json()
+    if not spec.restart:  # that cell makes its job once the master is back
+        make_job(run)
     return run
 
 
@@ -388,7 +444,24 @@ def assert_still_running(run: Run) -> None:
 
 
 def has_result(j: dict, index: int) -> bool:
-    return any(x["index"] == index for r in j["runs"] for x in r["results"])
+    """Whether a job (or one run) holds jobuild ``index``'s result."""
+    return any(x["index"] == index for r in j.get("runs", [j]) for x in r["results"])
+
+
+def restart_during_long_poll(run: Run, base: Path) -> None:
+    """The slave long-polls with nothing queued; the master stops (SIGTERM: the long-poll is answered at
+    once, so the stop waits for nothing) and starts again; the job is made only then."""
+    log = base / "slave-1.log"
+    wait_for(lambda: log.exists() and " serving amd64 " in log.read_text(errors="replace"), 60, "the slave to start")
+    time.sleep(2)  # its claim is held: nothing is queued
+    run.t_fault = time.time()
+    t0 = time.monotonic()
+    run.master.stop()
+    stopped = time.monotonic() - t0
+    assert stopped < 4.5, f"the master took {stopped:.1f} s to stop: the long-poll held it"
+    run.master.start(timeout=180)
+    make_job(run)
+    run.left = f"nothing (the long-poll was answered at once: the master stopped in {stopped:.1f} s)"
 
 
 def network_fault(run: Run, proxy: FaultyProxy) -> None:
@@ -451,9 +524,15 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
                     assert run.after_kill["temp"], "no temporary keyring after a kill mid-verification"
                 if spec.slave == "stage3:unpack":
                     assert run.after_kill["tmp_roots"], "no half-unpacked root after a kill mid-unpack"
-                if spec.slave.startswith(("container:", "phase:", "teardown:")):
+                if spec.slave.startswith(("container:", "phase:", "teardown:", "wait:")):
                     assert run.after_kill["keepers"], "no keeper after a kill with the container up"
                 proc = run.slave.start(log=run.base / "slave-2.log")
+                if spec.holder:  # the next start waits again; then its SIDEPEND passes
+                    wait_for(lambda: any(not r["ended"] and has_result(r, 1) for r in run.job()["runs"]),
+                             TIMEOUT, "the next run to wait for its SIDEPEND")
+                    run.holder.pass_it()
+            elif spec.restart:
+                restart_during_long_poll(run, run.base)
             elif spec.network and spec.network != "lossy":
                 network_fault(run, proxy)
             j = wait_for(run.final, TIMEOUT, f"job {run.job_id} to end", 0.2)
@@ -465,6 +544,9 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
         run.logs["last"] = last_log.read_text(errors="replace")
         if code != 0:
             run.problem("no process left", f"the slave's stop gave {code}")
+        if spec.restart:
+            retried = run.logs["last"].count("retrying in")
+            run.left += f"; the slave asked again {retried} time(s) until it was back" if retried else ""
         if spec.master:
             names = [n for n, _ in fired(master.armed)]
             assert spec.master.split()[0] in names, f"{spec.master} did not fire in the master (fired: {names})"

@@ -128,11 +128,11 @@ def test_32_slaves_under_load(load_master, postgres, reliability):
     with postgres.connect("load", autocommit=True) as conn:
         states_at_stop = dict(rows(conn, "SELECT state, count(*) FROM jobs_job GROUP BY state"))
         # the leases the silent slaves left run out; the sweep ends them (as `sweepleases` from cron does)
-        left = rows(conn, "SELECT count(*), max(lease_expires) - now() FROM slaves_run WHERE ended IS NULL")[0]
+        left = rows(conn, "SELECT count(*), max(lease_expires) - now() FROM jobs_run WHERE ended IS NULL")[0]
         if left[0]:
             time.sleep(max(0.0, left[1].total_seconds()) + 0.5)
             master.manage("sweepleases")
-        assert rows(conn, "SELECT count(*) FROM slaves_run WHERE ended IS NULL")[0][0] == 0
+        assert rows(conn, "SELECT count(*) FROM jobs_run WHERE ended IS NULL")[0][0] == 0
         # what nobody got to is cancelled: every job ends
         at_end = [r[0] for r in rows(conn, "SELECT id FROM jobs_job WHERE state NOT IN "
                                            "('passed', 'failed', 'error', 'cancelled') ORDER BY id")]
@@ -146,12 +146,12 @@ def test_32_slaves_under_load(load_master, postgres, reliability):
 
         jobs = {r[0]: r[1:] for r in rows(conn, "SELECT id, state, attempts, max_attempts, jsonb_array_length(plan)"
                                                  " FROM jobs_job")}
-        runs = rows(conn, 'SELECT uuid::text, job_id, attempt, claimed, ended, "end", finish FROM slaves_run')
+        runs = rows(conn, 'SELECT uuid::text, job_id, attempt, claimed, ended, "end", finish FROM jobs_run')
         results = rows(conn, "SELECT r.uuid::text, x.index, x.status FROM jobs_jobuildresult x "
-                             "JOIN slaves_run r ON r.id = x.run_id")
+                             "JOIN jobs_run r ON r.id = x.run_id")
         logs = rows(conn, "SELECT r.uuid::text, l.index, l.size FROM jobs_logfile l "
-                          "JOIN slaves_run r ON r.id = l.run_id")
-        ends = dict(rows(conn, 'SELECT "end", count(*) FROM slaves_run GROUP BY "end"'))
+                          "JOIN jobs_run r ON r.id = l.run_id")
+        ends = dict(rows(conn, 'SELECT "end", count(*) FROM jobs_run GROUP BY "end"'))
         final_states = dict(rows(conn, "SELECT state, count(*) FROM jobs_job GROUP BY state"))
 
     problems: list[str] = []

@@ -52,13 +52,14 @@ def _free_port() -> int:
 
 
 class PostgresCluster:
-    def __init__(self, *, max_connections: int = 300):
+    def __init__(self, *, max_connections: int = 300, settings: dict[str, str] | None = None):
         self.bin = bindir()
         self.root = Path(tempfile.mkdtemp(prefix="autotua-pg-"))
         self.data = self.root / "data"
         self.sockdir = self.root / "sock"
         self.port = _free_port()
         self.max_connections = max_connections
+        self.settings = settings or {}  # more server settings (-c name=value)
         self.as_user: str | None = "postgres" if os.geteuid() == 0 else None
         self.started = False
 
@@ -81,7 +82,8 @@ class PostgresCluster:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync",
                   "--locale=C")
         opts = (f"-k {self.sockdir} -p {self.port} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-                f"-c full_page_writes=off -c max_connections={self.max_connections} -c shared_buffers=128MB")
+                f"-c full_page_writes=off -c max_connections={self.max_connections} -c shared_buffers=128MB"
+                + "".join(f" -c {k}={v}" for k, v in self.settings.items()))
         self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.root / "log"), "-o", opts,
                   "start")
         self.started = True

@@ -27,14 +27,15 @@ BEHAVIOURS = {"normal": 68, "fail": 8, "error": 6, "vanish": 8, "slow": 10}
 
 
 def clone_jobs(conn, template_id: int, n: int) -> None:
-    """``n`` queued copies of job ``template_id`` (same plan, owner and revision), straight in SQL."""
+    """``n`` queued copies of job ``template_id`` (same plan, owner, revision and signers; turns 1 to n, as
+    one owner's n jobs get them), straight in SQL."""
     conn.execute("""
         INSERT INTO jobs_job (owner_id, root, arch, stage3, stage3_asked, revision_id, snapshot, snapshot_asked,
-                              state, reason, plan, sidepends, warnings, errors, attempts, max_attempts, created,
-                              validated, queued)
+                              state, reason, plan, sidepends, warnings, errors, maintainers, signers, priority, turn,
+                              attempts, max_attempts, created, validated, queued)
         SELECT owner_id, root, arch, stage3, stage3_asked, revision_id, snapshot, snapshot_asked, 'queued', '',
-               plan, sidepends, warnings, errors, 0, max_attempts, now(), now(), now()
-        FROM jobs_job, generate_series(1, %s) WHERE id = %s""", (n, template_id))
+               plan, sidepends, warnings, errors, maintainers, signers, 0, n, 0, max_attempts, now(), now(), now()
+        FROM jobs_job, generate_series(1, %s) AS n WHERE id = %s""", (n, template_id))
     conn.execute("ANALYZE jobs_job")
 
 

@@ -24,9 +24,13 @@ class SlaveClient:
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Slave {token}"
 
-    def claim(self, run: str | None = None, arch: str = "amd64", flavours=("openrc",), **extra):
+    def claim(self, run: str | None = None, arch: str = "amd64", flavours=("openrc",), *, wait: int = 0,
+              timeout: float | None = None, **extra):
+        """A claim; ``wait``: a long-poll (``Prefer: wait=N``), as autotua-slave claims; without it, as an
+        older slave does (answered at once)."""
         body = {"run": run or str(uuid.uuid4()), "arch": arch, "flavours": list(flavours), **extra}
-        return self.http.post(self.url + "claim", json=body)
+        headers = {"Prefer": f"wait={wait}"} if wait else {}
+        return self.http.post(self.url + "claim", json=body, headers=headers, timeout=timeout)
 
     def me(self):
         return self.http.get(self.url + "slaves/me")
@@ -46,9 +50,10 @@ class SlaveClient:
         return self.http.put(self.url + f"runs/{run}/jobuilds/{index}/attachments/{name}", data=data,
                              headers=headers)
 
-    def result(self, run: str, index: int, status: str = "passed", **body):
+    def result(self, run: str, index: int, status: str = "passed", *, wait: int = 0, **body):
         body = {"status": status, "exit_code": 0 if status == "passed" else 1, "log_size": 0, **body}
-        return self.http.put(self.url + f"runs/{run}/jobuilds/{index}/result", json=body)
+        headers = {"Prefer": f"wait={wait}"} if wait else {}
+        return self.http.put(self.url + f"runs/{run}/jobuilds/{index}/result", json=body, headers=headers)
 
     def finish(self, run: str, status: str = "passed", reason: str = ""):
         return self.http.post(self.url + f"runs/{run}/finish", json={"status": status, "reason": reason})
@@ -61,6 +66,8 @@ class SlaveClient:
             last = e["index"] == len(plan) - 1
             r = self.result(run, e["index"], status if last else "passed")
             assert r.status_code == 200, r.text
+        if r.json().get("finished"):  # the last result finished the run
+            return {"job": r.json()["job"]}
         r = self.finish(run, status)
         assert r.status_code == 200, r.text
         return r.json()

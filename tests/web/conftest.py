@@ -151,7 +151,7 @@ class Scene:
     people: People
     driver: SlaveDriver
     toolchain: object  # alice's, passed on box1
-    integration: object  # bob's, waiting on a SIDEPEND
+    integration: object  # bob's, on a SIDEPEND its provider runs: pipelined (queued)
     provider: object  # the master's job for that SIDEPEND, running on box1
     invalid: object  # bob's, invalid
     done_run: str

@@ -46,7 +46,7 @@ def test_cancel(scene, who, status):
         assert scene.integration.state == JobState.CANCELLED
         assert scene.integration.reason == f"cancelled by {who}: enough"
     else:
-        assert scene.integration.state == JobState.WAITING
+        assert scene.integration.state == JobState.QUEUED  # as it was (pipelined on its running SIDEPEND)
         if who is None:
             assert r["Location"].startswith("/login/?next=")
 
@@ -175,3 +175,20 @@ def test_demo_setup_gives_maintainers_a_login(master_settings, db, keys):
     assert c.login(username="alice", password="demo-pw")
     assert c.get("/jobs/new").status_code == 200
     assert not Client().login(username="bob", password="demo-pw")
+
+
+@pytest.mark.parametrize(("who", "sees"), [(None, False), ("alice", False), ("vera", True), ("root", True)])
+def test_slave_trust_shown_to_owner_and_staff_only(scene, keys, who, sees):
+    """Whom a volunteer's slave takes jobs from is theirs (and staff's) to see: its last claim said so."""
+    slave = scene.driver.slave
+    stranger = "F" * 40
+    Slave.objects.filter(pk=slave.pk).update(trust=sorted([keys["alice"], stranger]))
+    page = client_for(who).get(f"/slaves/{slave.pk}/").content.decode()
+    assert ('id="trust"' in page) is sees
+    assert (stranger in page) is sees and (keys["alice"] in page) is sees
+    if sees:
+        trust = page.split('id="trust">')[1].split("</dd>")[0]
+        assert 'href="/browse/maintainers/alice/"' in trust and "no maintainer here" in trust
+        Slave.objects.filter(pk=slave.pk).update(trust=None)
+        page = client_for(who).get(f"/slaves/{slave.pk}/").content.decode()
+        assert "every maintainer this master records" in page.split('id="trust">')[1].split("</dd>")[0]

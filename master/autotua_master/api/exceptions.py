@@ -9,8 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
-from autotua_master.jobs.models.job import JobError
-from autotua_master.slaves.errors import ProtocolError
+from autotua_master.jobs.errors import JobError, ProtocolError
 
 
 def _flatten(detail, prefix: str = "") -> list[tuple[str, str, str]]:

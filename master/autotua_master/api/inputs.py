@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from autotua import faults
-from autotua_master.jobs.models import RunInputs
+from autotua_master.jobs import protocol
 
 from .slaves import RunView, _valid
 
@@ -72,8 +72,8 @@ class InputsView(RunView):
             description="recorded (or emerge_info added)"),
         200: OpenApiResponse(description="the same inputs again: the same answer")})
     def put(self, request, run):
-        found = self.get_run(run)
+        protocol.run_uuid(self.slave, run)
         data = _valid(InputsSerializer, request.data)
-        changed, answer = RunInputs.record(found, data)
+        changed, answer = protocol.record_inputs(self.slave, run, data)
         faults.point("master:inputs:committed")
         return Response(answer, status=status.HTTP_201_CREATED if changed else status.HTTP_200_OK)

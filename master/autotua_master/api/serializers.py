@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from autotua.atom import Atom, AtomError
-from autotua_master.jobs.models import Job, JobuildResult, RunInputs
-from autotua_master.slaves.models import Run, Slave
+from autotua_master.jobs.models import Job, JobuildResult, Run, RunInputs
+from autotua_master.slaves.models import Slave
 
 _WORD = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
 
@@ -55,8 +56,50 @@ class HostField(serializers.DictField):
         return value
 
 
+_FINGERPRINT = re.compile(r"\A[0-9A-Fa-f]{40}\Z")
+#: the most fingerprints a slave may name in ``trust``
+MAX_TRUST = 1000
+
+
+class TrustField(serializers.ListField):
+    """The maintainers a slave takes jobs from: their full OpenPGP fingerprints (40 hex digits, stored
+    upper-case, sorted, once each). ``null`` or absent: every maintainer the master records."""
+
+    def __init__(self, **kw):
+        super().__init__(child=serializers.CharField(trim_whitespace=False), max_length=MAX_TRUST,
+                         allow_empty=True, required=False, allow_null=True, default=None, **kw)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        bad = next((f for f in value if not _FINGERPRINT.match(f)), None)
+        if bad is not None:
+            raise serializers.ValidationError(f"{bad[:50]!r} is not a full OpenPGP fingerprint (40 hex digits)")
+        return sorted({f.upper() for f in value})
+
+
+_shapes = threading.local()
+
+
+class Shape(serializers.Serializer):
+    """A body slaves send on every call, only ever validated. DRF deep-copies a serializer's fields for
+    every instance, so that one instance may change its own — a fifth of a slave call's time on the
+    master (bench/claims.py); nothing changes these, so each thread builds them once and keeps them
+    (validating holds no state in a field: tests/hardening/test_api_inputs.py checks that answers do
+    not depend on what was validated before)."""
+
+    @property
+    def fields(self):
+        cache = _shapes.__dict__.setdefault("fields", {})
+        fields = cache.get(type(self))
+        if fields is None:
+            fields = cache[type(self)] = serializers.BindingDict(self)
+            for name, field in self.get_fields().items():
+                fields[name] = field
+        return fields
+
+
 # -- slaves -----------------------------------------------------------------------------------------
-class SlaveFactsSerializer(serializers.Serializer):
+class SlaveFactsSerializer(Shape):
     arch = Word()
     flavours = serializers.ListField(child=Word(), allow_empty=False, max_length=32)
     host = HostField(required=False, default=dict)
@@ -87,6 +130,7 @@ class SlaveSerializer(serializers.ModelSerializer):
 
 class ClaimSerializer(SlaveFactsSerializer):
     run = serializers.UUIDField()
+    trust = TrustField()
 
 
 class DistfileSerializer(serializers.Serializer):
@@ -176,7 +220,7 @@ def payload(run: Run, request) -> dict:
             "tree": {"url": tree_url, "revision": job.revision.revision_id, "revno": job.revision.revno},
             "snapshot": job.snapshot_pin,
             "plan": [{k: e[k] for k in keep} for e in job.plan],
-            "maintainers": job.maintainers(),
+            "maintainers": job.maintainers,
             "mirrors": {name: [_absolute(request, u) for u in urls]
                         for name, urls in settings.AUTOTUA_MIRRORS.items()},
             "limits": {"phase_timeout": settings.AUTOTUA_PHASE_TIMEOUT,
@@ -201,7 +245,7 @@ class ResultAttachmentSerializer(serializers.Serializer):
     sha256 = serializers.RegexField(r"\A[0-9a-f]{64}\Z")
 
 
-class ResultSerializer(serializers.Serializer):
+class ResultSerializer(Shape):
     status = serializers.ChoiceField(["passed", "failed"])
     exit_code = serializers.IntegerField(required=False, allow_null=True, default=None, **EXIT_CODE)
     started = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -227,14 +271,22 @@ class ResultSerializer(serializers.Serializer):
         return data
 
 
+class FinishedJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+
+
 class ActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(["continue", "wait", "abort"])
     retry_after = serializers.IntegerField(required=False)
     reason = serializers.CharField(required=False)
     lease = LeaseSerializer(required=False)
+    finished = serializers.BooleanField(required=False, help_text="this result decided the job and finished "
+                                                                  "the run: no finish call is needed")
+    job = FinishedJobSerializer(required=False, help_text="with finished: the job's state now")
 
 
-class FinishSerializer(serializers.Serializer):
+class FinishSerializer(Shape):
     status = serializers.ChoiceField(["passed", "failed", "error", "cancelled"])
     reason = serializers.CharField(required=False, allow_blank=True, max_length=10000, default="")
 

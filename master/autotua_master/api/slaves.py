@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -20,8 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from autotua import faults
-from autotua_master.slaves.errors import Invalid, NotFound, TooLarge
-from autotua_master.slaves.models import Run, Slave
+from autotua_master.jobs import dispatch, protocol
+from autotua_master.jobs.errors import Invalid, TooLarge
+from autotua_master.jobs.wakeup import registry
+from autotua_master.slaves.models import Slave
 
 from . import serializers as s
 from .authentication import SlaveAuthentication
@@ -40,17 +41,19 @@ class SlaveView(APIView):
 
 
 class RunView(SlaveView):
-    """Under /runs/<run>/: only the slave holding the run may call; anyone else sees a 404."""
+    """Under /runs/<run>/: only the slave holding the run may call; anyone else sees a 404
+    (:func:`autotua_master.jobs.protocol.held`)."""
 
-    def get_run(self, run: str) -> Run:
-        try:
-            uuid.UUID(run)
-        except ValueError:
-            raise NotFound(f"no run {run} of slave {self.slave}") from None
-        found = Run.objects.select_related("job", "job__revision").filter(uuid=run, slave=self.slave).first()
-        if found is None:
-            raise NotFound(f"no run {run} of slave {self.slave}")
-        return found
+
+_PREFER = OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, description=(
+    "wait=<seconds> (RFC 7240): hold the answer while there is nothing to say (no job to claim; a SIDEPEND "
+    "still running), up to that long and at most AUTOTUA_LONGPOLL_SECONDS"))
+
+
+def _held(response: Response, seconds: int) -> Response:
+    if seconds:
+        response["Preference-Applied"] = f"wait={seconds}"
+    return response
 
 
 class RegisterView(APIView):
@@ -81,20 +84,28 @@ class MeView(SlaveView):
 class ClaimView(SlaveView):
     error_statuses = (400, 401, 403, 409, 413, 415)
 
-    @extend_schema(request=s.ClaimSerializer, responses={200: OpenApiResponse(
+    @extend_schema(request=s.ClaimSerializer, parameters=[_PREFER], responses={200: OpenApiResponse(
         PolymorphicProxySerializer("ClaimAnswer", serializers=[s.ClaimedSerializer, s.NothingToDoSerializer],
                                    resource_type_field_name=None),
         description="a run with its lease and job, or {\"run\": null, \"retry_after\": N}")})
     def post(self, request):
         data = _valid(s.ClaimSerializer, request.data)
-        run = Run.objects.claim(self.slave, data["run"], data["arch"], data["flavours"])
-        self.slave.report(data)  # only once the claim is accepted: a refused one changes nothing
+        hold = dispatch.hold_seconds(request.headers.get("Prefer"))
+        args = (self.slave, data["run"], data["arch"], data["flavours"], data["trust"])
+        with registry.waiting(hold, arch=data["arch"], flavours=frozenset(data["flavours"]),
+                              trust=None if data["trust"] is None else frozenset(data["trust"])) as waiter:
+            run = dispatch.claim(*args)
+            self.slave.report(data)  # only once the claim is accepted: a refused one changes nothing
+            while run is None and waiter.sleep():
+                run = dispatch.claim(*args)
         if run is None:
-            wait = settings.AUTOTUA_RETRY_AFTER
-            return Response({"run": None, "retry_after": wait}, headers={"Retry-After": str(wait)})
+            # after a long-poll, ask again at once (a stopping master: in a second, to its successor)
+            wait = (1 if registry.stopping else 0) if waiter.held else settings.AUTOTUA_RETRY_AFTER
+            return _held(Response({"run": None, "retry_after": wait}, headers={"Retry-After": str(wait)}),
+                         hold if waiter.held else 0)
         run.slave = self.slave
         faults.point("master:claim:committed")  # test hook (autotua.faults): committed, not answered
-        return Response(s.payload(run, request))
+        return _held(Response(s.payload(run, request)), hold if waiter.held else 0)
 
 
 class HeartbeatView(RunView):
@@ -103,7 +114,7 @@ class HeartbeatView(RunView):
     @extend_schema(request=None, responses=s.ActionSerializer)
     def post(self, request, run):
         self.slave.report({})  # a heartbeat is a sign of life too (written at most every few seconds)
-        answer = self.get_run(run).heartbeat()
+        answer = protocol.heartbeat(self.slave, run)
         faults.point("master:heartbeat:committed")
         return Response(answer)
 
@@ -120,7 +131,7 @@ class LogView(RunView):
                        description="bytes <first>-<last>: where the chunk goes in the log (inclusive)")],
                    responses={202: inline_serializer("LogOffset", {"offset": serializers.IntegerField()})})
     def patch(self, request, run, index: int):
-        found = self.get_run(run)
+        protocol.run_uuid(self.slave, run)
         limit = settings.AUTOTUA_LOG_CHUNK_BYTES
         m = _RANGE_RE.match(request.headers.get("Content-Range", ""))
         if not m:
@@ -134,7 +145,7 @@ class LogView(RunView):
         if len(body) != last - first + 1:
             raise Invalid(f"Content-Range says {last - first + 1} bytes, the body has {len(body)}",
                           field="Content-Range")
-        size = found.append_log(index, first, body)
+        size = protocol.append_log(self.slave, run, index, first, body)
         faults.point("master:log:committed")
         headers = {"Range": f"0-{size - 1}"} if size else {}
         return Response({"offset": size}, status=status.HTTP_202_ACCEPTED, headers=headers)
@@ -148,9 +159,9 @@ class AttachmentView(RunView):
                        description="sha-256=:<base64 of the body's SHA-256>: (RFC 9530)")], responses={
         201: _ATTACHMENT, 200: OpenApiResponse(_ATTACHMENT, description="the same upload again")})
     def put(self, request, run, index: int, name: str):
-        found = self.get_run(run)
         length = _length(request) if "Content-Length" in request.headers else None
-        created, desc = found.attach(index, name, request._request, length, request.headers.get("Content-Digest"))
+        created, desc = protocol.attach(self.slave, run, index, name, request._request, length,
+                                        request.headers.get("Content-Digest"))
         faults.point("master:attach:committed")
         return Response(desc, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -158,14 +169,23 @@ class AttachmentView(RunView):
 class ResultView(RunView):
     error_statuses = (400, 401, 403, 404, 409, 413, 415)
 
-    @extend_schema(request=s.ResultSerializer, responses=s.ActionSerializer)
+    @extend_schema(request=s.ResultSerializer, parameters=[_PREFER], responses=s.ActionSerializer)
     def put(self, request, run, index: int):
-        found = self.get_run(run)
+        protocol.run_uuid(self.slave, run)
         raw = request.data
         data = _valid(s.ResultSerializer, raw)
-        answer = found.report(index, data, raw)
+        answer = protocol.report(self.slave, run, index, data, raw)
+        hold = dispatch.hold_seconds(request.headers.get("Prefer")) if answer["action"] == "wait" else 0
+        if hold:  # a long-poll: answer when the SIDEPEND passed, failed or stopped running, or in time
+            with registry.waiting(hold, sidepends=frozenset(answer.waiting_on)) as waiter:
+                answer = protocol.report(self.slave, run, index, data, raw)  # again, now that a change wakes us
+                while answer["action"] == "wait" and waiter.sleep():
+                    answer = protocol.report(self.slave, run, index, data, raw)
+            if answer["action"] == "wait" and waiter.held:
+                answer["retry_after"] = 1 if registry.stopping else 0
+            hold = hold if waiter.held else 0
         faults.point("master:result:committed")
-        return Response(answer)
+        return _held(Response(answer), hold)
 
 
 class FinishView(RunView):
@@ -175,9 +195,9 @@ class FinishView(RunView):
         "job": inline_serializer("FinishedJob", {"id": serializers.IntegerField(),
                                                  "state": serializers.CharField()})})})
     def post(self, request, run):
-        found = self.get_run(run)
+        protocol.run_uuid(self.slave, run)
         data = _valid(s.FinishSerializer, request.data)
-        answer = found.finish_with(data["status"], data["reason"])
+        answer = protocol.finish(self.slave, run, data["status"], data["reason"])
         faults.point("master:finish:committed")
         return Response(answer)
 

@@ -1,19 +1,11 @@
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from autotua.tree import TreeError
+from autotua_master.adminbase import RecordAdmin
 
-from .models import Attachment, Job, JobuildResult, LogFile, Provision, Requirement, RunInputs
-from .models.job import JobError
-
-
-class RecordAdmin(admin.ModelAdmin):
-    """Records the master makes itself (runs, results, logs, attachments, pinned revisions): read, never
-    added by hand (every field is read-only, so an added one could only be an empty, broken record)."""
-
-    records_only = True
-
-    def has_add_permission(self, request) -> bool:
-        return False
+from .errors import JobError
+from .models import Attachment, Job, JobuildResult, LogFile, Provision, Requirement, Run, RunInputs
 
 
 class RequirementInline(admin.TabularInline):
@@ -36,13 +28,15 @@ class ResultInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "root", "state", "arch", "stage3", "owner", "revision", "snapshot", "attempts", "created",
-                    "reason"]
+    list_display = ["id", "root", "state", "priority", "arch", "stage3", "owner", "revision", "snapshot", "attempts",
+                    "created", "reason"]
     list_filter = ["state", "arch", "stage3", "snapshot", ("owner", admin.EmptyFieldListFilter)]
+    list_editable = ["priority"]
     search_fields = ["root", "reason", "owner__username", "plan"]
     list_select_related = ["owner", "revision"]
     readonly_fields = ["state", "reason", "revision", "snapshot", "plan", "sidepends", "warnings", "errors",
-                       "attempts", "created", "validated", "accepted", "queued", "finished"]
+                       "maintainers", "signers", "turn", "attempts", "created", "validated", "accepted", "queued",
+                       "finished"]
     inlines = [RequirementInline, ResultInline]
     actions = ["cancel", "requeue", "revalidate"]
     date_hierarchy = "created"
@@ -110,6 +104,33 @@ class AttachmentAdmin(RecordAdmin):
     search_fields = ["name", "sha256", "label"]
     raw_id_fields = ["run"]
     readonly_fields = ["run", "index", "name", "size", "sha256", "created"]
+
+
+class LiveFilter(admin.SimpleListFilter):
+    title = "live"
+    parameter_name = "live"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "live"), ("no", "over"), ("expired", "lease expired")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.live()
+        if self.value() == "no":
+            return queryset.exclude(ended=None)
+        if self.value() == "expired":
+            return queryset.expired(timezone.now())
+        return queryset
+
+
+@admin.register(Run)
+class RunAdmin(RecordAdmin):
+    list_display = ["uuid", "job", "slave", "attempt", "claimed", "lease_expires", "waiting_since", "ended", "end"]
+    list_filter = [LiveFilter, "end", "slave"]
+    search_fields = ["uuid", "job__root", "slave__name"]
+    list_select_related = ["job", "slave"]
+    readonly_fields = [f.name for f in Run._meta.fields]
+    date_hierarchy = "claimed"
 
 
 @admin.register(RunInputs)

@@ -102,9 +102,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "ENUM_NAME_OVERRIDES": {
-        "JobStateEnum": "autotua_master.jobs.models.job.JobState",
+        "JobStateEnum": "autotua_master.jobs.models.states.JobState",
         "SlaveStateEnum": "autotua_master.slaves.models.SlaveState",
-        "RunEndEnum": "autotua_master.slaves.models.RunEnd",
+        "RunEndEnum": "autotua_master.jobs.models.states.RunEnd",
         "ResultStatusEnum": ["passed", "failed"],
         "PhaseStatusEnum": ["passed", "failed", "skipped"],
         "FinishStatusEnum": ["passed", "failed", "error", "cancelled"],
@@ -145,6 +145,12 @@ AUTOTUA_MAX_ATTEMPTS = 3
 AUTOTUA_SWEEP_SECONDS = 5
 AUTOTUA_RETRY_AFTER = 30
 AUTOTUA_WAIT_RETRY_AFTER = 60
+#: the longest a claim or a waiting result is held (long-poll) for a slave that asks with Prefer: wait=N
+AUTOTUA_LONGPOLL_SECONDS = 30
+#: the longest a run may wait for a SIDEPEND before the master ends it and puts the job back in the queue
+AUTOTUA_WAIT_LIMIT = 3600
+#: queue a job whose SIDEPENDs are all running elsewhere, so its jobuilds that need none run meanwhile
+AUTOTUA_PIPELINE_SIDEPENDS = True
 AUTOTUA_PHASE_TIMEOUT = 3600
 AUTOTUA_LOG_CHUNK_BYTES = 1 << 20
 AUTOTUA_ATTACHMENT_BYTES = 10 << 20

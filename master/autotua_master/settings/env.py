@@ -19,8 +19,13 @@ def _int(name: str, default: int) -> int:
     return int(_env(name, default))
 
 
-def database_from_url(url: str) -> dict:
-    """``postgresql://user:pass@host:port/name?host=/socket/dir`` or ``sqlite:///path`` -> DATABASES entry."""
+def database_from_url(url: str, pool: int = 0) -> dict:
+    """``postgresql://user:pass@host:port/name?host=/socket/dir`` or ``sqlite:///path`` -> DATABASES entry.
+
+    ``pool`` (PostgreSQL): a pool of at most that many connections per process (psycopg's, as Django
+    5.1+ offers it), each checked when taken, instead of one connection kept per thread. A master whose
+    threads hold many long-polls wants it: an idle long-poll gives its connection back, and the pool
+    spares the next look a new connection (docs/master.md, The server model)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         return _sqlite(Path(unquote(parts.path)))
@@ -34,10 +39,14 @@ def database_from_url(url: str) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": query.pop("host", None) or parts.hostname or "",
         "PORT": str(parts.port or query.pop("port", "") or ""),
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": query,
+        "CONN_MAX_AGE": 0 if pool else 60,
+        "CONN_HEALTH_CHECKS": True,  # with a pool: each connection checked when taken from it
+        "OPTIONS": {**query, **({"pool": _pool(pool)} if pool else {})},
     }
+
+
+def _pool(size: int) -> dict:
+    return {"min_size": 1, "max_size": size, "timeout": 30}
 
 
 def _sqlite(path: Path) -> dict:
@@ -81,6 +90,9 @@ AUTOTUA_MAX_ATTEMPTS = _int("MAX_ATTEMPTS", base.AUTOTUA_MAX_ATTEMPTS)
 AUTOTUA_SWEEP_SECONDS = _int("SWEEP_SECONDS", base.AUTOTUA_SWEEP_SECONDS)
 AUTOTUA_RETRY_AFTER = _int("RETRY_AFTER", base.AUTOTUA_RETRY_AFTER)
 AUTOTUA_WAIT_RETRY_AFTER = _int("WAIT_RETRY_AFTER", base.AUTOTUA_WAIT_RETRY_AFTER)
+AUTOTUA_LONGPOLL_SECONDS = _int("LONGPOLL_SECONDS", base.AUTOTUA_LONGPOLL_SECONDS)
+AUTOTUA_WAIT_LIMIT = _int("WAIT_LIMIT", base.AUTOTUA_WAIT_LIMIT)
+AUTOTUA_PIPELINE_SIDEPENDS = _env("PIPELINE_SIDEPENDS", "1") not in ("", "0", "false", "no")
 AUTOTUA_PHASE_TIMEOUT = _int("PHASE_TIMEOUT", base.AUTOTUA_PHASE_TIMEOUT)
 AUTOTUA_LOG_CHUNK_BYTES = _int("LOG_CHUNK_BYTES", base.AUTOTUA_LOG_CHUNK_BYTES)
 AUTOTUA_ATTACHMENT_BYTES = _int("ATTACHMENT_BYTES", base.AUTOTUA_ATTACHMENT_BYTES)
@@ -96,8 +108,9 @@ if _env("BEHIND_PROXY", "") not in ("", "0", "false", "no"):
     USE_X_FORWARDED_HOST = True
 STATIC_ROOT = _env("STATIC_ROOT") or AUTOTUA_DATA_DIR / "static"
 
+AUTOTUA_DATABASE_POOL = _int("DATABASE_POOL", 0)
 DATABASES = {
-    "default": database_from_url(_env("DATABASE_URL"))
+    "default": database_from_url(_env("DATABASE_URL"), AUTOTUA_DATABASE_POOL)
     if _env("DATABASE_URL")
     else _sqlite(AUTOTUA_DATA_DIR / "master.sqlite3")
 }

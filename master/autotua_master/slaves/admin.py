@@ -1,9 +1,8 @@
 from django.contrib import admin, messages
-from django.utils import timezone
 
-from autotua_master.jobs.admin import RecordAdmin
+from autotua_master.jobs.models import Run
 
-from .models import Run, Slave, SlaveState
+from .models import Slave, SlaveState
 
 
 class RunInline(admin.TabularInline):
@@ -21,7 +20,8 @@ class SlaveAdmin(admin.ModelAdmin):
     list_display = ["name", "state", "arch", "flavours", "version", "free_disk", "last_seen", "created"]
     list_filter = ["state", "arch"]
     search_fields = ["name", "host"]
-    readonly_fields = ["token_digest", "host", "free_disk", "version", "created", "last_seen", "approved_by"]
+    readonly_fields = ["token_digest", "host", "free_disk", "version", "trust", "created", "last_seen",
+                       "approved_by"]
     actions = ["approve", "revoke", "new_token"]
     inlines = [RunInline]
 
@@ -42,30 +42,3 @@ class SlaveAdmin(admin.ModelAdmin):
     def new_token(self, request, queryset):
         for slave in queryset:
             messages.warning(request, f"new token for {slave}: {slave.new_token()} (shown only now)")
-
-
-class LiveFilter(admin.SimpleListFilter):
-    title = "live"
-    parameter_name = "live"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "live"), ("no", "over"), ("expired", "lease expired")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.live()
-        if self.value() == "no":
-            return queryset.exclude(ended=None)
-        if self.value() == "expired":
-            return queryset.expired(timezone.now())
-        return queryset
-
-
-@admin.register(Run)
-class RunAdmin(RecordAdmin):
-    list_display = ["uuid", "job", "slave", "attempt", "claimed", "lease_expires", "ended", "end"]
-    list_filter = [LiveFilter, "end", "slave"]
-    search_fields = ["uuid", "job__root", "slave__name"]
-    list_select_related = ["job", "slave"]
-    readonly_fields = [f.name for f in Run._meta.fields]
-    date_hierarchy = "claimed"

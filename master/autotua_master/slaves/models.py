@@ -1,25 +1,18 @@
-"""Slaves and runs.
+"""Slaves: the volunteers' machines, each with its token and what it says of itself.
 
-A *run* is one attempt at a job on one slave, named by a UUID the slave chose when it claimed (so
-a repeated claim is recognised). It holds the lease; when the lease runs out, or the job ends, the
-run is over and every further call of the slave about it is answered ``run_over``.
+A slave's runs (its attempts at jobs) belong to the jobs app (:mod:`autotua_master.jobs.models.run`):
+a run is a job's attempt.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 
-from autotua import faults
+from autotua_master import rows
 
 from . import tokens
-from .protocol import RunProtocol
 
 #: seconds: how stale a slave's last_seen may get before a claim writes it again
 LAST_SEEN_RESOLUTION = 10
@@ -33,13 +26,19 @@ class SlaveState(models.TextChoices):
 
 class SlaveQuerySet(models.QuerySet):
     def authenticate(self, token: str) -> Slave | None:
+        """The slave whose token this is, or None. Every slave call starts here, in one statement that
+        also says whether the slave holds a live run (``holds_run``): a claim must end such a run first
+        (the slave restarted), and knowing there is none spares every other claim a statement."""
         parsed = tokens.parse_token(token)
-        if parsed is None:
+        if parsed is None or parsed[0] > 2**63 - 1:
             return None
-        slave = self.filter(pk=parsed[0]).first()
-        if slave is None or not tokens.matches(parsed[1], slave.token_digest):
+        row = rows.one(f"SELECT {rows.columns(Slave)}, EXISTS (SELECT 1 FROM jobs_run WHERE jobs_run.slave_id = "
+                       "slaves_slave.id AND jobs_run.ended IS NULL) FROM slaves_slave WHERE id = %s", [parsed[0]])
+        if row is None:
             return None
-        return slave
+        slave = rows.build(Slave, row[:-1])
+        slave.holds_run = bool(row[-1])
+        return slave if tokens.matches(parsed[1], slave.token_digest) else None
 
     def create_with_token(self, **fields) -> tuple[Slave, str]:
         """A new slave and its token (the only time the token is seen)."""
@@ -57,6 +56,9 @@ class Slave(models.Model):
     host = models.JSONField(default=dict, blank=True, help_text="host facts the slave reported")
     free_disk = models.BigIntegerField(null=True, blank=True)
     version = models.CharField(max_length=64, blank=True)
+    trust = models.JSONField(null=True, blank=True,
+                             help_text="fingerprints of the maintainers whose jobs it takes (every signer of a job "
+                                       "must be among them); empty: every maintainer the master records")
     created = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(null=True, blank=True)
     approved_by = models.ForeignKey(get_user_model(), null=True, blank=True, on_delete=models.SET_NULL,
@@ -95,164 +97,21 @@ class Slave(models.Model):
         self.save(update_fields=["state"])
 
     @property
-    def current_run(self) -> Run | None:
+    def current_run(self):
         return self.runs.live().order_by("-claimed").first()
 
     def report(self, facts: dict) -> None:
-        """Record what the slave says of itself (claim and registration carry it). The row is written
-        when a fact changed or ``last_seen`` is older than a few seconds, not on every claim."""
+        """Record what the slave says of itself (claim and registration carry it; a claim always says
+        whom it trusts, ``None`` for everyone). The row is written when a fact changed or ``last_seen``
+        is older than a few seconds, not on every claim."""
         now = timezone.now()
         changed = {f: facts[f] for f in ("arch", "flavours", "host", "free_disk", "version")
                    if facts.get(f) is not None and facts[f] != getattr(self, f)}
+        if "trust" in facts and facts["trust"] != self.trust:
+            changed["trust"] = facts["trust"]
         if not changed and self.last_seen and (now - self.last_seen).total_seconds() < LAST_SEEN_RESOLUTION:
             return
         changed["last_seen"] = now
         Slave.objects.filter(pk=self.pk).update(**changed)
         for k, v in changed.items():
             setattr(self, k, v)
-
-
-class RunEnd(models.TextChoices):
-    FINISHED = "finished", "finished by the slave"
-    EXPIRED = "expired", "lease expired"
-    SUPERSEDED = "superseded", "the slave claimed again with a new run"
-    CANCELLED = "cancelled", "job cancelled"
-    REQUEUED = "requeued", "requeued by staff"
-
-
-class RunQuerySet(models.QuerySet):
-    def live(self):
-        return self.filter(ended__isnull=True)
-
-    def expired(self, now=None):
-        return self.live().filter(lease_expires__lt=now or timezone.now())
-
-    def sweep(self, limit: int | None = None) -> int:
-        """End runs whose lease ran out; their jobs are requeued or, past their attempts, ``error``.
-
-        Call inside a transaction. Rows another transaction holds are skipped (it is sweeping them).
-        """
-        from autotua_master.jobs.models import Job
-
-        expired = self.expired().select_for_update(skip_locked=True).order_by("lease_expires")
-        if limit:
-            expired = expired[:limit]
-        count = 0
-        for run in expired:
-            job = Job.objects.select_for_update().get(pk=run.job_id)
-            job.lose_run(run, RunEnd.EXPIRED, f"lost slave: lease expired at {run.lease_expires:%Y-%m-%d %H:%M:%S}Z "
-                                              f"on slave {run.slave}")
-            count += 1
-        return count
-
-    def claim(self, slave: Slave, run_uuid, arch: str, flavours: list[str]) -> Run | None:
-        """Hand ``slave`` one queued job it can run, under a lease, as run ``run_uuid``; None if none.
-
-        Atomic: the job row is taken with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), or inside a write
-        transaction that holds SQLite's lock from its first statement (``transaction_mode=IMMEDIATE``),
-        so one job goes to one slave. A repeated claim (same ``run_uuid``) returns the same run.
-        """
-        from autotua_master.jobs.models import Job, JobState
-
-        from .errors import Conflict, RunOver
-
-        with transaction.atomic():
-            # one query for the run named and the runs this slave still holds
-            mine = list(self.select_for_update().filter(models.Q(uuid=run_uuid)
-                                                         | models.Q(slave=slave, ended__isnull=True)))
-            existing = next((r for r in mine if r.uuid == run_uuid), None)
-            if existing is not None:
-                if existing.slave_id != slave.pk:
-                    raise Conflict(f"run {run_uuid} is not a new id: pick another UUID")
-                if not existing.live:
-                    raise RunOver(f"run {run_uuid} is over ({existing.get_end_display()})")
-                return existing
-            swept = _sweep_due() and self.sweep(limit=20) is not None
-            for old in mine:
-                job = Job.objects.select_for_update().get(pk=old.job_id)
-                job.lose_run(old, RunEnd.SUPERSEDED, f"slave {slave} claimed again with a new run")
-            claimable = Job.objects.claimable(arch, flavours).select_related("revision")
-            job = claimable.select_for_update(skip_locked=True, of=("self",)).first()
-            if job is None and not swept and self.sweep(limit=20):
-                # nothing queued, but leases had run out: their jobs are queued again now
-                job = claimable.select_for_update(skip_locked=True, of=("self",)).first()
-            if job is None:
-                return None
-            now = timezone.now()
-            job.state = JobState.RUNNING
-            job.attempts += 1
-            job.accepted = job.accepted or now
-            job.reason = ""
-            job.save(update_fields=["state", "attempts", "accepted", "reason"])
-            run = self.create(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
-                              lease_expires=now + timedelta(seconds=lease_seconds()))
-            faults.point("master:claim:locked")  # the claim's rows are written, not committed
-            return run
-
-
-_last_sweep = 0.0
-
-
-def _sweep_due() -> bool:
-    """Sweep expired leases on a claim at most every AUTOTUA_SWEEP_SECONDS in this process (a claim
-    that finds nothing queued sweeps anyway): a sweep per claim would cost every claim a query."""
-    global _last_sweep
-    now = time.monotonic()
-    if now - _last_sweep < settings.AUTOTUA_SWEEP_SECONDS:
-        return False
-    _last_sweep = now
-    return True
-
-
-def lease_seconds() -> int:
-    return settings.AUTOTUA_LEASE_SECONDS
-
-
-class Run(RunProtocol, models.Model):
-    uuid = models.UUIDField(unique=True, default=uuid.uuid4)
-    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="runs")
-    slave = models.ForeignKey(Slave, on_delete=models.PROTECT, related_name="runs")
-    attempt = models.PositiveIntegerField()
-    claimed = models.DateTimeField(default=timezone.now)
-    lease_expires = models.DateTimeField()
-    last_heartbeat = models.DateTimeField(null=True, blank=True)
-    ended = models.DateTimeField(null=True, blank=True)
-    end = models.CharField(max_length=12, choices=RunEnd.choices, blank=True)
-    end_reason = models.TextField(blank=True)
-    finish = models.JSONField(null=True, blank=True, help_text="the slave's finish call, as received")
-
-    objects = RunQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-claimed"]
-        indexes = [models.Index(fields=["lease_expires"], condition=models.Q(ended__isnull=True),
-                                name="run_live_lease")]
-
-    def __str__(self) -> str:
-        return str(self.uuid)
-
-    @property
-    def live(self) -> bool:
-        return self.ended is None
-
-    def lease(self) -> dict:
-        return {"expires": self.lease_expires.isoformat().replace("+00:00", "Z"), "seconds": lease_seconds(),
-                "heartbeat_every": settings.AUTOTUA_HEARTBEAT_SECONDS}
-
-    def extend(self) -> None:
-        now = timezone.now()
-        self.last_heartbeat = now
-        self.lease_expires = now + timedelta(seconds=lease_seconds())
-        self.save(update_fields=["last_heartbeat", "lease_expires"])
-
-    def close(self, end: str, reason: str = "") -> None:
-        self.ended = timezone.now()
-        self.end = end
-        self.end_reason = reason
-        self.save(update_fields=["ended", "end", "end_reason"])
-
-    @property
-    def directory(self):
-        from pathlib import Path
-
-        return Path(settings.AUTOTUA_DATA_DIR) / "runs" / str(self.uuid)

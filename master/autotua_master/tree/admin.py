@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from autotua_master.jobs.admin import RecordAdmin
+from autotua_master.adminbase import RecordAdmin
 
 from .models import Maintainer, Revision
 from .validation import index_revision

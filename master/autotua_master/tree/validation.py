@@ -47,15 +47,18 @@ def close_shared() -> None:
 class Validation:
     revision: Revision
     resolution: Resolution
+    #: tree user -> fingerprint: the keys the signatures were verified against
+    keys: dict[str, str]
 
 
 def validate(root: str, revision: str | int | None, arch: str | None) -> Validation:
     """Resolve ``root`` at ``revision`` (None: the tip). Raises TreeError for an unknown revision."""
     tree = branch.open_tree(revision)
     cache, reader = shared_reader()
-    with Verifier(Maintainer.objects.trusted(), cache) as verifier:
+    keys = Maintainer.objects.trusted()
+    with Verifier(keys, cache) as verifier:
         resolution = Resolver(tree, verifier, reader).resolve(root, arch)
-    return Validation(Revision.objects.pin(tree.revision_id, tree.revno), resolution)
+    return Validation(Revision.objects.pin(tree.revision_id, tree.revno), resolution, keys)
 
 
 def index_revision(revision: str | int | None = None) -> Revision:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpResponse
 
-from autotua_master.jobs.models import JobuildResult, LogFile
-from autotua_master.slaves.models import Run
+from autotua_master.jobs.models import JobuildResult, LogFile, Run
 from autotua_master.tree.static import serve
 
 

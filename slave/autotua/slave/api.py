@@ -3,6 +3,10 @@
 Every write of the protocol is idempotent, so a call that meets a network error, a timeout, a 5xx or
 a 429 is simply repeated, with exponential backoff (honouring ``Retry-After``), until ``retry_for``
 seconds have passed. 4xx answers are turned into exceptions that say what the master meant.
+
+A claim and a result may be *held* by the master while it has nothing to say yet (a long-poll:
+``Prefer: wait=<seconds>``, docs/protocol.md); such a call is made in a thread of its own, so that a
+slave told to stop need not wait for its answer (``abandon``).
 """
 
 from __future__ import annotations
@@ -62,7 +66,11 @@ class Unreachable(ApiError):
 
 
 class Interrupted(ApiError):
-    """The slave is stopping; the call was abandoned between retries."""
+    """The slave is stopping; the call was abandoned between retries, or while the master held it."""
+
+
+#: how long a claim or a result may be held by the master (it holds them for at most its own bound)
+LONG_POLL = 30
 
 
 def content_digest(data: bytes) -> str:
@@ -92,9 +100,14 @@ class Api:
 
     # -- the transport ------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, json=None, data: bytes | None = None,
-                headers: dict | None = None, auth: bool = True, retry_for: float | None = None) -> requests.Response:
+                headers: dict | None = None, auth: bool = True, retry_for: float | None = None,
+                hold: int = 0, abandon: threading.Event | None = None) -> requests.Response:
+        """``hold``: seconds the master may hold the call (``Prefer: wait``); it is then made in its own
+        thread, and given up (Interrupted) as soon as ``abandon`` (or ``stop``) is set."""
         url = self.base + path
         hdrs = dict(headers or {})
+        if hold:
+            hdrs["Prefer"] = f"wait={hold}"
         if auth:
             if not self.token:
                 raise AuthError("no token: register the slave first")
@@ -103,7 +116,11 @@ class Api:
         delay = 1.0
         while True:
             try:
-                r = self.session.request(method, url, json=json, data=data, headers=hdrs, timeout=self.timeout)
+                if hold:
+                    r = self._held(method, url, abandon, json=json, data=data, headers=hdrs,
+                                   timeout=max(self.timeout, hold + 30))
+                else:
+                    r = self.session.request(method, url, json=json, data=data, headers=hdrs, timeout=self.timeout)
             except requests.RequestException as e:
                 why = f"{type(e).__name__}: {e}"
                 wait = delay
@@ -124,6 +141,34 @@ class Api:
             if self.stop.wait(wait):
                 raise Interrupted(f"{method} {url}: abandoned, the slave is stopping")
             delay = min(delay * 2, 60.0)
+
+    def _held(self, method: str, url: str, abandon: threading.Event | None, **kw) -> requests.Response:
+        """One call the master may hold, in a thread of its own: the caller can stop waiting for it. A
+        claim the master answers after it was abandoned leaves a run nobody works on: the slave's next
+        claim ends it (superseded), or its lease does."""
+        box: dict = {}
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                session = getattr(self, "_held_session", None)
+                if session is None:
+                    session = self._held_session = requests.Session()
+                    session.headers["User-Agent"] = USER_AGENT
+                box["answer"] = session.request(method, url, **kw)
+            except BaseException as e:  # handed to the caller
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="autotua-long-poll", daemon=True).start()
+        while not done.wait(0.2):
+            if self.stop.is_set() or (abandon is not None and abandon.is_set()):
+                self._held_session = None  # the one in use may still be waiting for its answer
+                raise Interrupted(f"{method} {url}: abandoned, the slave is stopping")
+        if "error" in box:
+            raise box["error"]
+        return box["answer"]
 
     @staticmethod
     def _error(method: str, path: str, r: requests.Response) -> ApiError:
@@ -156,8 +201,8 @@ class Api:
     def me(self) -> dict:
         return self.request("GET", "slaves/me").json()
 
-    def claim(self, payload: dict) -> dict:
-        r = self.request("POST", "claim", json=payload)
+    def claim(self, payload: dict, hold: int = 0, abandon: threading.Event | None = None) -> dict:
+        r = self.request("POST", "claim", json=payload, hold=hold, abandon=abandon)
         body = r.json()
         if body.get("run") is None and "retry_after" not in body and r.headers.get("Retry-After", "").isdigit():
             body["retry_after"] = int(r.headers["Retry-After"])
@@ -179,8 +224,10 @@ class Api:
                             headers={"Content-Type": "application/octet-stream",
                                      "Content-Digest": content_digest(data)}).json()
 
-    def put_result(self, run: str, index: int, result: dict) -> dict:
-        return self.request("PUT", f"runs/{run}/jobuilds/{index}/result", json=result).json()
+    def put_result(self, run: str, index: int, result: dict, hold: int = 0,
+                   abandon: threading.Event | None = None) -> dict:
+        return self.request("PUT", f"runs/{run}/jobuilds/{index}/result", json=result, hold=hold,
+                            abandon=abandon).json()
 
     def put_inputs(self, run: str, inputs: dict) -> dict:
         """Record what the run is made of (stage3, revision, repository; emerge --info later)."""

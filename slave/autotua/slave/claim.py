@@ -19,7 +19,7 @@ import threading
 import uuid
 
 from autotua import __version__
-from autotua.slave.api import Api, ApiError, Interrupted, RunOver, Unreachable
+from autotua.slave.api import LONG_POLL, Api, ApiError, Interrupted, RunOver, Unreachable
 from autotua.slave.config import Config
 from autotua.slave.trust import claim_field
 
@@ -47,9 +47,11 @@ def claim_payload(cfg: Config, run: str, trusted: frozenset[str] = frozenset()) 
             "host": host_info(), "version": __version__, **claim_field(trusted)}
 
 
-def claim(api: Api, cfg: Config, trusted: frozenset[str] = frozenset()) -> dict:
-    """One claim with a fresh run UUID: ``{"run": None, "retry_after": n}`` or the job's answer."""
-    return api.claim(claim_payload(cfg, str(uuid.uuid4()), trusted))
+def claim(api: Api, cfg: Config, trusted: frozenset[str] = frozenset(),
+          abandon: threading.Event | None = None) -> dict:
+    """One claim with a fresh run UUID, held by the master until a job comes or for LONG_POLL seconds:
+    ``{"run": None, "retry_after": n}`` or the job's answer. ``abandon`` gives up waiting for it."""
+    return api.claim(claim_payload(cfg, str(uuid.uuid4()), trusted), hold=LONG_POLL, abandon=abandon)
 
 
 class Heartbeat(threading.Thread):

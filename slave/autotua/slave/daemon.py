@@ -21,6 +21,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 
 from autotua import faults
 from autotua.slave import preflight
@@ -111,8 +112,9 @@ class Daemon:
                                 cfg.disk_limit >> 20)
                     self.wait(cfg.max_poll_interval)
                     continue
+                asked = time.monotonic()
                 try:
-                    answer = claim(api, cfg, host.trusted)
+                    answer = claim(api, cfg, host.trusted, abandon=self.stopping)
                 except Interrupted:
                     break
                 except Unreachable as e:
@@ -129,9 +131,12 @@ class Daemon:
                     continue
                 delay = 1.0
                 if not answer.get("run") or not answer.get("job"):
-                    wait = float(answer.get("retry_after") or cfg.max_poll_interval)
-                    log.debug("nothing to do; asking again in %.0f s", min(wait, cfg.max_poll_interval))
-                    self.wait(min(wait, cfg.max_poll_interval))
+                    after = answer.get("retry_after")
+                    wait = cfg.max_poll_interval if after is None else min(float(after), cfg.max_poll_interval)
+                    if wait < 1 and time.monotonic() - asked < 1:
+                        wait = 1.0  # "at once", but it did not hold the claim: never a tight loop
+                    log.debug("nothing to do; asking again in %.0f s", wait)
+                    self.wait(wait)
                     continue
                 faults.point("claim:answered")  # the master holds the run; nothing is done here yet
                 runner = JobRunner(cfg, api, answer, host=host, keeper=spare, stopping=self.stopping,

@@ -25,7 +25,17 @@ from pathlib import Path
 from autotua import faults
 from autotua.bridge import jobuild_sh
 from autotua.slave import Cancelled, SlaveError, Stopped
-from autotua.slave.api import Api, ApiError, AuthError, Conflict, Interrupted, RunOver, TooLarge, Unreachable
+from autotua.slave.api import (
+    LONG_POLL,
+    Api,
+    ApiError,
+    AuthError,
+    Conflict,
+    Interrupted,
+    RunOver,
+    TooLarge,
+    Unreachable,
+)
 from autotua.slave.claim import Heartbeat
 from autotua.slave.config import Config
 from autotua.slave.container import INSIDE, Container, Keeper
@@ -113,6 +123,7 @@ class JobRunner:
         self.ws = Workspace(cfg.jobs_dir, self.run_id)
         self.ns: Container | None = None
         self.held: int | None = None
+        self.decided: dict | None = None  # the job as the result that finished the run left it
         self.repository: Repository | None = None
         self.repository_held: int | None = None
         self.label = f"job {self.job.get('id')} ({self.job.get('root')}, run {self.run_id[:8]})"
@@ -310,12 +321,20 @@ class JobRunner:
         return {"name": send_as, "label": label, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
     def _report(self, p: Prepared, result: dict) -> None:
-        """PUT the result; do what the answer says (continue, wait and ask again, abort)."""
+        """PUT the result; do what the answer says (continue, wait and ask again, abort).
+
+        The master may hold the call while the next jobuild's SIDEPEND runs elsewhere (a long-poll:
+        the container stays up, the heartbeat goes on); a ``wait`` answer is asked again at once, or
+        after its ``retry_after`` when the master did not hold it. An answer that says the result
+        ``finished`` the run (the last jobuild's, or a failed one's) needs no finish call."""
         resent = False
         while True:
             try:
-                answer = self.api.put_result(self.run_id, p.index, result)
+                answer = self.api.put_result(self.run_id, p.index, result, hold=LONG_POLL, abandon=self.stopping)
                 faults.point(f"result:{p.jid}")  # the master holds the result
+            except Interrupted:
+                self.check()  # stopping: Stopped (the job ends as the slave's stop says)
+                raise
             except Conflict as e:
                 # the master holds less of the log than log_size: send the rest, then the result again
                 if resent or "offset" not in e.body:
@@ -329,13 +348,18 @@ class JobRunner:
                 continue
             action = answer.get("action", "continue")
             if action == "continue":
+                if answer.get("finished"):
+                    self.decided = answer.get("job") or {}
+                    self.heartbeat.stop()  # the run is over on the master
                 return
             if action == "abort":
                 raise Cancelled(answer.get("reason") or "aborted")
             if action == "wait":
-                wait = float(answer.get("retry_after") or 60)
-                log.info("%s: waiting %.0f s (%s)", self.label, wait, answer.get("reason", ""))
-                self.sleep(wait)
+                wait = float(answer.get("retry_after") or 0)
+                log.info("%s: waiting (%s)%s", self.label, answer.get("reason", ""),
+                         f"; asking again in {wait:.0f} s" if wait else "")
+                faults.point(f"wait:{p.jid}")  # the master said wait; the container is up, the heartbeat on
+                self.sleep(min(wait, 300))
                 continue
             raise SlaveError(f"the master answered the result with an unknown action {action!r}", "report")
 
@@ -355,6 +379,10 @@ class JobRunner:
 
     def _finish(self, report: Report) -> None:
         if report.run_over:
+            return
+        if self.decided is not None:  # the last result (or a failed one) finished the run on the master
+            log.info("%s: the master finished the run with its results: job %s", self.label,
+                     self.decided.get("state", "?"))
             return
         payload = {"status": report.status}
         if report.reason:

@@ -1,7 +1,9 @@
 from .inputs import RunInputs
-from .job import Job, JobState
+from .job import Job
 from .result import Attachment, JobuildResult, LogFile
-from .sidepend import Provision, ProvisionState, Requirement
+from .run import Run
+from .sidepend import Provision, Requirement
+from .states import FINAL, JobState, ProvisionState, RunEnd
 
-__all__ = ["Attachment", "Job", "JobState", "JobuildResult", "LogFile", "Provision", "ProvisionState",
-           "Requirement", "RunInputs"]
+__all__ = ["FINAL", "Attachment", "Job", "JobState", "JobuildResult", "LogFile", "Provision", "ProvisionState",
+           "Requirement", "Run", "RunEnd", "RunInputs"]

@@ -1,10 +1,22 @@
 """The job: one root atom at one pinned revision and Gentoo repository snapshot, its validated plan,
-and its state.
+and its state machine.
 
-States (ARCHITECTURE.md, Jobs): ``invalid`` never reaches a slave; ``waiting`` holds a job until
-its SIDEPENDs have passed; ``queued`` can be claimed; ``running`` is under a slave's lease;
-``passed``, ``failed``, ``error`` and ``cancelled`` are final. A job is *frozen* once a slave first
-accepted it: from then on it is never re-validated.
+States are in :mod:`.states`. A job is *frozen* once a slave first accepted it: from then on it is
+never re-validated. Every change of state here happens with the job's row locked (callers of the
+transitions hold a transaction and the lock); whoever changes a running job locks its live run's row
+first (claim, result, finish, sweep, cancel, requeue), so taking them the other way round never
+deadlocks.
+
+SIDEPENDs (:mod:`.sidepend` keeps the provisions): a job whose SIDEPENDs have not all passed
+*waits*; it is *queued* at once when every SIDEPEND it still needs is being run by another slave
+and the first jobuild needing one is not its first (it is *pipelined*: its jobuilds that need none
+run meanwhile, and the result before the one that needs it is answered ``wait``).
+
+Fair shares: every queued job gets a ``turn`` when first queued — one past its owner's latest
+queued turn, and never behind the turn being served at the head of its queue — and claims take
+the highest ``priority`` (staff set it), then the lowest turn, then the oldest. One owner's
+thousand jobs take turns 1..1000; another owner's job queued meanwhile takes the head's turn and
+goes next.
 """
 
 from __future__ import annotations
@@ -13,44 +25,37 @@ import logging
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models import Max
 from django.utils import timezone
+
+from autotua_master import rows
+from autotua_master.snapshots.models import Snapshot, pin_payload
+from autotua_master.tree.validation import validate
+
+from .. import wakeup
+from ..errors import JobError
+from .sidepend import MAX_DEPTH, Provision, find_cycle
+from .states import FINAL, REVALIDATABLE, JobState, ProvisionState, RunEnd
 
 log = logging.getLogger(__name__)
 
-
-class JobState(models.TextChoices):
-    INVALID = "invalid"
-    WAITING = "waiting"
-    QUEUED = "queued"
-    RUNNING = "running"
-    PASSED = "passed"
-    FAILED = "failed"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-
-
-FINAL = (JobState.PASSED, JobState.FAILED, JobState.ERROR, JobState.CANCELLED)
-REVALIDATABLE = (JobState.INVALID, JobState.WAITING, JobState.QUEUED)
-
-
-class JobError(Exception):
-    """A change a job's state does not allow; the message says why (an API 400/409)."""
-
-    def __init__(self, message: str, code: str = "invalid_state"):
-        super().__init__(message)
-        self.code = code
+__all__ = ["FINAL", "REVALIDATABLE", "Job", "JobError", "JobState"]
 
 
 class JobQuerySet(models.QuerySet):
     def claimable(self, arch: str, flavours: list[str]):
-        """Queued jobs a slave of ``arch`` serving ``flavours`` can run, oldest first."""
-        return self.filter(state=JobState.QUEUED, arch=arch, stage3__in=flavours).order_by("id")
+        """Queued jobs a slave of ``arch`` serving ``flavours`` can run, in the order claims take them."""
+        return self.filter(state=JobState.QUEUED, arch=arch, stage3__in=flavours).order_by(*CLAIM_ORDER)
 
     def active(self):
         return self.exclude(state__in=[*FINAL, JobState.INVALID])
 
     def visible_to(self, user):
         return self  # every job is public to read; changing it is what permissions guard
+
+
+#: the order claims take queued jobs in (the ``job_queue`` index has it)
+CLAIM_ORDER = ("-priority", "turn", "id")
 
 
 class JobManager(models.Manager.from_queryset(JobQuerySet)):
@@ -63,9 +68,6 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         :class:`~autotua_master.snapshots.models.UnknownSnapshot` for a snapshot the master does not
         know (nothing is stored then).
         """
-        from autotua_master.snapshots.models import Snapshot
-        from autotua_master.tree.validation import validate
-
         arch = arch or settings.AUTOTUA_DEFAULT_ARCH
         pinned = Snapshot.objects.pin(snapshot or "")
         validation = validate(root, revision, arch)
@@ -78,15 +80,10 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
             job.hold_or_queue()
         return job
 
-
-    def provide(self, provision, waiter: Job, depth: int) -> Job:
+    def provide(self, provision: Provision, waiter: Job, depth: int) -> Job:
         """The master's own job for a pending SIDEPEND ``provision`` that ``waiter`` needs: the jobuild
         alone, at the waiter's revision, on the waiter's arch when its ARCH allows. It becomes the
         provision's provider before its own SIDEPENDs are linked, so a waiting cycle is seen."""
-        from autotua_master.tree.validation import validate
-
-        from .sidepend import MAX_DEPTH, ProvisionState
-
         root = "=" + provision.jobuild
         arch = waiter.arch
         validation = validate(root, waiter.revision.revision_id, arch)
@@ -119,11 +116,48 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
             job.save(update_fields=["reason"])
             return job
         provision.save(update_fields=["provider"])
-        from .sidepend import Provision
-
-        Provision.objects.link(job, depth + 1)
+        job.link(depth + 1)
         log.info("job #%s queued by the master for SIDEPEND %s of job #%s", job.pk, provision.jobuild, waiter.pk)
         return job
+
+    # -- what a SIDEPEND's change does to the jobs that need it --------------------------------------
+    def release(self, provision: Provision) -> None:
+        """``provision`` passed: every job it held with nothing else to wait for is queued, and every
+        run waiting on it is woken."""
+        for job_id in provision.waiting_jobs():
+            job = self.select_for_update().get(pk=job_id)
+            if job.state == JobState.WAITING and not job.unpassed().exists():
+                job.queue()
+        wakeup.announce_sidepend(provision.pk)
+
+    def fail_waiters(self, provision: Provision, why: str) -> None:
+        """``provision`` failed: every job that needs it fails, running ones too (their runs are
+        aborted: the slave hears ``abort`` with the reason at its next call)."""
+        for job_id in provision.waiting_jobs((JobState.WAITING, JobState.QUEUED, JobState.RUNNING)):
+            waiter = self.model(pk=job_id)._lock_runs_then_job()
+            if waiter.state in (JobState.WAITING, JobState.QUEUED):
+                waiter.end(JobState.FAILED, why)
+            elif waiter.state == JobState.RUNNING:
+                waiter.end(JobState.FAILED, why, run_end=RunEnd.ABORTED)
+        wakeup.announce_sidepend(provision.pk)
+
+    def provider_started(self, provider: Job) -> None:
+        """A SIDEPEND's provider was claimed: the jobs waiting on it may be pipelined now."""
+        for provision in Provision.objects.filter(provider=provider, state=ProvisionState.PENDING):
+            for job_id in provision.waiting_jobs():
+                job = self.select_for_update().get(pk=job_id)
+                if job.state == JobState.WAITING:
+                    job.pipeline()
+
+    def provider_stopped(self, provider: Job, why: str) -> None:
+        """A SIDEPEND's provider went back to the queue (or was dropped): jobs queued on its running
+        are held again, and runs waiting on it are woken to give their slave back."""
+        for provision in Provision.objects.filter(provider=provider, state=ProvisionState.PENDING):
+            for job_id in provision.waiting_jobs((JobState.QUEUED,)):
+                job = self.select_for_update().get(pk=job_id)
+                if job.state == JobState.QUEUED and job.unpassed().exists():
+                    job.wait(f"waiting for SIDEPEND {provision.jobuild}: {why}")
+            wakeup.announce_sidepend(provision.pk)
 
 
 class Job(models.Model):
@@ -145,6 +179,15 @@ class Job(models.Model):
     sidepends = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
     errors = models.JSONField(default=list, blank=True)
+    maintainers = models.JSONField(default=dict, blank=True,
+                                   help_text="name -> fingerprint of everyone whose jobuilds or templates the "
+                                             "plan uses (slaves verify against these)")
+    signers = models.JSONField(default=list, blank=True,
+                               help_text="those fingerprints, sorted: a slave that names whom it trusts gets "
+                                         "only jobs whose every signer it trusts")
+    priority = models.IntegerField(default=0, help_text="set by staff: a higher priority is claimed first")
+    turn = models.PositiveBigIntegerField(default=0, help_text="its turn among the queued jobs (fair shares "
+                                                               "across owners), given when first queued")
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
     created = models.DateTimeField(default=timezone.now)
@@ -157,8 +200,11 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["arch", "stage3", "id"], condition=models.Q(state="queued"),
-                                name="job_queued")]
+        indexes = [
+            models.Index(fields=["arch", "-priority", "turn", "id"], condition=models.Q(state="queued"),
+                         name="job_queue"),
+            models.Index(fields=["owner", "turn"], condition=models.Q(state="queued"), name="job_queued_turns"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.root}"
@@ -176,8 +222,6 @@ class Job(models.Model):
     @property
     def snapshot_pin(self) -> dict | None:
         """The pinned snapshot as the claim and the API carry it: ``{"date", "name", "url"}``, or None."""
-        from autotua_master.snapshots.models import pin_payload
-
         return pin_payload(self.snapshot)
 
     @property
@@ -187,13 +231,12 @@ class Job(models.Model):
     def can_change(self, user) -> bool:
         return bool(user and user.is_authenticated and (user.is_staff or user.pk == self.owner_id))
 
-    def maintainers(self) -> dict[str, str]:
-        """Fingerprints of every maintainer whose jobuilds or templates the plan uses."""
-        from autotua_master.tree.models import Maintainer
+    def index_of(self, jobuild: str) -> int:
+        return next(e["index"] for e in self.plan if e["jobuild"] == jobuild)
 
-        users = {e["jobuild"].split("/", 1)[0] for e in self.plan}
-        users |= {t.split("/", 1)[0] for e in self.plan for t in e.get("inherited", [])}
-        return dict(Maintainer.objects.filter(name__in=users).values_list("name", "fingerprint"))
+    def unpassed(self):
+        """Its SIDEPEND requirements that have not passed yet."""
+        return self.requirements.exclude(provision__state=ProvisionState.PASSED)
 
     # -- validation ---------------------------------------------------------------------------------
     def apply(self, validation) -> None:
@@ -205,27 +248,88 @@ class Job(models.Model):
         self.sidepends = [vars(s) for s in res.sidepends]
         self.warnings = [vars(p) for p in res.warnings]
         self.errors = [vars(p) for p in res.errors]
+        self.stamp(validation.keys)
         self.validated = timezone.now()
         self.reason = ""
         self.state = JobState.INVALID if res.errors else JobState.WAITING
 
+    def stamp(self, keys: dict[str, str]) -> None:
+        """Record the fingerprints of everyone whose jobuilds or templates the plan uses, from ``keys``
+        (the maintainers' recorded keys): what slaves verify against and filter on."""
+        users = {e["jobuild"].split("/", 1)[0] for e in self.plan}
+        users |= {t.split("/", 1)[0] for e in self.plan for t in e.get("inherited", [])}
+        self.maintainers = {u: keys[u] for u in sorted(users) if u in keys}
+        self.signers = sorted(set(self.maintainers.values()))
+
     def hold_or_queue(self) -> None:
         """Link SIDEPENDs and set the state: waiting, queued, or failed when one already failed."""
-        from .sidepend import Provision
-
         if self.state == JobState.INVALID:
             self.reason = f"{len(self.errors)} error(s) in validation"
             self.save(update_fields=["reason"])
             return
-        Provision.objects.link(self)
+        self.link()
+
+    def link(self, depth: int = 0) -> None:
+        """Record the job's SIDEPEND requirements and set its state: queued, waiting (with a provider
+        for every pending provision; pipelined when they all run), or failed (one already failed, or
+        the waiting would never end)."""
+        provisions = Provision.objects.require(self)
+        failed = [p for p in provisions.values() if p.state == ProvisionState.FAILED]
+        if failed:
+            self.end(JobState.FAILED, "; ".join(p.why_failed() for p in failed))
+            return
+        pending = [p for p in provisions.values() if p.state == ProvisionState.PENDING]
+        if not pending:
+            self.queue()
+            return
+        self.wait("waiting for SIDEPEND " + ", ".join(p.jobuild for p in pending) + " to pass")
+        for p in pending:
+            if p.provider_id is None:
+                Job.objects.provide(p, self, depth)
+        self.refresh_from_db()
+        if self.state != JobState.WAITING:
+            return  # a provider's own linking already failed it (a cycle through it)
+        now = {p.pk: p for p in Provision.objects.filter(pk__in=[p.pk for p in pending])}
+        failed = [p for p in now.values() if p.state == ProvisionState.FAILED]
+        if failed:
+            self.end(JobState.FAILED, "; ".join(p.why_failed() for p in failed))
+            return
+        if any(p.state == ProvisionState.PASSED for p in now.values()) and not self.unpassed().exists():
+            self.queue()
+            return
+        cycle = find_cycle(self.pk)
+        if cycle:
+            jobs = Job.objects.in_bulk(cycle)
+            names = " -> ".join(jobs[i].root_jobuild or jobs[i].root for i in [*cycle, cycle[0]])
+            for job_id in cycle:
+                j = Job.objects.select_for_update().get(pk=job_id)
+                if j.state == JobState.WAITING:
+                    j.end(JobState.FAILED, f"SIDEPEND cycle: {names} (these jobs would wait on each other forever)")
+            self.refresh_from_db()
+            return
+        self.pipeline()
+
+    def pipeline(self) -> bool:
+        """Queue this waiting job when every SIDEPEND it still needs is running on a slave and its first
+        jobuild needs none of them (docs/protocol.md, Result: ``wait``); True when it was queued."""
+        if not settings.AUTOTUA_PIPELINE_SIDEPENDS:
+            return False
+        pending = list(self.unpassed().values_list("required_by", "provision__jobuild", "provision__provider_id",
+                                                   "provision__provider__state"))
+        if not pending or any(state != JobState.RUNNING for *_, state in pending):
+            return False
+        first = min(self.index_of(required_by) for required_by, *_ in pending)
+        if first == 0:
+            return False
+        names = ", ".join(sorted({f"{j} (job #{p})" for _, j, p, _ in pending}))
+        self.queue(f"pipelined: SIDEPEND {names} is running; the jobuilds before "
+                   f"{self.plan[first]['jobuild']} run meanwhile")
+        return True
 
     def revalidate(self, revision: str | int | None = None, snapshot: str | None = None) -> None:
         """Validate again against ``revision`` (None: the tip) while no slave has accepted the job, and
         pin it again: to ``snapshot`` when given (``""``: the newest), else to the one its maintainer
         named, else to the newest the master knows now."""
-        from autotua_master.snapshots.models import Snapshot
-        from autotua_master.tree.validation import validate
-
         self._check_revalidatable()
         asked = self.snapshot_asked if snapshot is None else snapshot
         pinned = Snapshot.objects.pin(asked)
@@ -251,43 +355,52 @@ class Job(models.Model):
 
     # -- transitions (callers hold a transaction and the row lock) ---------------------------------
     def queue(self, reason: str = "") -> None:
+        """Make the job claimable; the first time, give it its turn (fair shares); wake a claim."""
         self.state = JobState.QUEUED
         self.reason = reason
         self.queued = timezone.now()
-        self.save(update_fields=["state", "queued", "reason"])
+        if not self.turn:
+            self.turn = self._next_turn()
+        self.save(update_fields=["state", "queued", "reason", "turn"])
+        wakeup.announce_job(self)
+
+    def _next_turn(self) -> int:
+        """One past the owner's latest queued turn, and not behind the head of the job's queue."""
+        mine = Job.objects.filter(state=JobState.QUEUED, owner_id=self.owner_id).aggregate(t=Max("turn"))["t"] or 0
+        head = (Job.objects.claimable(self.arch, [self.stage3]).values_list("turn", flat=True).first() or 1)
+        return max(mine + 1, head)
 
     def wait(self, reason: str) -> None:
         self.state = JobState.WAITING
         self.reason = reason
         self.save(update_fields=["state", "reason"])
 
-    def end(self, state: str, reason: str = "", *, run_end: str | None = None) -> None:
-        """Put the job in a final state; close its live run; tell SIDEPEND waiters if it provided one."""
-        from autotua_master.slaves.models import RunEnd
-
-        from .sidepend import Provision
-
+    def end(self, state: str, reason: str = "", *, run_end: str | None = None, run=None) -> None:
+        """Put the job in a final state; close its live run (``run``, when the caller holds it locked);
+        tell SIDEPEND waiters if it provided one."""
         self.state = state
         self.reason = reason
         self.finished = timezone.now()
-        self.save(update_fields=["state", "reason", "finished"])
-        for run in self.runs.live().select_for_update():
-            run.close(run_end or RunEnd.FINISHED, reason)
-        if state != JobState.PASSED:
-            Provision.objects.provider_ended(self)
+        rows.update(self, "state", "reason", "finished")
+        for live in [run] if run is not None and run.live else self.runs.live().select_for_update():
+            live.close(run_end or RunEnd.FINISHED, reason)
+        if state != JobState.PASSED and self.automatic:
+            self.provider_ended()
         log.info("job #%s %s%s", self.pk, state, f": {reason}" if reason else "")
 
-    def _lock_runs_then_job(self) -> Job:
-        """This job under its row lock, its live runs locked first: every writer takes a run before its
-        job (finish, result, sweep, claim), so taking them the other way round would deadlock with them."""
-        from autotua_master.slaves.models import Run
+    def provider_ended(self) -> None:
+        """This job ended without passing: the jobs waiting on the provisions it ran fail with it (a
+        provision itself fails only when the job failed; after an error or a cancel, which say nothing
+        of the jobuild, a later job tries anew)."""
+        for provision, why in Provision.objects.provider_ended(self):
+            Job.objects.fail_waiters(provision, why)
 
-        list(Run.objects.select_for_update().filter(job_id=self.pk, ended__isnull=True).values_list("pk"))
+    def _lock_runs_then_job(self) -> Job:
+        """This job under its row lock, its live runs locked first (see the module's docstring)."""
+        list(self.runs.select_for_update().filter(ended__isnull=True).values_list("pk"))
         return Job.objects.select_for_update().get(pk=self.pk)
 
     def cancel(self, by=None, reason: str = "") -> None:
-        from autotua_master.slaves.models import RunEnd
-
         with transaction.atomic():
             job = self._lock_runs_then_job()
             if job.state in FINAL:
@@ -298,10 +411,6 @@ class Job(models.Model):
 
     def requeue(self) -> None:
         """Give a job a fresh start (staff): its run is closed, its attempts reset, SIDEPENDs linked anew."""
-        from autotua_master.slaves.models import RunEnd
-
-        from .sidepend import Provision
-
         with transaction.atomic():
             job = self._lock_runs_then_job()
             if job.state == JobState.INVALID:
@@ -318,42 +427,33 @@ class Job(models.Model):
             job.hold_or_queue()
         self.refresh_from_db()
 
-    def outcome_of(self, run) -> tuple[str, str] | None:
-        """(state, reason) when ``run``'s results decide the job: every jobuild passed, or one failed
-        (nothing runs after a failed jobuild); None while results are missing."""
-        results = list(run.results.order_by("index"))
-        failed = [r for r in results if r.status == "failed"]
-        if failed:
-            return JobState.FAILED, _failed_in(failed[0])
-        if self.plan and [r.index for r in results] == [e["index"] for e in self.plan]:
-            return JobState.PASSED, ""
-        return None
-
+    # -- the end of a run ---------------------------------------------------------------------------
     def lose_run(self, run, end: str, reason: str) -> None:
-        """The run ended without a finish (lease ran out, slave restarted): requeue or give up.
-
-        A run lost after every result was in (the slave died in its teardown, or before its finish)
-        did the job: the job ends as those results say, instead of running a second time.
+        """The run ended before its results decided the job (lease ran out, slave restarted, an error,
+        a wait given up): requeue or give up. (A run whose last result, or a failed one, is in was
+        finished by that result: :mod:`autotua_master.jobs.protocol`.) A run the master ended because
+        its wait for a SIDEPEND could not go on is not counted as a lost attempt.
         """
-        from autotua_master.slaves.models import RunEnd
-
         run.close(end, reason)
         if self.state != JobState.RUNNING:
             return
-        done = self.outcome_of(run) if end in (RunEnd.EXPIRED, RunEnd.SUPERSEDED) else None
-        if done:
-            state, why = done
-            self.end(state, f"{why} (every result was in; {reason})" if why else f"every result was in; {reason}")
-            return
-        if self.attempts < self.max_attempts:
-            self.queue(f"attempt {self.attempts} lost ({reason}); queued again")
+        lost = self.attempts - self.runs.filter(end=RunEnd.WAITED).count()
+        if end == RunEnd.WAITED or lost < self.max_attempts:
+            self.relink(f"attempt {self.attempts} lost ({reason}); queued again" if end != RunEnd.WAITED
+                        else f"{reason}; queued again")
+            if self.automatic:
+                Job.objects.provider_stopped(self, f"its job #{self.pk} was requeued ({reason})")
         else:
             self.end(JobState.ERROR, f"{reason} (attempt {self.attempts} of {self.max_attempts}, the last)")
 
-
-def _failed_in(result) -> str:
-    phase = next((p.get("name") for p in result.phases if p.get("status") == "failed"), None)
-    return f"{result.jobuild} failed" + (f" in {phase}" if phase else "")
+    def relink(self, reason: str) -> None:
+        """Back in the queue after a run: queued when nothing it needs is pending (or it can be
+        pipelined again), else waiting for its SIDEPENDs."""
+        if not self.sidepends or not self.unpassed().exists():
+            self.queue(reason)
+        elif not self.pipeline():
+            names = ", ".join(sorted(self.unpassed().values_list("provision__jobuild", flat=True)))
+            self.wait(f"{reason}; waiting for SIDEPEND {names} to pass")
 
 
 def _entry(e) -> dict:
@@ -362,3 +462,22 @@ def _entry(e) -> dict:
     return {"jobuild": e.jobuild, "path": e.path, "digest": e.digest, "description": e.description,
             "arch": list(e.arch), "inherited": list(e.inherited), "depend": e.depend, "sidepend": e.sidepend,
             "src_uri": dist(e.src_uri), "portconf_uri": dist(e.portconf_uri)}
+
+
+def restamp(name: str, fingerprint: str | None) -> int:
+    """A maintainer's recorded key changed (``None``: removed): the jobs not yet final that use their
+    jobuilds carry the new one, as claims hand it to slaves. Returns how many were changed."""
+    changed = 0
+    with transaction.atomic():
+        for job in Job.objects.exclude(state__in=FINAL).filter(maintainers__has_key=name).select_for_update():
+            keys = {**job.maintainers}
+            if fingerprint:
+                keys[name] = fingerprint
+            else:
+                keys.pop(name, None)
+            if keys != job.maintainers:
+                job.maintainers = keys
+                job.signers = sorted(set(keys.values()))
+                job.save(update_fields=["maintainers", "signers"])
+                changed += 1
+    return changed

@@ -32,7 +32,7 @@ def check_attachment_name(name: str) -> str | None:
 
 
 class JobuildResult(models.Model):
-    run = models.ForeignKey("slaves.Run", on_delete=models.CASCADE, related_name="results")
+    run = models.ForeignKey("jobs.Run", on_delete=models.CASCADE, related_name="results")
     job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="results")
     index = models.PositiveIntegerField()
     jobuild = models.CharField(max_length=255)
@@ -60,7 +60,7 @@ class JobuildResult(models.Model):
 class LogFile(models.Model):
     """The length of one jobuild's log in one run; the bytes are in :attr:`path`."""
 
-    run = models.ForeignKey("slaves.Run", on_delete=models.CASCADE, related_name="logs")
+    run = models.ForeignKey("jobs.Run", on_delete=models.CASCADE, related_name="logs")
     index = models.PositiveIntegerField()
     size = models.BigIntegerField(default=0)
     updated = models.DateTimeField(default=timezone.now)
@@ -103,7 +103,7 @@ class LogFile(models.Model):
 
 
 class Attachment(models.Model):
-    run = models.ForeignKey("slaves.Run", on_delete=models.CASCADE, related_name="attachments")
+    run = models.ForeignKey("jobs.Run", on_delete=models.CASCADE, related_name="attachments")
     index = models.PositiveIntegerField()
     name = models.CharField(max_length=200)
     size = models.BigIntegerField()

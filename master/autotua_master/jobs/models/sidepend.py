@@ -4,6 +4,9 @@ A job's SIDEPEND requirements point at provisions. A provision is passed by any 
 jobuild with that digest, on any slave; until then the master runs one job of its own for it (the
 *provider*, shared by every job that waits on it), and when that job fails, the waiters fail too.
 
+This module keeps the provisions' own records; what their changes do to the jobs that need them is
+the job's business (:mod:`.job`), which calls in here.
+
 Race-freedom: every change of a provision happens with its row locked (``SELECT ... FOR UPDATE``;
 on SQLite every write transaction is IMMEDIATE, so they are serial), and a waiting job is queued
 only under its own row lock, after its provisions were updated. Two results that pass two SIDEPENDs
@@ -16,16 +19,10 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from .job import Job, JobState
+from .states import JobState, ProvisionState
 
 #: how deep the master's own SIDEPEND jobs may nest before it calls it a cycle
 MAX_DEPTH = 32
-
-
-class ProvisionState(models.TextChoices):
-    PENDING = "pending"
-    PASSED = "passed"
-    FAILED = "failed"
 
 
 class ProvisionQuerySet(models.QuerySet):
@@ -41,75 +38,34 @@ class ProvisionQuerySet(models.QuerySet):
         rows = self.select_for_update().filter(query).order_by("jobuild", "digest")
         return {(p.jobuild, p.digest): p for p in rows}
 
-    def link(self, job: Job, depth: int = 0) -> None:
-        """Record ``job``'s requirements and set its state: queued, waiting (with a provider for every
-        pending provision) or failed (one already failed, or the waiting would never end)."""
-        keys = [(s["jobuild"], s["digest"]) for s in job.sidepends]
-        provisions = self.lock(keys)
+    def require(self, job) -> dict[tuple[str, str], Provision]:
+        """Record ``job``'s SIDEPEND requirements; their provisions, locked."""
+        provisions = self.lock([(s["jobuild"], s["digest"]) for s in job.sidepends])
         Requirement.objects.bulk_create([
             Requirement(job=job, provision=provisions[(s["jobuild"], s["digest"])], atom=s["atom"],
                         required_by=s["required_by"]) for s in job.sidepends
         ])
-        failed = [p for p in provisions.values() if p.state == ProvisionState.FAILED]
-        if failed:
-            job.end(JobState.FAILED, "; ".join(p.why_failed() for p in failed))
-            return
-        pending = [p for p in provisions.values() if p.state == ProvisionState.PENDING]
-        if not pending:
-            job.queue()
-            return
-        job.wait("waiting for SIDEPEND " + ", ".join(p.jobuild for p in pending) + " to pass")
-        for p in pending:
-            if p.provider_id is None:
-                Job.objects.provide(p, job, depth)
-        job.refresh_from_db()
-        if job.state != JobState.WAITING:
-            return  # a provider's own linking already failed it (a cycle through it)
-        failed = [p for p in self.filter(pk__in=[p.pk for p in pending]) if p.state == ProvisionState.FAILED]
-        if failed:
-            job.end(JobState.FAILED, "; ".join(p.why_failed() for p in failed))
-            return
-        if any(p.state == ProvisionState.PASSED for p in self.filter(pk__in=[p.pk for p in pending])) and \
-                not job.requirements.exclude(provision__state=ProvisionState.PASSED).exists():
-            job.queue()
-            return
-        cycle = find_cycle(job)
-        if cycle:
-            names = " -> ".join(j.root_jobuild or j.root for j in [*cycle, cycle[0]])
-            for j in cycle:
-                j = Job.objects.select_for_update().get(pk=j.pk)
-                if j.state == JobState.WAITING:
-                    j.end(JobState.FAILED, f"SIDEPEND cycle: {names} (these jobs would wait on each other forever)")
-            job.refresh_from_db()
+        return provisions
 
-    def passed(self, jobuild: str, digest: str, result) -> None:
-        """A passed result: the provision is passed, and every job it held with nothing else to wait
-        for is queued.
-
-        ``passed`` is a final state of a provision (nothing turns it back), and the jobs it held were
-        queued when it first passed; so a provision already passed needs no lock and no work. That
-        keeps the results of the many runs of one popular jobuild from queueing on its row."""
-        if self.filter(jobuild=jobuild, digest=digest, state=ProvisionState.PASSED).exists():
-            return
+    def mark_passed(self, jobuild: str, digest: str, result) -> Provision | None:
+        """A passed result of ``jobuild`` at ``digest`` that had not passed before: its provision (made
+        when missing) is passed. Returns it when that changed anything, None when another result
+        passed it meanwhile. ``passed`` is a final state of a provision (nothing turns it back)."""
         provision = self.lock([(jobuild, digest)])[(jobuild, digest)]
-        if provision.state != ProvisionState.PASSED:
-            provision.state = ProvisionState.PASSED
-            provision.passed_by = result
-            provision.reason = ""
-            provision.updated = timezone.now()
-            provision.save()
-        waiting = sorted(set(provision.requirements.filter(job__state=JobState.WAITING)
-                             .values_list("job_id", flat=True)))
-        for job_id in waiting:
-            job = Job.objects.select_for_update().get(pk=job_id)
-            if job.state != JobState.WAITING:
-                continue
-            if not job.requirements.exclude(provision__state=ProvisionState.PASSED).exists():
-                job.reason = ""
-                job.queue()
+        if provision.state == ProvisionState.PASSED:
+            return None
+        provision.state = ProvisionState.PASSED
+        provision.passed_by = result
+        provision.reason = ""
+        provision.updated = timezone.now()
+        provision.save()
+        return provision
 
-    def provider_ended(self, job: Job) -> None:
-        """``job`` ended without passing: the provisions it was running fail, and so do their waiters."""
+    def provider_ended(self, job) -> list[tuple[Provision, str]]:
+        """``job`` ended without passing: the provisions it was running fail when it failed; after an
+        infrastructure error or a cancel (which say nothing of the jobuild) a later job tries anew.
+        Returns each provision changed (locked) with the sentence its waiters are told."""
+        changed = []
         ids = list(self.filter(provider=job).values_list("id", flat=True))
         for provision in self.select_for_update().filter(id__in=ids).order_by("jobuild", "digest"):
             if provision.state == ProvisionState.PASSED:
@@ -117,22 +73,16 @@ class ProvisionQuerySet(models.QuerySet):
             if job.state == JobState.FAILED:
                 provision.state = ProvisionState.FAILED
             else:
-                # an infrastructure error or a cancel says nothing of the jobuild: a later job tries anew
                 provision.state = ProvisionState.PENDING
                 provision.provider = None
             provision.reason = f"job #{job.pk} {job.state}" + (f": {job.reason}" if job.reason else "")
             provision.updated = timezone.now()
             provision.save()
-            why = f"SIDEPEND {provision.jobuild} {job.state} in job #{job.pk}" + (
-                f": {job.reason}" if job.reason else "")
-            waiting = sorted(set(provision.requirements.filter(job__state=JobState.WAITING)
-                                 .values_list("job_id", flat=True)))
-            for job_id in waiting:
-                waiter = Job.objects.select_for_update().get(pk=job_id)
-                if waiter.state == JobState.WAITING:
-                    waiter.end(JobState.FAILED, why)
+            changed.append((provision, f"SIDEPEND {provision.jobuild} {job.state} in job #{job.pk}"
+                            + (f": {job.reason}" if job.reason else "")))
+        return changed
 
-    def adopt(self, job: Job) -> None:
+    def adopt(self, job) -> None:
         """A requeued job of the master's takes back the provisions it runs that had failed."""
         self.filter(provider=job, state=ProvisionState.FAILED).update(state=ProvisionState.PENDING,
                                                                        reason="", updated=timezone.now())
@@ -142,8 +92,8 @@ class Provision(models.Model):
     jobuild = models.CharField(max_length=255)
     digest = models.CharField(max_length=64)
     state = models.CharField(max_length=8, choices=ProvisionState.choices, default=ProvisionState.PENDING)
-    provider = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="provides",
-                                 help_text="the job the master runs to make it pass")
+    provider = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="provides", help_text="the job the master runs to make it pass")
     passed_by = models.ForeignKey("jobs.JobuildResult", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
     reason = models.TextField(blank=True)
@@ -161,11 +111,16 @@ class Provision(models.Model):
     def why_failed(self) -> str:
         return f"SIDEPEND {self.jobuild} failed" + (f" ({self.reason})" if self.reason else "")
 
+    def waiting_jobs(self, states=(JobState.WAITING,)) -> list[int]:
+        """The ids of the jobs in ``states`` that need this provision, in order (the order they are
+        locked in)."""
+        return sorted(set(self.requirements.filter(job__state__in=states).values_list("job_id", flat=True)))
+
 
 class Requirement(models.Model):
     """One SIDEPEND of one job: ``atom`` (as written by ``required_by``) resolved to a provision."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="requirements")
+    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="requirements")
     provision = models.ForeignKey(Provision, on_delete=models.PROTECT, related_name="requirements")
     atom = models.CharField(max_length=255)
     required_by = models.CharField(max_length=255)
@@ -177,20 +132,21 @@ class Requirement(models.Model):
         return f"{self.required_by} SIDEPEND {self.atom}"
 
 
-def find_cycle(start: Job) -> list[Job]:
-    """The jobs of a waiting cycle through ``start`` (job -> pending provision -> its provider -> ...)."""
+def find_cycle(start: int) -> list[int]:
+    """The ids of the jobs of a waiting cycle through job ``start`` (job -> pending provision -> its
+    provider -> ...), or []."""
     def providers(job_id: int) -> list[int]:
         return list(Requirement.objects.filter(job_id=job_id, job__state=JobState.WAITING)
                     .exclude(provision__state=ProvisionState.PASSED)
                     .exclude(provision__provider=None)
                     .values_list("provision__provider_id", flat=True).distinct())
 
-    path: list[int] = [start.pk]
+    path: list[int] = [start]
     seen: set[int] = set()
 
     def walk(job_id: int) -> list[int] | None:
         for nxt in providers(job_id):
-            if nxt == start.pk:
+            if nxt == start:
                 return list(path)
             if nxt in seen or len(path) > MAX_DEPTH * 4:
                 continue
@@ -202,8 +158,4 @@ def find_cycle(start: Job) -> list[Job]:
             path.pop()
         return None
 
-    ids = walk(start.pk)
-    if not ids:
-        return []
-    jobs = Job.objects.in_bulk(ids)
-    return [jobs[i] for i in ids]
+    return walk(start) or []

@@ -7,8 +7,6 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import autotua_master.slaves.protocol
-
 
 class Migration(migrations.Migration):
 
@@ -60,6 +58,5 @@ class Migration(migrations.Migration):
                 'ordering': ['-claimed'],
                 'indexes': [models.Index(condition=models.Q(('ended__isnull', True)), fields=['lease_expires'], name='run_live_lease')],
             },
-            bases=(autotua_master.slaves.protocol.RunProtocol, models.Model),
         ),
     ]

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 
-from autotua_master.jobs.models import Job, JobState
-from autotua_master.slaves.models import Run
+from autotua_master.jobs.models import Job, JobState, Run
 
 from . import slaves as slave_queries
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 from django.http import Http404
 
-from autotua_master.jobs.models import Attachment, Job, JobState, JobuildResult, LogFile, Requirement, RunInputs
-from autotua_master.jobs.models.job import FINAL, REVALIDATABLE
-from autotua_master.slaves.models import Run
+from autotua_master.jobs.models import Attachment, Job, JobState, JobuildResult, LogFile, Requirement, Run, RunInputs
+from autotua_master.jobs.models.states import FINAL, REVALIDATABLE
 
 
 @dataclass

@@ -8,7 +8,9 @@ from django.conf import settings
 from django.db.models import Count, Max, Prefetch, Q
 from django.utils import timezone
 
-from autotua_master.slaves.models import Run, RunEnd, Slave, SlaveState
+from autotua_master.jobs.models import Run, RunEnd
+from autotua_master.slaves.models import Slave, SlaveState
+from autotua_master.tree.models import Maintainer
 
 
 def online_since():
@@ -53,3 +55,12 @@ def decorate(slaves):
 
 def online():
     return [s for s in decorate(with_stats(Slave.objects.filter(state=SlaveState.ACTIVE))) if s.online]
+
+
+def trust_of(slave) -> list[tuple[str, str | None]] | None:
+    """Whom the slave takes jobs from, as its last claim said: (fingerprint, the maintainer holding that
+    key here, if any) each; None when it takes every maintainer's (its owner's and staff's to see)."""
+    if slave.trust is None:
+        return None
+    names = dict(Maintainer.objects.filter(fingerprint__in=slave.trust).values_list("fingerprint", "name"))
+    return [(f, names.get(f)) for f in slave.trust]

@@ -12,8 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from autotua.tree import TreeError
+from autotua_master.jobs.errors import JobError
 from autotua_master.jobs.models import Job
-from autotua_master.jobs.models.job import JobError
 from autotua_master.slaves.models import Slave
 
 from .. import graph

@@ -29,8 +29,9 @@ def slave_detail(request, slave_id: int):
         raise Http404(f"no slave {slave_id}")
     slave = slave[0]
     runs = slave.runs.select_related("job").order_by("-claimed")[:50]
-    return render(request, "web/slave_detail.html", {"slave": slave, "runs": runs,
-                                                     "can_manage": can_manage_slave(request.user, slave)})
+    manage = can_manage_slave(request.user, slave)
+    return render(request, "web/slave_detail.html", {"slave": slave, "runs": runs, "can_manage": manage,
+                                                     "trust": q.trust_of(slave) if manage else None})
 
 
 @login_required

@@ -1,6 +1,18 @@
-"""Protocol faults the run methods raise; the API turns each into its status, code and sentence."""
+"""Refusals the API turns into 4xx answers: each carries its status, a short code and a sentence.
+
+:class:`JobError` is what a person's change of a job meets (re-validate a frozen job, cancel a final
+one); the :class:`ProtocolError` family is what a slave's call on its run meets (docs/protocol.md).
+"""
 
 from __future__ import annotations
+
+
+class JobError(Exception):
+    """A change a job's state does not allow; the message says why (an API 400/409)."""
+
+    def __init__(self, message: str, code: str = "invalid_state"):
+        super().__init__(message)
+        self.code = code
 
 
 class ProtocolError(Exception):

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from autotua_master.slaves.models import Run
+from autotua_master.jobs.dispatch import sweep
 
 
 class Command(BaseCommand):
@@ -11,5 +11,5 @@ class Command(BaseCommand):
 
     def handle(self, **_):
         with transaction.atomic():
-            n = Run.objects.sweep()
+            n = sweep()
         self.stdout.write(f"{n} expired run(s) swept")

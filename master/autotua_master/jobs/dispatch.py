@@ -1,0 +1,172 @@
+"""Handing jobs to slaves: the claim, the sweep of expired leases, and how long a request may wait.
+
+A claim takes the first queued job the slave can run — its arch, one of its flavours, every signer
+trusted by it when it says whom it trusts — in the order of fair shares and priorities
+(:data:`~.models.job.CLAIM_ORDER`), atomically: PostgreSQL takes the row with ``FOR UPDATE SKIP LOCKED``
+(concurrent claims skip each other's rows, nobody waits), SQLite runs every write transaction as
+``BEGIN IMMEDIATE`` (claims are serial). A repeated claim (same run id) returns the same run.
+
+A claim with nothing to do may wait for a job (a long-poll: :mod:`.wakeup`) when the slave asks for it
+with ``Prefer: wait=<seconds>`` (RFC 7240), at most ``AUTOTUA_LONGPOLL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from autotua import faults
+from autotua_master import rows
+from autotua_master.tree.models import Revision
+
+from .errors import Conflict, RunOver
+from .models import Job, JobState, Run
+from .models.job import CLAIM_ORDER
+from .models.run import lease_seconds
+from .models.states import RunEnd
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;]\s*)wait\s*=\s*\"?([0-9]{1,9})\"?", re.IGNORECASE)
+
+
+def hold_seconds(prefer: str | None) -> int:
+    """How long a request that says ``Prefer: wait=N`` may be held: N, at most the configured bound;
+    0 (answer at once) without it, as older slaves send."""
+    m = _PREFER_WAIT.search(prefer or "")
+    return min(int(m[1]), settings.AUTOTUA_LONGPOLL_SECONDS) if m else 0
+
+
+def claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
+    """Hand ``slave`` one queued job it can run, under a lease, as run ``run_uuid``; None if none.
+
+    A slave that holds no live run (``slave.holds_run``, known from its lookup) is handed a job at once;
+    a repeated claim is then recognised by its run id, taken (the insert refused, the transaction
+    rolled back). One that holds runs has them ended first (it restarted) or gets its run again."""
+    if getattr(slave, "holds_run", True):
+        with transaction.atomic():
+            existing = _runs_of(slave, run_uuid)
+            if existing is not None:
+                return existing
+            return _claim(slave, run_uuid, arch, flavours, trust)
+    try:
+        with transaction.atomic():
+            run = _claim(slave, run_uuid, arch, flavours, trust)
+    except IntegrityError:  # the run id is taken: a repeat, or another slave's
+        run = None
+    if run is None:  # nothing handed out: was the run id taken? (a claim with nothing to do can afford it)
+        with transaction.atomic():
+            return _runs_of(slave, run_uuid)
+    return run
+
+
+def _runs_of(slave, run_uuid) -> Run | None:
+    """The run named, when the claim repeats it; else end the runs the slave still holds (it restarted)."""
+    key = Run._meta.get_field("uuid").get_db_prep_value(Run._meta.get_field("uuid").to_python(run_uuid), connection)
+    mine = [rows.build(Run, r) for r in rows.all_rows(
+        f"SELECT {rows.columns(Run)} FROM jobs_run WHERE uuid = %s OR (slave_id = %s AND ended IS NULL)"
+        + (" FOR UPDATE" if connection.features.has_select_for_update else ""), [key, slave.pk])]
+    existing = next((r for r in mine if r.uuid == Run._meta.get_field("uuid").to_python(run_uuid)), None)
+    if existing is not None:
+        if existing.slave_id != slave.pk:
+            raise Conflict(f"run {run_uuid} is not a new id: pick another UUID")
+        if not existing.live:
+            raise RunOver(f"run {run_uuid} is over ({existing.get_end_display()})")
+        return existing
+    for old in mine:
+        job = Job.objects.select_for_update().get(pk=old.job_id)
+        job.lose_run(old, RunEnd.SUPERSEDED, f"slave {slave} claimed again with a new run")
+    return None
+
+
+def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
+    """Take a job (inside the caller's transaction)."""
+    swept = _sweep_due() and sweep(limit=20) is not None
+    job = _pick(arch, flavours, trust)
+    if job is None and not swept and sweep(limit=20):
+        job = _pick(arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
+    if job is None:
+        return None
+    now = timezone.now()
+    job.state = JobState.RUNNING
+    job.attempts += 1
+    job.accepted = job.accepted or now
+    job.reason = ""
+    rows.update(job, "state", "attempts", "accepted", "reason")
+    run = rows.insert(Run(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
+                          lease_expires=now + timedelta(seconds=lease_seconds())))
+    if job.automatic:
+        Job.objects.provider_started(job)  # jobs waiting on it may be pipelined now
+    faults.point("master:claim:locked")  # the claim's rows are written, not committed
+    return run
+
+
+def _pick(arch: str, flavours: list[str], trust: list[str] | None) -> Job | None:
+    """The first claimable job with its revision, locked (PostgreSQL: skipping rows other claims hold)."""
+    postgres = connection.vendor == "postgresql"
+    where = ["jobs_job.state = 'queued'", "jobs_job.arch = %s",
+             f"jobs_job.stage3 IN ({', '.join(['%s'] * len(flavours))})"]
+    params: list = [arch, *flavours]
+    if trust is not None and postgres:
+        where.append("jobs_job.signers <@ %s::jsonb")
+        params.append(json.dumps(trust))
+    sql = (f"SELECT {rows.columns(Job)}, {rows.columns(Revision)} FROM jobs_job"
+           " JOIN tree_revision ON tree_revision.id = jobs_job.revision_id"
+           f" WHERE {' AND '.join(where)} ORDER BY {_ORDER}"
+           + (" LIMIT 1 FOR UPDATE OF jobs_job SKIP LOCKED" if postgres else " LIMIT %s"))
+    if postgres or trust is None:
+        found = rows.one(sql, params if postgres else [*params, 1])
+        candidates = [found] if found else []
+    else:  # SQLite cannot ask "contained by" of JSON; claims are serial there, so look through them
+        candidates = rows.all_rows(sql, [*params, -1])
+    trusted = None if trust is None else set(trust)
+    n = rows.width(Job)
+    for row in candidates:
+        job = rows.build(Job, row[:n])
+        if trusted is None or trusted.issuperset(job.signers):
+            job.revision = rows.build(Revision, row[n:])
+            return job
+    return None
+
+
+def _order_sql() -> str:
+    """:data:`~.models.job.CLAIM_ORDER` in SQL (one spelling of the claim order for the ORM and here)."""
+    return ", ".join(f"jobs_job.{f[1:]} DESC" if f.startswith("-") else f"jobs_job.{f}" for f in CLAIM_ORDER)
+
+
+_ORDER = _order_sql()
+
+
+def sweep(limit: int | None = None) -> int:
+    """End runs whose lease ran out; their jobs are requeued or, past their attempts, ``error``.
+
+    Call inside a transaction. Rows another transaction holds are skipped (it is sweeping them).
+    """
+    expired = Run.objects.expired().select_for_update(skip_locked=True).order_by("lease_expires")
+    if limit:
+        expired = expired[:limit]
+    count = 0
+    for run in expired:
+        job = Job.objects.select_for_update().get(pk=run.job_id)
+        job.lose_run(run, RunEnd.EXPIRED, f"lost slave: lease expired at {run.lease_expires:%Y-%m-%d %H:%M:%S}Z "
+                                          f"on slave {run.slave}")
+        count += 1
+    return count
+
+
+_last_sweep = 0.0
+
+
+def _sweep_due() -> bool:
+    """Sweep expired leases on a claim at most every AUTOTUA_SWEEP_SECONDS in this process (a claim
+    that finds nothing queued sweeps anyway): a sweep per claim would cost every claim a query."""
+    global _last_sweep
+    now = time.monotonic()
+    if now - _last_sweep < settings.AUTOTUA_SWEEP_SECONDS:
+        return False
+    _last_sweep = now
+    return True

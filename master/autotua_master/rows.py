@@ -1,0 +1,101 @@
+"""The few statements every slave call runs, without compiling a queryset each time.
+
+Compiling a queryset costs Django more than the database takes to answer it (half a millisecond
+for a plain lookup, several for one with subqueries; a ``save()`` as much: bench/claims.py). The
+claim path's hot statements are written out once (in the module that uses them) and their rows
+made into instances here, with the column converters the ORM applies, so a JSON field is a dict and
+a SQLite date a datetime as anywhere else; :func:`update` and :func:`insert` write what
+``save(update_fields=...)`` and ``create()`` write, with each field's own preparation (no model
+signals: nothing listens to these models'). Everything else uses the ORM.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import connection, models
+
+
+@functools.cache
+def _fields(model: type[models.Model]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    fields = model._meta.concrete_fields
+    return tuple(f.attname for f in fields), tuple(f.column for f in fields)
+
+
+@functools.cache
+def columns(model: type[models.Model], alias: str | None = None) -> str:
+    """``"alias"."col", ...`` for every concrete field of ``model`` (in :func:`build`'s order)."""
+    table = connection.ops.quote_name(alias or model._meta.db_table)
+    return ", ".join(f"{table}.{connection.ops.quote_name(c)}" for c in _fields(model)[1])
+
+
+def width(model: type[models.Model]) -> int:
+    return len(_fields(model)[0])
+
+
+@functools.cache
+def _converters(model: type[models.Model], vendor: str) -> tuple:
+    """(column expression, its converters) per field: what the ORM's compiler applies to each value."""
+    out = []
+    for f in model._meta.concrete_fields:
+        col = f.get_col(model._meta.db_table)
+        out.append((col, tuple(connection.ops.get_db_converters(col) + f.get_db_converters(connection))))
+    return tuple(out)
+
+
+def build(model: type[models.Model], values) -> models.Model:
+    """An instance of ``model`` from its columns' raw values (``columns()`` order), as the ORM makes it."""
+    converted = []
+    for value, (col, convs) in zip(values, _converters(model, connection.vendor), strict=True):
+        for conv in convs:
+            value = conv(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, _fields(model)[0], converted)
+
+
+def one(sql: str, params) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def all_rows(sql: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@functools.cache
+def _update_sql(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str, tuple]:
+    meta = model._meta
+    cols = tuple(meta.get_field(f) for f in fields)
+    q = connection.ops.quote_name
+    sets = ", ".join(f"{q(f.column)} = %s" for f in cols)
+    return f"UPDATE {q(meta.db_table)} SET {sets} WHERE {q(meta.pk.column)} = %s", cols
+
+
+def update(obj: models.Model, *fields: str) -> None:
+    """Write ``fields`` of ``obj`` (as ``obj.save(update_fields=fields)`` does)."""
+    sql, cols = _update_sql(type(obj), fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in cols] + [obj.pk])
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model]) -> tuple[str, tuple]:
+    meta = model._meta
+    cols = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    q = connection.ops.quote_name
+    return (f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in cols)}) "
+            f"VALUES ({', '.join(['%s'] * len(cols))}) RETURNING {q(meta.pk.column)}"), cols
+
+
+def insert(obj: models.Model) -> models.Model:
+    """Store the new ``obj`` (as ``Model.objects.create()`` does) and set its primary key."""
+    sql, cols = _insert_sql(type(obj))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols])
+        obj.pk = cursor.fetchone()[0]
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
