@@ -28,6 +28,7 @@ AREAS = {
     "stage3": "Stage3 releases (latest-stage3 pointers, DIGESTS)",
     "manifest": "Manifests and fetched files",
     "tree": "The tree (sync, revisions, paths)",
+    "push": "Pushes to the master's tree",
     "atom": "Atoms, versions, dependencies",
     "jobuild": "Jobuilds (metadata, the depend phase)",
     "protocol": "The slave protocol (replays, order, headers)",

@@ -146,3 +146,7 @@ AUTOTUA_LOG_CHUNK_BYTES = 1 << 20
 AUTOTUA_ATTACHMENT_BYTES = 10 << 20
 #: Graphviz's dot, for the job pages' dependency graphs (the pages say so when it is missing)
 AUTOTUA_DOT = "dot"
+#: the largest smart request a push may send (one stream of revisions)
+AUTOTUA_PUSH_MAX_BYTES = 64 << 20
+#: a push lock held longer than this is a dead client's, broken by the next push
+AUTOTUA_PUSH_LOCK_SECONDS = 600

@@ -55,10 +55,10 @@ def _mirrors(args) -> Mirrors:
 
 
 def _print_problems(errors: list[Problem], warnings: list[Problem]) -> None:
-    for w in warnings:
-        print(f" * WARNING [{w.kind}] {w.message}")
-    for e in errors:
-        print(f" * ERROR [{e.kind}] {e.message}")
+    from autotua.maintainer import problem_lines
+
+    for line in problem_lines(errors, warnings):
+        print(line)
 
 
 def cmd_new(args) -> int:
@@ -101,10 +101,7 @@ def cmd_check(args) -> int:
 
     tree = open_tree(args.tree, args.revision)
     report = check_tree(tree, _trust(args, tree), cache=_cache(args))
-    _print_problems(report.errors, report.warnings)
-    state = "valid" if not report.errors else "INVALID"
-    print(f">>> {tree.describe()}: {report.jobuilds} jobuilds, {len(report.errors)} error(s), "
-          f"{len(report.warnings)} warning(s): {state}")
+    print("\n".join(report.lines(tree.describe())))
     return EXIT_OK if not report.errors else EXIT_INVALID
 
 
