@@ -183,7 +183,7 @@ def test_metadata_and_template_errors(tree_writer, trusted, reader):
         ("bad-src-uri", "alice/badsrc-1"),
     ]
     assert "broken global scope" in r.errors[0].message
-    assert "'wget' runs a command at global scope" in r.errors[1].message
+    assert "'wget' at alice/cmd/cmd-1.jobuild, line 2 runs a command at global scope" in r.errors[1].message
     assert "wrong-key" not in r.errors[3].message and "signed by key" in r.errors[3].message
 
 
