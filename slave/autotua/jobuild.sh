@@ -259,6 +259,13 @@ __ab_depend_daemon() {
 }
 
 # ---- phases mode: one jobuild, inside the chroot ------------------------------------------------
+# Each phase begins with a header in the log, as portage's do: ">>> Running src_test" (">>>" green,
+# the phase cyan unless NOCOLOR). The master finds the phases in a log by these lines (the log page
+# jumps to the failing one); a jobuild printing such a line only confuses its own log.
+__ab_header() { # PHASE
+	printf '%s>>>%s Running %s%s%s\n' "${__AB_GOOD}" "${__AB_NORMAL}" "${__AB_HILITE}" "$1" "${__AB_NORMAL}"
+}
+
 __ab_run_phase() { # PHASE: runs in a subshell
 	__AB_PHASE=$1
 	__ab_top=${BASHPID}
@@ -288,10 +295,14 @@ __ab_phases_main() {
 	trap - USR1
 	for __ab_p in ${__AB_RUN_PHASES:-${__AB_PHASES[*]}}; do
 		__ab_emit AUTOTUA_PHASE_START "${__ab_p} ${EPOCHREALTIME}"
+		__ab_header "${__ab_p}"
 		(__ab_run_phase "${__ab_p}")
 		__ab_rc=$?
 		__ab_emit AUTOTUA_PHASE_END "${__ab_p} ${__ab_rc} ${EPOCHREALTIME}"
-		((__ab_rc == 0)) || exit "${__ab_rc}"
+		if ((__ab_rc != 0)); then
+			eerror "${__ab_p} failed (exit status ${__ab_rc})"
+			exit "${__ab_rc}"
+		fi
 	done
 	exit 0
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from autotua.atom import Atom, AtomError
@@ -235,6 +236,8 @@ class JobCreateSerializer(serializers.Serializer):
     revision = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
     arch = Word(required=False, allow_blank=True, default="")
     stage3 = Word(required=False, allow_blank=True, default="")
+    notify = serializers.BooleanField(required=False, default=False,
+                                      help_text="email the owner (their account's address) when the job ends")
 
     def validate_root(self, value: str) -> str:
         try:
@@ -246,6 +249,11 @@ class JobCreateSerializer(serializers.Serializer):
 
 class RevalidateSerializer(serializers.Serializer):
     revision = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+class RerunSerializer(serializers.Serializer):
+    notify = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                      help_text="email when the new job ends (default: as the job rerun)")
 
 
 class CancelSerializer(serializers.Serializer):
@@ -280,17 +288,38 @@ class JobListSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = ["id", "root", "arch", "stage3", "state", "reason", "owner", "automatic", "revno", "attempts",
-                  "created", "finished"]
+                  "created", "finished", "notify", "rerun_of"]
+
+
+class ProgressSerializer(serializers.Serializer):
+    run = serializers.UUIDField()
+    index = serializers.IntegerField()
+    jobuild = serializers.CharField()
+    phase = serializers.CharField(allow_null=True, help_text="from the phase headers in its log so far")
 
 
 class JobSerializer(JobListSerializer):
     revision = serializers.CharField(source="revision.revision_id")
     sidepends = serializers.SerializerMethodField()
     runs = RunReadSerializer(many=True, read_only=True)
+    progress = serializers.SerializerMethodField(help_text="where a running job is: its jobuild and phase")
+    deletable = serializers.BooleanField(read_only=True)
 
     class Meta(JobListSerializer.Meta):
         fields = [*JobListSerializer.Meta.fields, "revision", "frozen", "max_attempts", "validated", "accepted",
-                  "queued", "plan", "sidepends", "warnings", "errors", "runs"]
+                  "queued", "plan", "sidepends", "warnings", "errors", "runs", "progress", "deletable"]
+
+    @extend_schema_field(ProgressSerializer(allow_null=True))
+    def get_progress(self, job: Job) -> dict | None:
+        run = next((r for r in job.runs.all() if r.ended is None), None)
+        if run is None:
+            return None
+        done = len(run.results.all())
+        if done >= len(job.plan):
+            return None
+        log = next((lg for lg in run.logs.all() if lg.index == done), None)
+        return {"run": str(run.uuid), "index": done, "jobuild": job.plan[done]["jobuild"],
+                "phase": log.current_phase if log else None}
 
     def get_sidepends(self, job: Job) -> list[dict]:
         """The SIDEPEND requirements with where each stands, and the job the master runs for it."""

@@ -144,6 +144,11 @@ AUTOTUA_WAIT_RETRY_AFTER = 60
 AUTOTUA_PHASE_TIMEOUT = 3600
 AUTOTUA_LOG_CHUNK_BYTES = 1 << 20
 AUTOTUA_ATTACHMENT_BYTES = 10 << 20
+#: this site's address as people reach it, for links in emails (e.g. https://autotua.example.org)
+AUTOTUA_SITE_URL = ""
+#: mail: Django's backend (console for the demo, smtp for real) and the sender
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+DEFAULT_FROM_EMAIL = "autotua@localhost"
 #: Graphviz's dot, for the job pages' dependency graphs (the pages say so when it is missing)
 AUTOTUA_DOT = "dot"
 #: the largest smart request a push may send (one stream of revisions)

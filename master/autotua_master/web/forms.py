@@ -76,6 +76,8 @@ class JobCreateForm(forms.Form):
     stage3 = forms.CharField(required=False, max_length=32, validators=[word], label="flavour",
                              widget=forms.TextInput(attrs={"list": "flavours", "placeholder": "the root's STAGE3"}),
                              help_text="stage3 flavour; empty: the root jobuild's STAGE3 (openrc by default)")
+    notify = forms.BooleanField(required=False, label="email me when it ends",
+                                help_text="to the address of your account")
 
     def __init__(self, *args, tip=None, indexed=(), **kw):
         kw.setdefault("initial", {"arch": settings.AUTOTUA_DEFAULT_ARCH})
@@ -91,7 +93,7 @@ class JobCreateForm(forms.Form):
         d = self.cleaned_data
         try:
             return Job.objects.create_job(root=d["atom"], revision=d["revision"] or None, arch=d["arch"],
-                                          stage3=d["stage3"] or None, owner=owner)
+                                          stage3=d["stage3"] or None, owner=owner, notify=d["notify"])
         except TreeError as e:
             self.add_error("revision", str(e))
             return None

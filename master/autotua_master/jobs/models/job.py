@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from .lifecycle import JobLifecycle, coverage_warnings, notify_owner
+
 log = logging.getLogger(__name__)
 
 
@@ -54,7 +56,7 @@ class JobQuerySet(models.QuerySet):
 
 class JobManager(models.Manager.from_queryset(JobQuerySet)):
     def create_job(self, *, root: str, revision: str | int | None = None, arch: str | None = None,
-                   stage3: str | None = None, owner=None) -> Job:
+                   stage3: str | None = None, owner=None, notify: bool = False, rerun_of: Job | None = None) -> Job:
         """Validate ``root`` at ``revision`` (None: the tip) and store the job, held, queued or invalid.
 
         Raises :class:`~autotua.tree.TreeError` for an unknown revision (nothing is stored then).
@@ -65,7 +67,7 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         validation = validate(root, revision, arch)
         with transaction.atomic():
             job = self.model(root=root, arch=arch, owner=owner, stage3_asked=stage3 or "",
-                             max_attempts=settings.AUTOTUA_MAX_ATTEMPTS)
+                             max_attempts=settings.AUTOTUA_MAX_ATTEMPTS, notify=notify, rerun_of=rerun_of)
             job.apply(validation)
             job.save()
             job.hold_or_queue()
@@ -117,7 +119,7 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         return job
 
 
-class Job(models.Model):
+class Job(JobLifecycle, models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="jobs", help_text="empty for the jobs the master queued for a SIDEPEND")
     root = models.CharField(max_length=255, help_text="the root atom, as asked for")
@@ -139,6 +141,9 @@ class Job(models.Model):
     accepted = models.DateTimeField(null=True, blank=True, help_text="first claimed by a slave: frozen since")
     queued = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    notify = models.BooleanField(default=False, help_text="email the owner when the job ends")
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns",
+                                 help_text="the job this one reran, with the same pins")
 
     objects = JobManager()
 
@@ -183,7 +188,7 @@ class Job(models.Model):
         self.stage3 = self.stage3_asked or res.stage3 or "openrc"
         self.plan = [{"index": i, **_entry(e)} for i, e in enumerate(res.plan)]
         self.sidepends = [vars(s) for s in res.sidepends]
-        self.warnings = [vars(p) for p in res.warnings]
+        self.warnings = [vars(p) for p in res.warnings] + coverage_warnings(self.arch, self.stage3, self.root)
         self.errors = [vars(p) for p in res.errors]
         self.validated = timezone.now()
         self.reason = ""
@@ -249,6 +254,8 @@ class Job(models.Model):
             run.close(run_end or RunEnd.FINISHED, reason)
         if state != JobState.PASSED:
             Provision.objects.provider_ended(self)
+        if self.notify:
+            transaction.on_commit(lambda pk=self.pk: notify_owner(pk))
         log.info("job #%s %s%s", self.pk, state, f": {reason}" if reason else "")
 
     def _lock_runs_then_job(self) -> Job:
