@@ -7,6 +7,13 @@
     autotua-jobuild metadata FILE [--json]
     autotua-jobuild graph --tree PATH [--revision REV] [--arch A] ATOM [--json] [--trust ...]
 
+and, on the master (its REST API, with your API token: autotua/cli/master.py says where it is read):
+
+    autotua-jobuild submit ATOM [--revision R] [--arch A] [--stage3 F] [--notify] [--watch]
+    autotua-jobuild watch JOB        (exit status: the job's outcome, see autotua/cli/jobs.py)
+    autotua-jobuild results JOB [--json] [--download DIR]
+    autotua-jobuild rerun JOB [--notify] [--watch]
+
 See docs/maintainer.md.
 """
 
@@ -204,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trust", action="append", default=[], help=trust_help)
     s.add_argument("--json", action="store_true", help="machine-readable output (docs/maintainer.md)")
     s.set_defaults(func=cmd_graph)
+
+    from autotua.cli import jobs
+
+    jobs.add_parsers(sub)
     return p
 
 
