@@ -349,12 +349,16 @@ def resolve_revision(branch, revision: str | int | None, *, label: str | None = 
 
 
 def open_tree(location: str | os.PathLike, revision: str | int | None = None) -> Tree:
-    """A :class:`BzrTree` when ``location`` is a bzr branch, else a :class:`DirTree`.
+    """What a maintainer means by ``--tree``: a :class:`BzrTree` for a branch (a URL, or a directory
+    without a working tree) or for a ``revision`` of one; a :class:`DirTree` for a plain directory and
+    for a checkout without a revision, whose working files are what is about to be committed.
 
     A revision given for a plain directory is an error, not silently ignored.
     """
     loc = str(location)
     is_bzr = "://" in loc or os.path.isdir(os.path.join(loc, ".bzr"))
+    if is_bzr and revision in (None, "") and "://" not in loc and os.path.isdir(os.path.join(loc, ".bzr", "checkout")):
+        return DirTree(loc)
     if is_bzr:
         return BzrTree(loc, revision)
     if revision not in (None, ""):

@@ -68,6 +68,12 @@ def _print_problems(errors: list[Problem], warnings: list[Problem]) -> None:
         print(line)
 
 
+def _relative(path) -> str:
+    """``path`` as the maintainer typed it: relative to where they are, when it is below it."""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else str(path)
+
+
 def cmd_new(args) -> int:
     from autotua.maintainer import new_jobuild
 
@@ -84,6 +90,7 @@ def cmd_manifest(args) -> int:
     os.makedirs(distdir, exist_ok=True)
     with MetadataReader(_cache(args)) as reader:
         path = write_manifest(args.dir, distdir=distdir, mirrors=_mirrors(args), reader=reader)
+    path = _relative(path)
     print(f">>> wrote {path} (unsigned: run `autotua-jobuild sign {path}`)")
     return EXIT_OK
 
