@@ -23,13 +23,14 @@ USERS = ("alice", "bob", "carol", "mallory")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def session_tmpdir():
+def session_tmpdir(tmp_path_factory):
     """``$TMPDIR`` for the whole run (this process and every program it starts): a directory of its
     own, so what the suite leaves there is the suite's alone. At the end nothing may be left in it of
     the metadata sandboxes (``autotua-sandbox-*``: the sandbox removes its work directories however
     its daemon ends); then it is removed."""
     from autotua.linux import mounts_under
 
+    tmp_path_factory.getbasetemp()  # pytest's own directories stay where they were (gpg's socket paths are short)
     path = tempfile.mkdtemp(prefix="autotua-tests-")
     os.chmod(path, 0o1777)  # as /tmp: the tests that run programs as nobody make theirs here too
     saved = os.environ.get("TMPDIR"), tempfile.tempdir
