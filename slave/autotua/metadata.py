@@ -323,14 +323,18 @@ class MetadataDaemon:
             tried = tuple(m.split(":", 1)[0].strip() for k, m in errors if k.startswith("template-"))
             if kind.startswith("template-"):
                 msg = msg.split(":", 1)[-1].strip()
-            detail = self._tree_paths(_last_lines(stderr)) if kind == "source-failed" else ""
+            # bash's report of the bridge's subshell being killed ("... Killed ( __ab_depend_one ...)")
+            # says nothing of the jobuild: the exit status does
+            raw = "\n".join(line for line in stderr.splitlines() if "__ab_depend_one" not in line)
+            detail = self._tree_paths(_last_lines(raw)) if kind == "source-failed" else ""
             if status == 128 + signal.SIGXCPU:
                 kind, msg = "timeout", f"used more than {self.limits.cpu} CPU seconds (an endless loop?)"
-            elif kind == "source-failed" and not msg.startswith("died: ") and detail:
+            elif kind == "source-failed" and not msg.startswith("died: ") and self._src + "/" in raw:
                 # bash said where and what: that is the message ("alice/x/x-1.jobuild: line 3: syntax error ...")
                 msg, _, detail = _first_error(detail)
             elif kind == "source-failed" and not msg:
-                msg = f"sourcing failed (exit status {status})"
+                killed = f", killed by signal {status - 128}" if status and status > 128 else ""
+                msg = f"sourcing failed (exit status {status}{killed})"
             if msg.startswith("died: ") and detail.startswith("* ERROR"):
                 stack = [line.strip(" *") for line in detail.splitlines()[2:] if line.strip(" *")]
                 calls = stack[1:] if stack[:1] == ["Call stack:"] else []
