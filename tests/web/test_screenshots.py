@@ -36,8 +36,8 @@ FAILED = (_h("pkg_setup") + _h("src_unpack") + _h("src_compile") + _h("src_test"
           b" \x1b[31;01m*\x1b[0m   failing on purpose\n \x1b[31;01m*\x1b[0m \n \x1b[31;01m*\x1b[0m Call stack:\n"
           b" \x1b[31;01m*\x1b[0m   bob/fail-on-purpose/fail-on-purpose-1.0.jobuild, line 6: called die\n"
           b" \x1b[31;01m*\x1b[0m src_test failed (exit status 1)\n")
-PHASES = [{"name": p, "status": "passed", "exit_code": 0, "started": "2026-11-23T16:01:0%dZ" % i,
-           "finished": "2026-11-23T16:01:0%d.4Z" % i} for i, p in enumerate(("pkg_setup", "src_unpack", "src_compile"))]
+PHASES = [{"name": p, "status": "passed", "exit_code": 0, "started": f"2026-11-23T16:01:0{i}Z",
+           "finished": f"2026-11-23T16:01:0{i}.4Z"} for i, p in enumerate(("pkg_setup", "src_unpack", "src_compile"))]
 
 
 def test_screenshots(live_web, tmp_path):

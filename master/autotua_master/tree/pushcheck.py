@@ -69,10 +69,27 @@ def index_landed(revision_id: str) -> None:
 
 def check_push(bzr_branch, old_revid: bytes, new_revid: bytes, new_revno: int, pusher) -> tuple[bool, list[str]]:
     """(accepted, report lines) for moving ``bzr_branch``'s tip from ``old_revid`` to ``new_revid``."""
+    from autotua.tree import BzrTree
+
+    opened: list[BzrTree] = []
+
+    def tree_at(revid) -> BzrTree:
+        t = BzrTree.of(bzr_branch, revid)
+        opened.append(t)
+        return t
+
+    try:
+        return _check(bzr_branch, old_revid, new_revid, new_revno, pusher, tree_at)
+    finally:
+        for t in opened:
+            t.close()
+
+
+def _check(bzr_branch, old_revid, new_revid, new_revno, pusher, tree_at) -> tuple[bool, list[str]]:
     from breezy.revision import NULL_REVISION
 
     from autotua.maintainer import check_tree, ownership_problems, problem_lines
-    from autotua.tree import BzrTree, changed_paths
+    from autotua.tree import changed_paths
 
     from .models import Maintainer
     from .validation import shared_reader
@@ -87,12 +104,12 @@ def check_push(bzr_branch, old_revid: bytes, new_revid: bytes, new_revno: int, p
     # tip (a merge of it, after "pull, then push") is not the pusher's change
     problems: list[Problem] = []
     seen: set[str] = set()
-    old_tree = BzrTree.of(bzr_branch, old_revid)
+    old_tree = tree_at(old_revid)
     stop = () if old_revid == NULL_REVISION else (old_revid,)
     for revid in graph.iter_lefthand_ancestry(new_revid, stop):
         parents = graph.get_parent_map([revid]).get(revid) or (NULL_REVISION,)
-        tree = BzrTree.of(bzr_branch, revid)
-        changed = {p for p in changed_paths(BzrTree.of(bzr_branch, parents[0]), tree)
+        tree = tree_at(revid)
+        changed = {p for p in changed_paths(tree_at(parents[0]), tree)
                    if tree.entry(p) != old_tree.entry(p)}
         for p in ownership_problems(changed, pusher.maintainer, staff=pusher.staff):
             if p.jobuild.split("/", 1)[0] not in seen:
@@ -100,7 +117,7 @@ def check_push(bzr_branch, old_revid: bytes, new_revid: bytes, new_revno: int, p
                 problems.append(p)
     cache, reader = shared_reader()
     trusted = Maintainer.objects.trusted()
-    new_tree = BzrTree.of(bzr_branch, new_revid)
+    new_tree = tree_at(new_revid)
     new_tree.revno = new_revno
     report = check_tree(new_tree, trusted, cache=cache, reader=reader)
     before = set()
