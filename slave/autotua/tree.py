@@ -242,6 +242,7 @@ class BzrTree(Tree):
         # One read lock for the tree's life: bzr re-reads its pack list on every lock, and a revision
         # never changes, so locking per file would only cost time.
         self._tree.lock_read()
+        self._locked = True
 
     @classmethod
     def of(cls, branch, revision_id: str | bytes) -> BzrTree:
@@ -254,10 +255,16 @@ class BzrTree(Tree):
         self.revno = None
         self._tree = branch.repository.revision_tree(revid)
         self._tree.lock_read()
+        self._locked = True
         return self
 
+    _locked = False
+
     def close(self) -> None:
-        self._tree.unlock()
+        """Release this tree's read lock (once: the repository may be locked by others, a push too)."""
+        if self._locked:
+            self._locked = False
+            self._tree.unlock()
 
     def __enter__(self) -> BzrTree:
         return self
@@ -267,8 +274,7 @@ class BzrTree(Tree):
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
-            if self._tree.is_locked():
-                self._tree.unlock()
+            self.close()
 
     def _paths(self) -> dict[str, str]:
         return {path: entry.kind if entry.kind in ("file", "directory") else "other"

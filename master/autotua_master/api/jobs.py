@@ -61,6 +61,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         state = params.get("state")
         if state is not None and state not in JobState.values:
             raise ValidationError({"state": f"{state[:40]!r} is not a job state ({', '.join(JobState.values)})"})
+        for field in ("state", "arch", "root", "owner"):
+            if "\x00" in params.get(field, ""):
+                raise ValidationError({field: "a NUL character matches nothing: a filter is text"})
         for field in ("state", "arch", "root"):
             value = params.get(field)
             if value:

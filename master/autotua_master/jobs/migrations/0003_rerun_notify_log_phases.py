@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='job',
             name='notify',
-            field=models.BooleanField(default=False, help_text='email the owner when the job ends'),
+            field=models.BooleanField(db_default=False, default=False, help_text='email the owner when the job ends'),
         ),
         migrations.AddField(
             model_name='job',

@@ -141,7 +141,7 @@ class Job(JobLifecycle, models.Model):
     accepted = models.DateTimeField(null=True, blank=True, help_text="first claimed by a slave: frozen since")
     queued = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
-    notify = models.BooleanField(default=False, help_text="email the owner when the job ends")
+    notify = models.BooleanField(default=False, db_default=False, help_text="email the owner when the job ends")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns",
                                  help_text="the job this one reran, with the same pins")
 
