@@ -24,8 +24,7 @@ from autotua.demo.stage3 import copy_release
 from autotua.linux import mounts_under
 from autotua_master.live import LiveMaster
 from tests.slave.helpers import needs_root
-from tests.support.live import (create, extend_tree, job, latest, log_has, log_of, printed, run_once, start,
-                                wait_for)
+from tests.support.live import create, extend_tree, job, latest, log_has, log_of, printed, run_once, start, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, needs_root]
 
