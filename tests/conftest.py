@@ -1,10 +1,12 @@
 """Shared fixtures: real gpg keys in a temporary GNUPGHOME, the signed sample tree in a real bzr
 branch, a metadata reader with its sandboxed daemon, a helper to write small signed trees; and what
 the master's, the slave's and the end-to-end tests all use: a release key and the tiny stage3 in
-Gentoo's autobuilds layout, a throw-away PostgreSQL cluster, and live gunicorn masters."""
+Gentoo's autobuilds layout, a snapshot key and the tiny ebuild repository in Gentoo's snapshots
+layout, a throw-away PostgreSQL cluster, and live gunicorn masters."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import tempfile
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from autotua.demo.repository import make_snapshot_key, publish_snapshot
 from autotua.demo.sampletree import build_sample_tree, make_key, stop_agent
 from autotua.demo.stage3 import ReleaseKey, publish_stage3
 from autotua.metadata import MetadataReader
@@ -151,6 +154,27 @@ def release_key(tmp_path_factory):
 def stage3(tmp_path_factory, release_key):
     """The tiny stage3 (amd64, openrc), published once per session."""
     return publish_stage3(tmp_path_factory.mktemp("gentoo-mirror"), release_key, arch="amd64", flavour="openrc")
+
+
+# -- the ebuild repository (autotua.demo.repository) ------------------------------------------------
+def days_ago(n: int) -> str:
+    """A snapshot date ``n`` days before today (UTC): signatures are made at the snapshot's own time."""
+    return (datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=n)).strftime("%Y%m%d")
+
+
+@pytest.fixture(scope="session")
+def snapshot_key(tmp_path_factory):
+    key = make_snapshot_key(tmp_path_factory.mktemp("snapshot-gpg"))
+    yield key
+    stop_agent(key.gnupghome)
+
+
+@pytest.fixture(scope="session")
+def snapshots(tmp_path_factory, snapshot_key):
+    """The tiny repository published as the snapshots of three days ago and of yesterday (also
+    ``gentoo-latest``), and its distfiles, in one mirror directory; a list, oldest first."""
+    mirror = tmp_path_factory.mktemp("snapshot-mirror")
+    return [publish_snapshot(mirror, snapshot_key, days_ago(n), latest=n == 1) for n in (3, 1)]
 
 
 # -- masters (the master's tests and the end-to-end tests) -----------------------------------------

@@ -51,7 +51,8 @@ def test_openrc_script_syntax_and_shape():
 
 
 def test_the_commands_the_services_run_exist():
-    for args in (["autotua-slave", "--help"], ["autotua-master", "help", "sweepleases"]):
+    for args in (["autotua-slave", "--help"], ["autotua-master", "help", "sweepleases"],
+                 ["autotua-master", "help", "refreshsnapshots"]):
         proc = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     proc = subprocess.run([str(BIN / "autotua-slave"), "--help"], capture_output=True, text=True)

@@ -4,6 +4,7 @@ import pytest
 
 from autotua.cache import DigestCache
 from autotua.demo.sampletree import make_key, revoke_key, stop_agent
+from autotua.demo.stage3 import ReleaseKey
 from autotua.signature import (
     BadSignature,
     ExpiredKey,
@@ -218,3 +219,88 @@ def test_key_file_verifier_refuses_other_keys_and_tampering(gnupghome, keys, tmp
             v.verify_clearsigned(b"# BLAKE2B HASH\n", "DIGESTS")
     with pytest.raises(UntrustedKey, match="no usable"):
         KeyFileVerifier(b"not a key", "empty.asc")
+
+
+# -- keys made as Gentoo's are: a certify-only primary key and a signing subkey ---------------------------------
+
+@pytest.fixture
+def expired_subkey(tmp_path):
+    """A key whose signing subkey expired on 2020-01-02, and what it signed on 2020-01-01."""
+    key = ReleaseKey.make(tmp_path / "g", name="old", email="old@jobtage.example", sign_expire="1d",
+                          fake_time="20200101T000000")
+    yield key
+    stop_agent(key.gnupghome)
+
+
+@pytest.mark.bad_input('signature', "a maintainer's file signed by a key whose signing subkey expired",
+                       "ExpiredKey: <user>'s key <fpr> expired on <date> (its signing subkey ...), not BadSignature")
+def test_expired_signing_subkey_of_a_maintainer(expired_subkey):
+    signer, fpr = expired_subkey.signer, expired_subkey.fingerprint
+    key = expired_subkey.key_file.read_bytes()
+    words = rf"old's key {fpr} expired on 2020-01-02 \(its signing subkey [0-9A-F]{{40}}\): update it \(old must"
+    with Verifier({"old": fpr}) as v:
+        with pytest.raises(ExpiredKey, match=words):
+            v.verify_detached("old", key, DATA, signer.detached(DATA), "f")
+        # clearsigned (a Manifest): gpg's last word there is "key expired", which is not a bad signature
+        with pytest.raises(ExpiredKey, match=words):
+            v.verify_clearsigned("old", key, signer.clearsign(b"DIST a 1 BLAKE2B x SHA512 y\n"), "Manifest")
+        # a bad signature by that key is still a bad signature
+        with pytest.raises(BadSignature):
+            v.verify_detached("old", key, DATA + b"x", signer.detached(DATA), "f")
+
+
+@pytest.mark.bad_input('signature', 'a release file signed by a key file whose signing subkey expired',
+                       'ExpiredKey: the release key <fpr> expired on <date> (its signing subkey ...): update it')
+def test_expired_signing_subkey_of_a_key_file(expired_subkey, tmp_path):
+    from autotua.signature import KeyFileVerifier
+
+    data = tmp_path / "snapshot.tar.xz"
+    data.write_bytes(b"tarball\n")
+    signer = expired_subkey.signer
+    with KeyFileVerifier(expired_subkey.key_file.read_bytes(), "release.asc") as v:
+        for check in (lambda: v.verify_clearsigned(signer.clearsign(b"# ts=1\n"), "latest.txt"),
+                      lambda: v.verify_file(data, signer.detached(data.read_bytes()), "snapshot.tar.xz")):
+            with pytest.raises(ExpiredKey, match=rf"the release key {expired_subkey.fingerprint} expired on "
+                                                 r"2020-01-02 \(its signing subkey [0-9A-F]{40}\): update it"):
+                check()
+
+
+@pytest.mark.bad_input('signature', 'a file signed by a key whose signing subkey was revoked',
+                       'RevokedKey: ... is revoked (its signing subkey ...)')
+def test_revoked_signing_subkey(tmp_path):
+    from autotua.signature import KeyFileVerifier
+
+    key = ReleaseKey.make(tmp_path / "g", name="gone", email="gone@jobtage.example")
+    signer = key.signer
+    sig, clear = signer.detached(DATA), signer.clearsign(DATA)
+    revoked = key.revoke_signing_subkey()
+    stop_agent(key.gnupghome)
+    data = tmp_path / "f"
+    data.write_bytes(DATA)
+    with Verifier({"gone": key.fingerprint}) as v:
+        with pytest.raises(RevokedKey, match=rf"gone's key {key.fingerprint} is revoked \(its signing subkey"):
+            v.verify_detached("gone", revoked, DATA, sig, "f")
+        with pytest.raises(RevokedKey, match="is revoked"):
+            v.verify_clearsigned("gone", revoked, clear, "Manifest")
+    with KeyFileVerifier(revoked, "release.asc") as v, pytest.raises(RevokedKey, match="is revoked"):
+        v.verify_file(data, sig, "f")
+
+
+@pytest.mark.bad_input('signature', "a snapshot signed by another key of the same key file (the release key)",
+                       'WrongKey: not by the snapshot key <fpr>')
+@pytest.mark.bad_input('signature', 'a key file that does not hold the pinned snapshot key',
+                       'UntrustedKey: does not hold the key <fpr>')
+def test_key_file_verifier_pinned_to_one_key(gnupghome, keys, tmp_path):
+    from autotua.signature import KeyFileVerifier, KeyWords
+
+    alice, bob = Signer(keys["alice"], str(gnupghome)), Signer(keys["bob"], str(gnupghome))
+    both = alice.export_public(keys["alice"]) + bob.export_public(keys["bob"])
+    data = tmp_path / "f"
+    data.write_bytes(DATA)
+    words = KeyWords("the snapshot key")
+    with KeyFileVerifier(both, "gentoo-release.asc", only={keys["bob"]}, words=words) as v:
+        assert v.verify_file(data, bob.detached(DATA), "f").fingerprint == keys["bob"]
+        with pytest.raises(WrongKey, match=rf"not by the snapshot key {keys['bob']}"):
+            v.verify_file(data, alice.detached(DATA), "f")
+    with pytest.raises(UntrustedKey, match=f"does not hold the key {keys['carol']}"):
+        KeyFileVerifier(both, "gentoo-release.asc", only={keys["carol"]})

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
@@ -76,11 +78,31 @@ def normalise_fingerprint(fpr: str) -> str:
 
 
 @dataclass(frozen=True)
+class KeyInfo:
+    """One key or subkey of a keyring, as gpg lists it: enough to say why a signature by it fails."""
+
+    fingerprint: str
+    primary: str  # the primary key's fingerprint (the key's own, for a primary key)
+    expires: int = 0  # 0: never
+    revoked: bool = False
+
+    @property
+    def is_subkey(self) -> bool:
+        return self.fingerprint != self.primary
+
+
+def _day(ts: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+@dataclass(frozen=True)
 class Signed:
-    """A verified signature: who made it and until when the key is valid (0: no expiry)."""
+    """A verified signature: who made it, until when the key is valid (0: no expiry), and when the
+    signature was made (0: not known)."""
 
     fingerprint: str
     key_expires: int = 0
+    created: int = 0
 
 
 def _require_gpg() -> None:
@@ -99,7 +121,23 @@ class Keyring:
     def import_key(self, key_data: bytes) -> dict[str, int]:
         """Import keys; returns primary fingerprint -> expiry (0 for none) of what is now held."""
         self.gpg.import_keys(key_data)
+        self._keys = None
         return {k["fingerprint"]: int(k["expires"] or 0) for k in self.gpg.list_keys()}
+
+    def keys(self) -> dict[str, KeyInfo]:
+        """Every key and subkey held, by fingerprint and by long key id (what gpg's status lines name)."""
+        if getattr(self, "_keys", None) is None:
+            out: dict[str, KeyInfo] = {}
+            for k in self.gpg.list_keys():
+                primary = k["fingerprint"]
+                infos = [(k["keyid"], KeyInfo(primary, primary, int(k["expires"] or 0), k.get("trust") == "r"))]
+                for keyid, sub in (k.get("subkey_info") or {}).items():
+                    infos.append((keyid, KeyInfo(sub.get("fingerprint") or keyid, primary,
+                                                 int(sub.get("expires") or 0), sub.get("trust") == "r")))
+                for keyid, info in infos:
+                    out[keyid] = out[info.fingerprint] = info
+            self._keys = out
+        return self._keys
 
     def close(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)
@@ -169,8 +207,8 @@ class Verifier:
         if "error" in hit:
             raise _ERRORS[hit["error"]](hit["message"])
         if hit["expires"] and hit["expires"] < time.time():
-            raise ExpiredKey(f"{label}: signed by {user}'s key {fpr}, which expired "
-                             f"{time.strftime('%Y-%m-%d', time.gmtime(hit['expires']))}")
+            raise ExpiredKey(f"{label}: signed by {user}'s key {fpr}, which expired {_day(hit['expires'])}: "
+                             f"{user} must extend it and publish {user}/{user}.asc again")
         return Signed(fpr, hit["expires"]), hit.get("body", "").encode("latin-1")
 
     def _keyring(self, user: str, key_data: bytes, label: str) -> tuple[Keyring, dict[str, int]]:
@@ -198,49 +236,103 @@ class Verifier:
                 sigfile.flush()
                 result = ring.gpg.verify_data(sigfile.name, data)
             body = b""
-        fault = _judge(result, {fpr}, f"{user}'s key {fpr}")
+        fault = _judge(result, ring.keys(), {fpr}, f"{user}'s key {fpr}", _MaintainerKeyWords(user))
         if fault:
             return error(*fault)
         # Clearsigned bodies are text; latin-1 round-trips any bytes through JSON.
-        return {"expires": held[fpr], "body": body.decode("latin-1")}
+        return {"expires": _expiry(ring.keys(), result), "body": body.decode("latin-1")}
 
 
-def _judge(result, accepted: set[str], whose: str) -> tuple[type[SignatureError], str] | None:
-    """Why gpg's ``result`` is not a good signature by one of the ``accepted`` primary keys, or None."""
+class KeyWords:
+    """How a refusal names a key and says what to do about it: the release key file's words."""
+
+    def __init__(self, name: str = "the release key", update: str = "replace the key file with its current version"):
+        self.name = name
+        self.update = update
+
+    def expired(self, key: KeyInfo, when: int) -> str:
+        sub = f" (its signing subkey {key.fingerprint})" if key.is_subkey else ""
+        return f"{self.name} {key.primary} expired on {_day(when)}{sub}: update it ({self.update})"
+
+    def revoked(self, key: KeyInfo) -> str:
+        sub = f" (its signing subkey {key.fingerprint})" if key.is_subkey else ""
+        return (f"{self.name} {key.primary} is revoked{sub}: what it signed is not trusted; update the key file "
+                f"({self.update})")
+
+
+class _MaintainerKeyWords(KeyWords):
+    def __init__(self, user: str):
+        super().__init__(f"{user}'s key", f"{user} must publish {user}/{user}.asc again with a valid key")
+
+
+def _expiry(keys: dict[str, KeyInfo], result) -> int:
+    """When the key that made ``result``'s signature stops being valid: the earlier of its primary key's
+    and its signing subkey's expiry (0: never)."""
+    key = keys.get(result.fingerprint or "") or keys.get(result.key_id or "")
+    dates = [k.expires for k in (key, keys.get(key.primary) if key else None) if k and k.expires]
+    return min(dates, default=0)
+
+
+def _judge(result, keys: dict[str, KeyInfo], accepted: set[str], whose: str,
+           words: KeyWords) -> tuple[type[SignatureError], str] | None:
+    """Why gpg's ``result`` is not a good signature by one of the ``accepted`` primary keys, or None.
+
+    A signature that is good but made by an expired or revoked key (or subkey: Gentoo signs with
+    subkeys, and a key file that is not updated holds an expired one) is said to be that, with the
+    date and what to do, never "bad signature": gpg reports it as EXPKEYSIG/REVKEYSIG, then (for a
+    clearsigned file) lets KEYEXPIRED overwrite the status.
+    """
     status = result.status or ""
+    if status == "signature bad":
+        return BadSignature, "BAD signature: the file was changed after it was signed"
+    if result.key_status in ("signing key has expired", "signing key was revoked"):
+        key = keys.get(result.fingerprint or "") or keys.get(result.key_id or "")
+        if key is None or key.primary not in accepted:
+            return WrongKey, f"signed by key {result.key_id}, not by {whose}"
+        primary = keys.get(key.primary, key)
+        if result.key_status == "signing key was revoked" or key.revoked or primary.revoked:
+            return RevokedKey, words.revoked(primary if primary.revoked and not key.revoked else key)
+        now = time.time()
+        lapsed = [(k.expires, k) for k in (key, primary) if k.expires and k.expires < now]
+        when, which = min(lapsed, key=lambda t: t[0]) if lapsed else (key.expires or primary.expires, key)
+        return ExpiredKey, words.expired(which, when)
     signer = result.pubkey_fingerprint
     if status == "no public key":
         return WrongKey, f"signed by key {result.key_id}, not by {whose}"
-    if status == "signature bad":
-        return BadSignature, "BAD signature: the file was changed after it was signed"
     if status != "signature valid" or not signer:
         return BadSignature, f"no valid signature ({status or 'gpg could not read it'})"
     if signer not in accepted:
         return WrongKey, f"signed by key {signer}, not by {whose}"
-    if result.key_status == "signing key was revoked":
-        return RevokedKey, f"signed by {whose}, which is revoked"
-    if result.key_status == "signing key has expired":
-        return ExpiredKey, f"signed by {whose}, which has expired"
     if result.key_status:
         return BadSignature, f"signature by {signer} not accepted: {result.key_status}"
     return None
 
 
 class KeyFileVerifier:
-    """Verifies files signed by any primary key of one key file: a distribution's release keys.
+    """Verifies files signed by a primary key of one key file: a distribution's release keys.
 
     Gentoo ships its release keys as ``/usr/share/openpgp-keys/gentoo-release.asc``; the file is
-    the trust anchor (it comes from the system's package manager), so every key in it is accepted,
-    and nothing else. Big files are verified as a stream, never read into memory.
+    the trust anchor (it comes from the system's package manager), so every key in it is accepted
+    (or, with ``only``, those of these fingerprints: the snapshot key alone for a repository
+    snapshot), and nothing else. Big files are verified as a stream, never read into memory.
+    ``words`` names the key in refusals (an expired key says when, and how to update it).
     """
 
-    def __init__(self, key_data: bytes, source: str = "the release key file"):
+    def __init__(self, key_data: bytes, source: str = "the release key file", *,
+                 only: set[str] | frozenset[str] = frozenset(), words: KeyWords | None = None):
         self.source = source
+        self.words = words or KeyWords()
+        self.only = frozenset(only)
         self.ring = Keyring()
         self.held = self.ring.import_key(key_data)
         if not self.held:
             self.ring.close()
             raise UntrustedKey(f"{source} holds no usable OpenPGP key")
+        if only:
+            self.held = {f: e for f, e in self.held.items() if f in only}
+            if not self.held:
+                self.ring.close()
+                raise UntrustedKey(f"{source} does not hold the key {', '.join(sorted(only))}")
 
     def close(self) -> None:
         self.ring.close()
@@ -252,14 +344,11 @@ class KeyFileVerifier:
         self.close()
 
     def _check(self, result, label: str) -> str:
-        fault = _judge(result, set(self.held), f"a key of {self.source}")
+        whose = f"{self.words.name} {', '.join(sorted(self.only))}" if self.only else f"a key of {self.source}"
+        fault = _judge(result, self.ring.keys(), set(self.held), whose, self.words)
         if fault:
             cls, message = fault
             raise cls(f"{label}: {message}")
-        expires = self.held[result.pubkey_fingerprint]
-        if expires and expires < time.time():
-            raise ExpiredKey(f"{label}: signed by {result.pubkey_fingerprint}, which expired "
-                             f"{time.strftime('%Y-%m-%d', time.gmtime(expires))}")
         return result.pubkey_fingerprint
 
     def verify_file(self, path: str | os.PathLike, sig: bytes | None, label: str) -> Signed:
@@ -269,7 +358,8 @@ class KeyFileVerifier:
         # gpg reads the data file itself: nothing of it passes through Python
         result = self.ring.gpg.verify_file(io.BytesIO(sig), os.fspath(path))
         fpr = self._check(result, label)
-        return Signed(fpr, self.held[fpr])
+        created = int(result.sig_timestamp) if str(result.sig_timestamp or "").isdigit() else 0
+        return Signed(fpr, _expiry(self.ring.keys(), result), created)
 
     def verify_clearsigned(self, text: bytes, label: str) -> bytes:
         """Check a clearsigned file and return the body gpg vouches for."""
@@ -278,6 +368,26 @@ class KeyFileVerifier:
         result = self.ring.gpg.decrypt(text)
         self._check(result, label)
         return bytes(result.data)
+
+
+def signature_created(sig: bytes) -> int:
+    """When a detached signature says it was made (epoch seconds), read with ``gpg --list-packets``:
+    nothing is verified (no key is needed), so use it only where a wrong answer is harmless (the
+    master dating ``gentoo-latest``; the slave verifies what it fetches). ValueError if unreadable."""
+    _require_gpg()
+    home = tempfile.mkdtemp(prefix="autotua-gpg-")
+    try:
+        proc = subprocess.run(["gpg", "--homedir", home, "--batch", "--no-autostart", "--list-packets"], input=sig,
+                              capture_output=True, timeout=30)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    text = proc.stdout.decode("utf-8", errors="replace")
+    if ":signature packet:" not in text:
+        raise ValueError("not an OpenPGP signature")
+    m = re.search(r"\bcreated (\d+)", text.split(":signature packet:", 1)[1])
+    if not m:
+        raise ValueError("the signature has no creation time")
+    return int(m[1])
 
 
 class Signer:

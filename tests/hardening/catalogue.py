@@ -26,6 +26,7 @@ AREAS = {
     "tarball": "Tarballs (stage3 and PORTCONF)",
     "signature": "Signatures and keys",
     "stage3": "Stage3 releases (latest-stage3 pointers, DIGESTS)",
+    "snapshot": "Gentoo repository snapshots (snapshots/, .gpgsig, .md5sum)",
     "manifest": "Manifests and fetched files",
     "tree": "The tree (sync, revisions, paths)",
     "push": "Pushes to the master's tree",

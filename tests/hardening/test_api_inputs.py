@@ -188,12 +188,14 @@ def test_result_wrong_types(scene, unchanged):
 @bad("api", "paging with a limit of 0, -1, 'abc', '' or 10**30, or a negative offset",
      "400 invalid, field limit/offset")
 @bad("api", "a job list filtered by a state that does not exist", "400 invalid, field state")
+@bad("api", "a job list filtered by a root, arch or owner holding NUL", "400 invalid, the field named")
 def test_paging_and_filters(scene):
     url = scene.url + "jobs/"
     for query, field in [("limit=0", "limit"), ("limit=-1", "limit"), ("limit=abc", "limit"), ("limit=", "limit"),
                          ("limit=1000000000000000000000000000000", "limit"), ("offset=-5", "offset"),
                          ("offset=1e3", "offset"), ("limit=\u0663", "limit"), ("state=bogus", "state"),
-                         ("state=", "state")]:
+                         ("state=", "state"), ("root=alice%00", "root"), ("arch=%00", "arch"),
+                         ("owner=al%00ice", "owner")]:
         refused(requests.get(f"{url}?{query}"), 400, "invalid", field)
     assert requests.get(f"{url}?limit=1&offset=99999").json()["results"] == []
 

@@ -90,6 +90,7 @@ class World:
     jobs: dict = field(default_factory=dict)
     runs: dict = field(default_factory=dict)
     result0: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
     counter: int = 0
 
     def unique(self, prefix: str) -> str:
@@ -186,6 +187,9 @@ def build_world(url: str, keys) -> World:
     w.jobs["live"] = create("alice/hello-suite")
     w.runs["live"] = claim()
     w.log0, w.result0 = report(w.runs["live"], 0)
+    w.inputs = {"stage3": {"name": "stage3-amd64-openrc-20261117T170000Z.tar.xz", "timestamp": "20261117T170000Z"},
+                "revision": "matrix", "repository": {"source": "none"}}
+    assert box1.put(url + f"/api/v1/runs/{w.runs['live']}/inputs", json=w.inputs).status_code == 201
     return w
 
 
@@ -228,6 +232,9 @@ def cells(w: World) -> list[Cell]:
                                                                "Content-Type": "application/octet-stream"}}),
         Cell("run-result", "PUT", run_path + "jobuilds/{index}/result", api_slaves(200),
              lambda w, r: f"/api/v1/runs/{live}/jobuilds/0/result", body=lambda w, r: {"json": w.result0},
+             always_unchanged=True),
+        Cell("run-inputs", "PUT", run_path + "inputs", api_slaves(200),
+             lambda w, r: f"/api/v1/runs/{live}/inputs", body=lambda w, r: {"json": w.inputs},
              always_unchanged=True),
         Cell("run-finish", "POST", run_path + "finish", api_slaves(200),
              lambda w, r: f"/api/v1/runs/{done}/finish", body=lambda w, r: {"json": {"status": "passed"}},

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autotua.demo.sampletree import make_key, stop_agent
-from autotua.demo.stage3 import digests_block
+from autotua.demo.stage3 import ReleaseKey, digests_block
 from autotua.manifest import Manifest
 from autotua.signature import Signer
 from autotua.slave import SlaveError
@@ -146,20 +146,45 @@ def test_tarball_without_its_signature(fetch, mirror):
     assert cache_is_empty(fetch.cache)
 
 
-@bad("signature", "a stage3 release signed by an expired release key", "SlaveError: ExpiredKey: which expired ...")
-def test_expired_release_key(tmp_path, mirror):
+@bad("signature", "a stage3 release signed by a release key whose primary key expired",
+     "SlaveError: the Gentoo release key <fpr> expired on <date>: update it (on Gentoo: ...); nothing cached")
+@bad("signature", "a stage3 release signed by a release key whose signing subkey expired (as Gentoo's exports are)",
+     "SlaveError: the Gentoo release key <fpr> expired on <date> (its signing subkey ...): update it; nothing cached")
+def test_expired_release_key(tmp_path, mirror, release_key):
+    rel = mirror.release
+    genuine = {p: p.read_bytes() for p in (rel.latest, digests_path(rel), Path(f"{rel.tarball}.asc"))}
+    # a primary key that expires (made the way the maintainers' keys are), and a key made as Gentoo's
     home = tmp_path / "old-release-gpg"
     fpr = make_key(home, "release", expire="1d", fake_time="20200101T000000")
-    signer = Signer(fpr, str(home))
-    signer.gpg.options = ["--faked-system-time", "20200101T060000!"]
-    rel = mirror.release
-    rel.latest.write_bytes(signer.clearsign(body_of(rel.latest.read_bytes())))
-    key_file = tmp_path / "release.asc"
-    key_file.write_bytes(signer.export_public(fpr))
+    primary = Signer(fpr, str(home))
+    primary.gpg.options = ["--faked-system-time", "20200101T060000!"]
+    subkey = ReleaseKey.make(tmp_path / "subkey-gpg", sign_expire="1d", fake_time="20200101T000000")
+    cases = [(primary, tmp_path / "primary.asc", fpr, False),
+             (subkey.signer, subkey.key_file, subkey.fingerprint, True)]
+    for signer, key_file, fingerprint, sub in cases:
+        for path, data in genuine.items():
+            path.write_bytes(data)
+        if not key_file.exists():
+            key_file.write_bytes(signer.export_public(fingerprint))
+        # the pointer (clearsigned), and on a second try the DIGESTS and the tarball's detached .asc
+        rel.latest.write_bytes(signer.clearsign(body_of(genuine[rel.latest])))
+        words = (rf"the Gentoo release key {fingerprint} expired on 2020-01-02"
+                 + (r" \(its signing subkey [0-9A-F]{40}\)" if sub else "")
+                 + r": update it \(on Gentoo: emerge --oneshot sec-keys/openpgp-keys-gentoo-release; elsewhere: ")
+        with pytest.raises(SlaveError, match=r"stage3: latest-stage3-amd64-openrc\.txt: " + words):
+            Stage3Store(mirror.url, tmp_path / "cache", key_file).fetch("amd64", "openrc")
+        assert cache_is_empty(tmp_path / "cache")
+        # a key file that holds both the genuine release key and the expired one: the pointer is fine,
+        # the tarball's signature by the expired key is refused as expired, and the download deleted
+        both = tmp_path / f"both-{sub}.asc"
+        both.write_bytes(release_key.key_file.read_bytes() + key_file.read_bytes())
+        rel.latest.write_bytes(genuine[rel.latest])
+        Path(f"{rel.tarball}.asc").write_bytes(signer.detached(rel.tarball.read_bytes()))
+        with pytest.raises(SlaveError, match=rf"stage3: {rel.tarball.name}: " + words + r".*the download was deleted"):
+            Stage3Store(mirror.url, tmp_path / "cache", both).fetch("amd64", "openrc")
+        assert cache_is_empty(tmp_path / "cache")
     stop_agent(home)
-    with pytest.raises(SlaveError, match=r"latest-stage3-amd64-openrc\.txt: signed by .*which (has )?expired"):
-        Stage3Store(mirror.url, tmp_path / "cache", key_file).fetch("amd64", "openrc")
-    assert cache_is_empty(tmp_path / "cache")
+    stop_agent(subkey.gnupghome)
 
 
 # -- Manifests and jobuild signatures in a job's graph -----------------------------------------------

@@ -38,6 +38,24 @@ def test_fetch_stage3_and_status(setup):
     assert status["on_the_master"].startswith("unknown:")
 
 
+def test_fetch_snapshot_status_and_prune(tmp_path, stage3, release_key, snapshots, snapshot_key):
+    with MirrorServer(snapshots[0].mirror) as m:
+        s = SlaveSetup(tmp_path / "slave", "http://127.0.0.1:9/", "t", m.url, str(release_key.key_file),
+                       extra={"snapshot_key": str(snapshot_key.key_file), "keep_snapshots": 1,
+                              "snapshot_key_fingerprint": snapshot_key.fingerprint, "repository": "snapshot"})
+        old, new = (x.date for x in snapshots)
+        r = s.run("fetch-snapshot", old)
+        assert r.returncode == 0, r.stderr
+        assert f"gentoo-{old}.tar.xz verified (the snapshot key), unpacked in " in r.stdout
+        r = s.run("fetch-snapshot")  # gentoo-latest: yesterday's; with keep_snapshots = 1, the older goes
+        assert r.returncode == 0 and f"gentoo-{new}.tar.xz verified" in r.stdout, r.stderr
+    status = json.loads(s.run("status", "--json").stdout)
+    assert status["snapshots"] == [new] and status["repository"] == "snapshot"
+    assert not (tmp_path / f"slave/cache/repos/gentoo-{old}").exists()
+    r = s.run("fetch-snapshot", "../etc")
+    assert r.returncode == 1 and "not a snapshot date" in r.stderr
+
+
 def test_fetch_stage3_refuses_a_tarball_with_a_device_node(tmp_path, release_key):
     import tarfile
 

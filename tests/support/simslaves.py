@@ -29,10 +29,11 @@ BEHAVIOURS = {"normal": 68, "fail": 8, "error": 6, "vanish": 8, "slow": 10}
 def clone_jobs(conn, template_id: int, n: int) -> None:
     """``n`` queued copies of job ``template_id`` (same plan, owner and revision), straight in SQL."""
     conn.execute("""
-        INSERT INTO jobs_job (owner_id, root, arch, stage3, stage3_asked, revision_id, state, reason, plan,
-                              sidepends, warnings, errors, attempts, max_attempts, created, validated, queued)
-        SELECT owner_id, root, arch, stage3, stage3_asked, revision_id, 'queued', '', plan, sidepends, warnings,
-               errors, 0, max_attempts, now(), now(), now()
+        INSERT INTO jobs_job (owner_id, root, arch, stage3, stage3_asked, revision_id, snapshot, snapshot_asked,
+                              state, reason, plan, sidepends, warnings, errors, attempts, max_attempts, created,
+                              validated, queued)
+        SELECT owner_id, root, arch, stage3, stage3_asked, revision_id, snapshot, snapshot_asked, 'queued', '',
+               plan, sidepends, warnings, errors, 0, max_attempts, now(), now(), now()
         FROM jobs_job, generate_series(1, %s) WHERE id = %s""", (n, template_id))
     conn.execute("ANALYZE jobs_job")
 

@@ -86,3 +86,24 @@ def test_revalidate_against_a_chosen_revision(web, master_settings, sample, tmp_
     # the form offers r2 now too, and the tree browser shows both revisions with their digests
     page = bob.get("/browse/jobuilds/alice/toolchain-sanity-1.0/").content.decode()
     assert page.count('class="digest-block') == 2
+
+
+@pytest.mark.bad_input('web', 'a snapshot in the job form that the master does not know',
+                       'the form again, "Select a valid choice" next to the field; no job')
+def test_the_form_offers_the_known_snapshots(web):
+    from autotua_master.snapshots.models import Snapshot
+
+    for date in ("20261120", "20261121"):
+        Snapshot.objects.create(date=date)
+    alice = client_for("alice")
+    page = alice.get("/jobs/new").content.decode()
+    field = page.split('for="id_snapshot"')[1].split("</div>")[0]
+    assert "the newest (20261121)" in page and '<option value="20261120">gentoo-20261120.tar.xz</option>' in page
+    assert "Gentoo repository" in field
+    r = alice.post("/jobs/new", {"atom": "alice/hello-suite", "arch": "amd64", "snapshot": "20261120"}, follow=True)
+    job = Job.objects.get(owner=web.alice)
+    assert (job.snapshot, job.snapshot_asked) == ("20261120", "20261120")
+    assert "snapshot of 2026-11-20" in r.content.decode()
+    r = alice.post("/jobs/new", {"atom": "alice/hello-suite", "arch": "amd64", "snapshot": "20200101"})
+    assert r.status_code == 400 and "Select a valid choice" in r.content.decode().split('for="id_snapshot"')[1]
+    assert Job.objects.count() == 1

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from autotua.tree import TreeError
 from autotua_master.converters import ID_RE
 from autotua_master.jobs.models import Attachment, Job, JobState, LogFile
+from autotua_master.snapshots.models import UnknownSnapshot
 from autotua_master.tree.static import serve
 
 from . import serializers as s
@@ -45,6 +46,12 @@ def _unknown_revision(e: TreeError) -> Response:
                     status=status.HTTP_400_BAD_REQUEST)
 
 
+def _unknown_snapshot(e: UnknownSnapshot) -> Response:
+    """The snapshot a job was to be pinned to is not one the master knows on the mirror."""
+    return Response({"detail": str(e), "code": "unknown_snapshot", "field": "snapshot"},
+                    status=status.HTTP_400_BAD_REQUEST)
+
+
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                  mixins.DestroyModelMixin, viewsets.GenericViewSet):
     permission_classes = [CanChangeJob]
@@ -54,16 +61,17 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def get_queryset(self):
         qs = super().get_queryset()
         if self.action == "retrieve":
-            qs = qs.prefetch_related("runs__results", "runs__logs", "runs__slave", "requirements__provision")
+            qs = qs.prefetch_related("runs__results", "runs__logs", "runs__slave", "runs__inputs",
+                                     "requirements__provision")
         if self.action != "list":
             return qs
         params = self.request.query_params
+        for field in ("state", "arch", "root", "owner"):
+            if "\x00" in params.get(field, ""):  # PostgreSQL refuses NUL in text: a 400, not its 500
+                raise ValidationError({field: "may not hold U+0000"})
         state = params.get("state")
         if state is not None and state not in JobState.values:
             raise ValidationError({"state": f"{state[:40]!r} is not a job state ({', '.join(JobState.values)})"})
-        for field in ("state", "arch", "root", "owner"):
-            if "\x00" in params.get(field, ""):
-                raise ValidationError({field: "a NUL character matches nothing: a filter is text"})
         for field in ("state", "arch", "root"):
             value = params.get(field)
             if value:
@@ -91,9 +99,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         d = ser.validated_data
         try:
             job = Job.objects.create_job(root=d["root"], revision=d["revision"] or None, arch=d["arch"] or None,
-                                         stage3=d["stage3"] or None, owner=request.user, notify=d["notify"])
+                                         stage3=d["stage3"] or None, owner=request.user,
+                                         snapshot=d["snapshot"] or None, notify=d["notify"])
         except TreeError as e:
             return _unknown_revision(e)
+        except UnknownSnapshot as e:
+            return _unknown_snapshot(e)
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None, 409: ErrorSerializer})
@@ -105,7 +116,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     @extend_schema(request=s.RerunSerializer, responses={201: s.JobSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
-        """A new job with this one's pins (root, arch, flavour, revision), owned by the caller."""
+        """A new job with this one's pins (root, arch, flavour, revision, snapshot), owned by the caller."""
         job = self.get_object()
         ser = s.RerunSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -113,6 +124,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             new = job.rerun(request.user, notify=ser.validated_data["notify"])
         except TreeError as e:
             return _unknown_revision(e)
+        except UnknownSnapshot as e:
+            return _unknown_snapshot(e)
         return Response(s.JobSerializer(Job.objects.get(pk=new.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.RevalidateSerializer, responses={200: s.JobSerializer, 409: ErrorSerializer})
@@ -122,9 +135,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         ser = s.RevalidateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         try:
-            job.revalidate(ser.validated_data["revision"] or None)
+            job.revalidate(ser.validated_data["revision"] or None, ser.validated_data.get("snapshot"))
         except TreeError as e:
             return _unknown_revision(e)
+        except UnknownSnapshot as e:
+            return _unknown_snapshot(e)
         return Response(s.JobSerializer(Job.objects.get(pk=job.pk)).data)
 
     @extend_schema(request=s.CancelSerializer, responses={200: s.JobSerializer, 409: ErrorSerializer})

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from autotua.atom import Atom, AtomError
-from autotua_master.jobs.models import Job, JobuildResult
+from autotua_master.jobs.models import Job, JobuildResult, RunInputs
 from autotua_master.slaves.models import Run, Slave
 
 _WORD = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
@@ -119,6 +119,13 @@ class TreeRefSerializer(serializers.Serializer):
     revno = serializers.IntegerField(allow_null=True)
 
 
+class SnapshotRefSerializer(serializers.Serializer):
+    date = serializers.CharField(help_text="YYYYMMDD")
+    name = serializers.CharField(help_text="gentoo-<date>.tar.xz")
+    url = serializers.CharField(allow_blank=True, help_text="the base URL of a mirror's snapshots/ directory (a "
+                                                            "hint: the slave's own mirror comes first)")
+
+
 class LimitsSerializer(serializers.Serializer):
     phase_timeout = serializers.IntegerField()
     log_chunk_bytes = serializers.IntegerField()
@@ -132,6 +139,7 @@ class ClaimedJobSerializer(serializers.Serializer):
     arch = serializers.CharField()
     stage3 = serializers.CharField()
     tree = TreeRefSerializer()
+    snapshot = SnapshotRefSerializer(allow_null=True)
     plan = PlanEntrySerializer(many=True)
     maintainers = serializers.DictField(child=serializers.CharField())
     mirrors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
@@ -166,6 +174,7 @@ def payload(run: Run, request) -> dict:
         "job": {
             "id": job.pk, "attempt": run.attempt, "root": job.root, "arch": job.arch, "stage3": job.stage3,
             "tree": {"url": tree_url, "revision": job.revision.revision_id, "revno": job.revision.revno},
+            "snapshot": job.snapshot_pin,
             "plan": [{k: e[k] for k in keep} for e in job.plan],
             "maintainers": job.maintainers(),
             "mirrors": {name: [_absolute(request, u) for u in urls]
@@ -231,11 +240,25 @@ class FinishSerializer(serializers.Serializer):
 
 
 # -- people -----------------------------------------------------------------------------------------
+def _snapshot_date(value: str) -> str:
+    from autotua_master.snapshots.models import normalise_date
+
+    if not value:
+        return ""
+    try:
+        return normalise_date(value)
+    except ValueError as e:
+        raise serializers.ValidationError(str(e)) from None
+
+
 class JobCreateSerializer(serializers.Serializer):
     root = serializers.CharField(max_length=255)
     revision = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
     arch = Word(required=False, allow_blank=True, default="")
     stage3 = Word(required=False, allow_blank=True, default="")
+    snapshot = serializers.CharField(required=False, allow_blank=True, max_length=10, default="",
+                                     validators=[_snapshot_date],
+                                     help_text="the Gentoo repository snapshot (YYYYMMDD); default: the newest")
     notify = serializers.BooleanField(required=False, default=False,
                                       help_text="email the owner (their account's address) when the job ends")
 
@@ -249,6 +272,9 @@ class JobCreateSerializer(serializers.Serializer):
 
 class RevalidateSerializer(serializers.Serializer):
     revision = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    snapshot = serializers.CharField(required=False, allow_blank=True, max_length=10, validators=[_snapshot_date],
+                                     help_text="pin to this snapshot (YYYYMMDD; \"\": the newest); absent: the one "
+                                               "named before, else the newest")
 
 
 class RerunSerializer(serializers.Serializer):
@@ -267,18 +293,37 @@ class ResultReadSerializer(serializers.ModelSerializer):
                   "attachments", "log_size", "received"]
 
 
+class RunInputsReadSerializer(serializers.Serializer):
+    stage3 = serializers.DictField()
+    revision = serializers.CharField()
+    repository = serializers.DictField()
+    emerge_info = serializers.CharField(allow_null=True)
+    received = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+
+
 class RunReadSerializer(serializers.ModelSerializer):
     slave = serializers.CharField(source="slave.name")
     results = ResultReadSerializer(many=True, read_only=True)
     logs = serializers.SerializerMethodField()
+    inputs = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
-        fields = ["uuid", "slave", "attempt", "claimed", "lease_expires", "ended", "end", "end_reason", "results",
-                  "logs"]
+        fields = ["uuid", "slave", "attempt", "claimed", "lease_expires", "ended", "end", "end_reason", "inputs",
+                  "results", "logs"]
 
     def get_logs(self, run: Run) -> dict[str, int]:
         return {str(log.index): log.size for log in run.logs.all()}
+
+    @extend_schema_field(RunInputsReadSerializer(allow_null=True))
+    def get_inputs(self, run: Run) -> dict | None:
+        """What the run was made of, as the slave recorded it (None until it did)."""
+        try:
+            inputs = run.inputs
+        except RunInputs.DoesNotExist:
+            return None
+        return RunInputsReadSerializer(inputs.as_json()).data
 
 
 class JobListSerializer(serializers.ModelSerializer):
@@ -300,14 +345,17 @@ class ProgressSerializer(serializers.Serializer):
 
 class JobSerializer(JobListSerializer):
     revision = serializers.CharField(source="revision.revision_id")
+    snapshot = SnapshotRefSerializer(source="snapshot_pin", allow_null=True, read_only=True,
+                                     help_text="the Gentoo repository snapshot the job is pinned to (null: none)")
     sidepends = serializers.SerializerMethodField()
     runs = RunReadSerializer(many=True, read_only=True)
     progress = serializers.SerializerMethodField(help_text="where a running job is: its jobuild and phase")
     deletable = serializers.BooleanField(read_only=True)
 
     class Meta(JobListSerializer.Meta):
-        fields = [*JobListSerializer.Meta.fields, "revision", "frozen", "max_attempts", "validated", "accepted",
-                  "queued", "plan", "sidepends", "warnings", "errors", "runs", "progress", "deletable"]
+        fields = [*JobListSerializer.Meta.fields, "revision", "snapshot", "snapshot_asked", "frozen", "max_attempts",
+                  "validated", "accepted", "queued", "plan", "sidepends", "warnings", "errors", "runs", "progress",
+                  "deletable"]
 
     @extend_schema_field(ProgressSerializer(allow_null=True))
     def get_progress(self, job: Job) -> dict | None:

@@ -4,7 +4,7 @@ from rest_framework.routers import SimpleRouter
 
 from autotua_master import converters  # noqa: F401 (registers <id:...>)
 
-from . import jobs, root, slaves
+from . import inputs, jobs, root, slaves
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # /jobs/1/cancel and /jobs/1/cancel/ alike: no redirect that turns a POST into a GET
@@ -23,5 +23,6 @@ urlpatterns = [
          name="run-attachment"),
     path(run + "jobuilds/<id:index>/result", slaves.ResultView.as_view(), name="run-result"),
     path(run + "finish", slaves.FinishView.as_view(), name="run-finish"),
+    path(run + "inputs", inputs.InputsView.as_view(), name="run-inputs"),
     *router.urls,
 ]

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from autotua.tree import TreeError
 
-from .models import Attachment, Job, JobuildResult, LogFile, Provision, Requirement
+from .models import Attachment, Job, JobuildResult, LogFile, Provision, Requirement, RunInputs
 from .models.job import JobError
 
 
@@ -36,12 +36,13 @@ class ResultInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "root", "state", "arch", "stage3", "owner", "revision", "attempts", "created", "reason"]
-    list_filter = ["state", "arch", "stage3", ("owner", admin.EmptyFieldListFilter)]
+    list_display = ["id", "root", "state", "arch", "stage3", "owner", "revision", "snapshot", "attempts", "created",
+                    "reason"]
+    list_filter = ["state", "arch", "stage3", "snapshot", ("owner", admin.EmptyFieldListFilter)]
     search_fields = ["root", "reason", "owner__username", "plan"]
     list_select_related = ["owner", "revision"]
-    readonly_fields = ["state", "reason", "revision", "plan", "sidepends", "warnings", "errors", "attempts",
-                       "created", "validated", "accepted", "queued", "finished", "rerun_of"]
+    readonly_fields = ["state", "reason", "revision", "snapshot", "plan", "sidepends", "warnings", "errors",
+                       "attempts", "created", "validated", "accepted", "queued", "finished", "rerun_of"]
     inlines = [RequirementInline, ResultInline]
     actions = ["cancel", "requeue", "revalidate", "rerun"]
     date_hierarchy = "created"
@@ -123,3 +124,21 @@ class AttachmentAdmin(RecordAdmin):
     search_fields = ["name", "sha256", "label"]
     raw_id_fields = ["run"]
     readonly_fields = ["run", "index", "name", "size", "sha256", "created"]
+
+
+@admin.register(RunInputs)
+class RunInputsAdmin(RecordAdmin):
+    list_display = ["run", "stage3_name", "revision", "repository_used", "received"]
+    search_fields = ["run__uuid", "revision", "stage3", "repository"]
+    raw_id_fields = ["run"]
+    readonly_fields = [f.name for f in RunInputs._meta.fields]
+
+    @admin.display(description="stage3")
+    def stage3_name(self, obj: RunInputs) -> str:
+        return obj.stage3.get("name", "")
+
+    @admin.display(description="repository")
+    def repository_used(self, obj: RunInputs) -> str:
+        r = obj.repository
+        return {"snapshot": f"snapshot {r.get('snapshot')}", "host": f"host {r.get('path')}"}.get(r.get("source"),
+                                                                                                   "none")

@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "autotua_master.tree",
+    "autotua_master.snapshots",
     "autotua_master.slaves",
     "autotua_master.jobs",
     "autotua_master.api",
@@ -133,6 +134,9 @@ AUTOTUA_TREE_URL = None
 AUTOTUA_DISTFILES_DIR = None
 #: mirror:// name -> base URLs handed to slaves as hints; a URL starting with '/' is on this site
 AUTOTUA_MIRRORS: dict[str, list[str]] = {}
+#: a Gentoo mirror whose snapshots/ holds the ebuild repository's snapshots (refreshsnapshots reads it; jobs
+#: are pinned to the newest; slaves are told of it as a hint); "": none, jobs carry no snapshot
+AUTOTUA_SNAPSHOT_MIRROR = ""
 AUTOTUA_DEFAULT_ARCH = "amd64"
 AUTOTUA_LEASE_SECONDS = 300
 AUTOTUA_HEARTBEAT_SECONDS = 60

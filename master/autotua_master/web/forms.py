@@ -76,13 +76,20 @@ class JobCreateForm(forms.Form):
     stage3 = forms.CharField(required=False, max_length=32, validators=[word], label="flavour",
                              widget=forms.TextInput(attrs={"list": "flavours", "placeholder": "the root's STAGE3"}),
                              help_text="stage3 flavour; empty: the root jobuild's STAGE3 (openrc by default)")
+    snapshot = forms.ChoiceField(required=False, label="Gentoo repository",
+                                 help_text="the snapshot of the Gentoo ebuild repository the job runs against")
     notify = forms.BooleanField(required=False, label="email me when it ends",
                                 help_text="to the address of your account")
 
     def __init__(self, *args, tip=None, indexed=(), **kw):
+        from autotua_master.snapshots.models import Snapshot
+
         kw.setdefault("initial", {"arch": settings.AUTOTUA_DEFAULT_ARCH})
         super().__init__(*args, **kw)
         self.fields["revision"].choices = _revision_choices(tip, indexed)
+        dates = list(Snapshot.objects.listed().order_by("-date").values_list("date", flat=True)[:60])
+        newest = f"the newest ({dates[0]})" if dates else "none (the master knows no snapshot)"
+        self.fields["snapshot"].choices = [("", newest)] + [(d, f"gentoo-{d}.tar.xz") for d in dates]
 
     def clean_atom(self) -> str:
         return self.cleaned_data["atom"].strip()
@@ -90,13 +97,18 @@ class JobCreateForm(forms.Form):
     def save(self, owner) -> Job | None:
         """The job, validated and stored (invalid ones too: their page lists every error);
         None with a field error when the revision is unknown (nothing is stored then)."""
+        from autotua_master.snapshots.models import UnknownSnapshot
+
         d = self.cleaned_data
         try:
             return Job.objects.create_job(root=d["atom"], revision=d["revision"] or None, arch=d["arch"],
-                                          stage3=d["stage3"] or None, owner=owner, notify=d["notify"])
+                                          stage3=d["stage3"] or None, owner=owner, snapshot=d["snapshot"] or None,
+                                          notify=d["notify"])
         except TreeError as e:
             self.add_error("revision", str(e))
-            return None
+        except UnknownSnapshot as e:
+            self.add_error("snapshot", str(e))
+        return None
 
 
 class RevalidateForm(forms.Form):

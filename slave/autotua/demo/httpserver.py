@@ -1,6 +1,7 @@
 """A small static HTTP server with Range support, in a thread: the demo's and the tests' mirror.
 
-It serves a directory as Gentoo mirrors do (autobuilds, distfiles) and honours ``Range: bytes=N-``
+It serves a directory as Gentoo mirrors do (autobuilds, snapshots, distfiles; a directory's URL
+with its trailing ``/`` is an HTML index, as a mirror's is) and honours ``Range: bytes=N-``
 so resumed downloads are exercised for real. ``faults`` lets a test make a path misbehave:
 ``"truncate"`` (send half and close), ``"stall"`` (send nothing for a while) or an int status.
 """
@@ -27,6 +28,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_error(fault)
             return
         path = Path(self.translate_path(self.path))
+        if path.is_dir() and self.path.split("?", 1)[0].endswith("/"):
+            listing = self.list_directory(str(path))  # as a mirror's index (the snapshots/ directory)
+            if listing is not None:
+                with listing:
+                    self.wfile.write(listing.read())
+            return
         if not path.is_file():
             self.send_error(404)
             return

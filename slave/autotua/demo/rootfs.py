@@ -87,6 +87,28 @@ def add_python(root: str | os.PathLike, python: str | None = None) -> str:
     return name
 
 
+def add_programs(root: str | os.PathLike, programs: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
+    """Copy ``programs`` from the host (resolved through PATH) into ``root/bin``, with their
+    libraries; programs the host lacks are skipped, except those in ``required``."""
+    root = Path(root)
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    libs: set[str] = set()
+    for prog in programs:
+        path = shutil.which(prog, path="/usr/bin:/bin:/usr/sbin:/sbin")
+        if path is None:
+            if prog in required:
+                raise FileNotFoundError(f"{prog} is not installed on this host")
+            continue
+        real = os.path.realpath(path)
+        shutil.copy2(real, root / "bin" / prog)
+        libs.update(_libraries(real))
+    for lib in sorted(libs):
+        _copy(lib, root)
+        # the loader and libraries are also reached through their unresolved names
+        if os.path.islink(lib):
+            _copy(os.path.realpath(lib), root)
+
+
 def build_rootfs(root: str | os.PathLike, programs: tuple[str, ...] = (*COREUTILS, *EXTRA, *ATTACKER_TOOLS),
                  python: bool = True) -> Path:
     """Fill ``root`` with ``programs`` from the host (in /bin, resolved through PATH) and their
@@ -98,21 +120,7 @@ def build_rootfs(root: str | os.PathLike, programs: tuple[str, ...] = (*COREUTIL
         (root / d).mkdir(parents=True, exist_ok=True)
     os.chmod(root / "tmp", 0o1777)
     os.chmod(root / "var/tmp", 0o1777)
-    libs: set[str] = set()
-    for prog in programs:
-        path = shutil.which(prog, path="/usr/bin:/bin:/usr/sbin:/sbin")
-        if path is None:
-            if prog == "bash":
-                raise FileNotFoundError("bash is not installed on this host")
-            continue
-        real = os.path.realpath(path)
-        shutil.copy2(real, root / "bin" / prog)
-        libs.update(_libraries(real))
-    for lib in sorted(libs):
-        _copy(lib, root)
-        # the loader and libraries are also reached through their unresolved names
-        if os.path.islink(lib):
-            _copy(os.path.realpath(lib), root)
+    add_programs(root, programs, required=("bash",))
     if python:
         add_python(root)
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"

@@ -60,7 +60,7 @@ def stop_agent(gnupghome: str | os.PathLike) -> None:
     subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"], capture_output=True)
 
 
-def _reproducible_tar(out: Path, members: list[tuple[str, bytes, int]]) -> None:
+def reproducible_tar(out: Path, members: list[tuple[str, bytes, int]]) -> None:
     """A .tar.gz whose bytes depend only on ``members`` (name, data, mode)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -95,12 +95,12 @@ def build_distfiles(distdir: str | os.PathLike) -> dict[str, Path]:
         members = _members(DISTFILE_SOURCES / "hello-suite", f"hello-suite-{v}/")
         members.append((f"hello-suite-{v}/VERSION", f"{v}\n".encode(), 0o644))
         name = f"hello-suite-{v}.tar.gz"
-        _reproducible_tar(distdir / name, members)
+        reproducible_tar(distdir / name, members)
         out[name] = distdir / name
     # 2.0 is fetched as hello-suite-2.0.tar.gz and stored as alice-hello-suite-2.0.tar.gz (SRC_URI '->')
     shutil.copyfile(distdir / "hello-suite-2.0.tar.gz", distdir / "alice-hello-suite-2.0.tar.gz")
     out["alice-hello-suite-2.0.tar.gz"] = distdir / "alice-hello-suite-2.0.tar.gz"
-    _reproducible_tar(distdir / "bob-portconf-1.tar.gz", _members(DISTFILE_SOURCES / "bob-portconf", ""))
+    reproducible_tar(distdir / "bob-portconf-1.tar.gz", _members(DISTFILE_SOURCES / "bob-portconf", ""))
     out["bob-portconf-1.tar.gz"] = distdir / "bob-portconf-1.tar.gz"
     return out
 

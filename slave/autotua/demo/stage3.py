@@ -44,28 +44,63 @@ COMPRESSORS = {"xz": ["xz", "-T1", "-0", "-c"], "bz2": ["bzip2", "-c"], "gz": ["
 
 @dataclass
 class ReleaseKey:
-    """A release signing key in a GnuPG home of its own, and its public key file."""
+    """A release signing key in a GnuPG home of its own, and its public key file.
+
+    Made as Gentoo makes its release and snapshot keys: a primary key that only certifies, and a
+    signing subkey that makes every signature (so a key file that is not kept up to date holds an
+    expired *subkey*). ``sign_expire`` (gpg's ``1d``, ``2y``...) and ``fake_time`` (gpg's
+    ``--faked-system-time``) make one whose subkey has already expired.
+    """
 
     gnupghome: Path
     fingerprint: str
     key_file: Path
+    fake_time: str | None = None  # sign as of this time (a key that has expired since)
 
     @classmethod
-    def make(cls, gnupghome: str | os.PathLike) -> ReleaseKey:
+    def make(cls, gnupghome: str | os.PathLike, *, name: str = RELEASE_NAME, email: str = RELEASE_EMAIL,
+             sign_expire: str = "0", fake_time: str | None = None) -> ReleaseKey:
         home = Path(gnupghome)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        gpg = gnupg.GPG(gnupghome=str(home))
-        key = gpg.gen_key(gpg.gen_key_input(key_type="EDDSA", key_curve="ed25519", name_real=RELEASE_NAME,
-                                            name_email=RELEASE_EMAIL, no_protection=True, expire_date=0))
-        if not key.fingerprint:
-            raise RuntimeError(f"gpg could not make a release key: {key.stderr}")
+        faked = ["--faked-system-time", fake_time + "!"] if fake_time else []
+
+        def gpg(*args: str) -> None:
+            proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
+                                   "--passphrase", "", *faked, *args], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"gpg {args[0]}: {proc.stderr.strip()}")
+
+        gpg("--quick-gen-key", f"{name} <{email}>", "ed25519", "cert", "0")
+        listing = gnupg.GPG(gnupghome=str(home)).list_keys()
+        fingerprint = next(k["fingerprint"] for k in listing if any(u.endswith(f"<{email}>") for u in k["uids"]))
+        gpg("--quick-add-key", fingerprint, "ed25519", "sign", sign_expire)
         key_file = home / "release.asc"
-        key_file.write_bytes(Signer(key.fingerprint, str(home)).export_public(key.fingerprint))
-        return cls(home, key.fingerprint, key_file)
+        key_file.write_bytes(Signer(fingerprint, str(home)).export_public(fingerprint))
+        return cls(home, fingerprint, key_file, fake_time)
+
+    def revoke_signing_subkey(self) -> bytes:
+        """Revoke the signing subkey (as a key's owner does when it is compromised); returns the key
+        as now exported, and writes it to :attr:`key_file`."""
+        script = "key 1\nrevkey\ny\n0\n\ny\nsave\n"
+        proc = subprocess.run(["gpg", "--homedir", str(self.gnupghome), "--batch", "--pinentry-mode", "loopback",
+                               "--passphrase", "", "--command-fd", "0", "--edit-key", self.fingerprint],
+                              input=script, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"gpg --edit-key revkey: {proc.stderr.strip()}")
+        data = Signer(self.fingerprint, str(self.gnupghome)).export_public(self.fingerprint)
+        self.key_file.write_bytes(data)
+        return data
 
     @property
     def signer(self) -> Signer:
-        return Signer(self.fingerprint, str(self.gnupghome))
+        return self.signer_at(self.fake_time)
+
+    def signer_at(self, when: str | None) -> Signer:
+        """A Signer whose signatures are made at ``when`` (gpg's ``20261117T004600``; None: now)."""
+        signer = Signer(self.fingerprint, str(self.gnupghome))
+        if when:
+            signer.gpg.options = ["--faked-system-time", when + "!"]
+        return signer
 
 
 @dataclass

@@ -182,5 +182,9 @@ class Api:
     def put_result(self, run: str, index: int, result: dict) -> dict:
         return self.request("PUT", f"runs/{run}/jobuilds/{index}/result", json=result).json()
 
+    def put_inputs(self, run: str, inputs: dict) -> dict:
+        """Record what the run is made of (stage3, revision, repository; emerge --info later)."""
+        return self.request("PUT", f"runs/{run}/inputs", json=inputs).json()
+
     def finish(self, run: str, payload: dict, retry_for: float | None = None) -> dict:
         return self.request("POST", f"runs/{run}/finish", json=payload, retry_for=retry_for).json()

@@ -4,8 +4,8 @@ A job's mounts live in its keeper's namespace, so after a crash there is normall
 on the host: the keeper saw its stdin close and exited, and the kernel dropped the mounts. This
 still checks, for each job directory: that its keeper is gone (killing it if not), that nothing
 is mounted below it on the host (unmounting it if so), and only then deletes it. Then the
-daemon's temporary files (``<work_dir>/tmp``: a keyring a verification was using) and the
-stage3 roots whose unpacking did not finish.
+daemon's temporary files (``<work_dir>/tmp``: a keyring a verification was using), and the
+stage3 roots and repository snapshots whose unpacking did not finish.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from autotua.linux import mounts_under
 from autotua.slave import SlaveError
 from autotua.slave.config import Config
 from autotua.slave.fsutil import remove_tree
-from autotua.slave.locks import Lock, Locked
 from autotua.slave.mounts import unmount_tree
+from autotua.slave.rootfs import RootCache
+from autotua.slave.snapshot import SnapshotStore
 
 log = logging.getLogger("autotua.slave.cleanup")
 KEEPER = b"autotua.slave.keeper"
@@ -86,14 +87,6 @@ def clean(cfg: Config, keep: set[str] = frozenset()) -> list[str]:
             report.append(f"{temp}: removed (a temporary file of an earlier run)")
         except (SlaveError, OSError) as e:
             report.append(f"{temp}: NOT removed: {e}")
-    roots = Path(cfg.cache_dir) / "roots"
-    for tmp in roots.glob("*.tmp") if roots.is_dir() else ():
-        try:
-            with Lock(f"{str(tmp)[: -len('.tmp')]}.unpack-lock").acquire(wait=False):
-                remove_tree(tmp)
-            report.append(f"{tmp}: removed (an unpack that did not finish)")
-        except Locked:
-            pass  # another slave sharing the cache is unpacking it right now
-        except (SlaveError, OSError) as e:
-            report.append(f"{tmp}: NOT removed: {e}")
+    for cache in (RootCache(cfg.cache_dir), SnapshotStore.for_config(cfg).trees):
+        report += cache.clean_incomplete()
     return report

@@ -1,4 +1,4 @@
-"""``autotua-slave``: run, register, status, clean, fetch-stage3 (docs/slave.md)."""
+"""``autotua-slave``: run, register, status, clean, fetch-stage3, fetch-snapshot (docs/slave.md)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ def cmd_status(args) -> int:
     from autotua.slave.claim import free_disk
     from autotua.slave.locks import holder
     from autotua.slave.rootfs import RootCache
+    from autotua.slave.snapshot import SnapshotStore
 
     cfg = _cfg(args)
     running = holder(f"{cfg.work_dir}/slave.lock")
@@ -68,6 +69,8 @@ def cmd_status(args) -> int:
         "jobs": sorted(p.name for p in cfg.jobs_dir.iterdir()) if cfg.jobs_dir.is_dir() else [],
         "mounts_under_work_dir": mounts_under(cfg.work_dir) if os.path.isdir(cfg.work_dir) else [],
         "stage3_roots": [p.name for p in RootCache(cfg.cache_dir).roots()] if os.path.isdir(cfg.cache_dir) else [],
+        "repository": cfg.repository or "none",
+        "snapshots": SnapshotStore.for_config(cfg).cached() if os.path.isdir(cfg.cache_dir) else [],
     }
     try:
         status["on_the_master"] = Api(cfg.master, cfg.token(), retry_for=5).me()
@@ -85,6 +88,7 @@ def cmd_clean(args) -> int:
     from autotua.slave.cleanup import clean
     from autotua.slave.daemon import Daemon, setup_logging
     from autotua.slave.rootfs import RootCache
+    from autotua.slave.snapshot import SnapshotStore
     from autotua.slave.stage3 import Stage3Store
 
     cfg = _cfg(args)
@@ -97,6 +101,9 @@ def cmd_clean(args) -> int:
             roots = RootCache(cfg.cache_dir)
             newest = {roots.path_for(c[0]) for f in cfg.flavours if (c := store.cached(cfg.arch, f))}
             report += [f"{p}: removed (an older stage3)" for p in roots.prune(keep=newest)]
+            snapshots = SnapshotStore.for_config(cfg)
+            report += [f"gentoo-{d}: removed (beyond the newest {cfg.keep_snapshots} snapshots)"
+                       for d in snapshots.prune()]
     finally:
         lock.release()
     for line in report or ["nothing to clean"]:
@@ -116,6 +123,18 @@ def cmd_fetch_stage3(args) -> int:
         tarball = store.fetch(cfg.arch, flavour)
         root = RootCache(cfg.cache_dir).get(tarball)
         print(f"{cfg.arch} {flavour}: {tarball.name} verified, unpacked in {root}")
+    return 0
+
+
+def cmd_fetch_snapshot(args) -> int:
+    from autotua.slave.daemon import setup_logging
+    from autotua.slave.snapshot import LATEST, SnapshotStore
+
+    cfg = _cfg(args)
+    setup_logging(cfg, args.verbose)
+    repo = SnapshotStore.for_config(cfg).get(args.date or LATEST)
+    print(f"gentoo-{repo.snapshot}.tar.xz verified (the snapshot key), unpacked in {repo.path} "
+          f"(timestamp.chk: {repo.timestamp or 'none'})")
     return 0
 
 
@@ -141,12 +160,15 @@ def parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fetch-stage3", help="fetch, verify and unpack the stage3s now")
     f.add_argument("--flavour", action="append", help="only this flavour (repeatable)")
     f.set_defaults(func=cmd_fetch_stage3)
+    n = sub.add_parser("fetch-snapshot", help="fetch, verify and unpack a Gentoo repository snapshot now")
+    n.add_argument("date", nargs="?", help="YYYYMMDD (default: gentoo-latest, dated by its signature)")
+    n.set_defaults(func=cmd_fetch_snapshot)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if os.geteuid() != 0 and args.command in ("run", "clean", "fetch-stage3"):
+    if os.geteuid() != 0 and args.command in ("run", "clean", "fetch-stage3", "fetch-snapshot"):
         print("autotua-slave: must run as root (it mounts, chroots and unpacks stage3s with their owners)",
               file=sys.stderr)
         return 1

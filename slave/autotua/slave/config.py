@@ -15,10 +15,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from autotua import AutotuaError
+from autotua.signature import normalise_fingerprint
 from autotua.srcuri import Mirrors
 
 DEFAULT_PATH = "/etc/autotua/slave.toml"
 GENTOO_RELEASE_KEY = "/usr/share/openpgp-keys/gentoo-release.asc"
+#: Gentoo's snapshot signing key ("Gentoo ebuild repository signing key"), one of gentoo-release.asc's
+GENTOO_SNAPSHOT_KEY = "DCD05B71EAB94199527F44ACDB6B8C1F96D8BF6D"
 
 # uname -m -> Gentoo's keyword (the autobuilds directory name)
 _ARCHES = {"x86_64": "amd64", "i386": "x86", "i486": "x86", "i586": "x86", "i686": "x86", "aarch64": "arm64",
@@ -61,7 +64,11 @@ class Config:
     release_key: str = GENTOO_RELEASE_KEY
     mirrors: dict[str, list[str]] = field(default_factory=dict)
     mirrors_file: str = ""
-    repository: str = "/var/db/repos/gentoo"
+    repository: str = "snapshot"
+    snapshot_mirror: str = ""
+    snapshot_key: str = GENTOO_RELEASE_KEY
+    snapshot_key_fingerprint: str = GENTOO_SNAPSHOT_KEY
+    keep_snapshots: int = 3
     min_free_disk: int = 10 * 1024**3
     phase_timeout: int = 3600
     keep_failed_roots: bool = False
@@ -124,9 +131,19 @@ def _check(cfg: Config, where: str) -> None:
     for key in ("work_dir", "cache_dir"):
         if not os.path.isabs(getattr(cfg, key)):
             raise bad(key, "must be an absolute path")
-    for key in ("phase_timeout", "max_poll_interval", "retry_for"):
+    if cfg.repository not in ("snapshot", "") and not os.path.isabs(cfg.repository):
+        raise bad("repository", f"{cfg.repository!r}: \"snapshot\" (the job's pinned Gentoo snapshot), the absolute "
+                                "path of the host's repository (e.g. \"/var/db/repos/gentoo\"), or \"\" for none")
+    if cfg.snapshot_mirror and not re.match(r"\Ahttps?://[^/\s]+", cfg.snapshot_mirror):
+        raise bad("snapshot_mirror", f"{cfg.snapshot_mirror!r} is not an http(s) URL")
+    if cfg.snapshot_key_fingerprint:
+        try:
+            normalise_fingerprint(cfg.snapshot_key_fingerprint)
+        except ValueError as e:
+            raise bad("snapshot_key_fingerprint", f"{e}; \"\" accepts any key of snapshot_key") from None
+    for key in ("phase_timeout", "max_poll_interval", "retry_for", "keep_snapshots"):
         if getattr(cfg, key) <= 0:
-            raise bad(key, "must be a positive number of seconds")
+            raise bad(key, "must be a positive number" + (" of seconds" if key != "keep_snapshots" else ""))
     if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise bad("log_level", "must be one of debug, info, warning, error")
     for name, urls in cfg.mirrors.items():

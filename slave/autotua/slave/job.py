@@ -29,9 +29,11 @@ from autotua.slave.claim import Heartbeat
 from autotua.slave.config import Config
 from autotua.slave.distfiles import Distfiles, merge_mirrors
 from autotua.slave.fsutil import UnsafePath, read_regular, remove_tree
+from autotua.slave.inputs import run_inputs
 from autotua.slave.logstream import LogStream
 from autotua.slave.phases import Outcome, iso, run_jobuild
 from autotua.slave.rootfs import RootCache
+from autotua.slave.snapshot import Repository, open_repository
 from autotua.slave.stage3 import Stage3Store
 from autotua.slave.sync import Prepared, TreeCache, prepare
 
@@ -108,6 +110,8 @@ class JobRunner:
         self.ws = Workspace(cfg.jobs_dir, self.run_id)
         self.ns: JobNamespace | None = None
         self.held: int | None = None
+        self.repository: Repository | None = None
+        self.repository_held: int | None = None
         self.label = f"job {self.job.get('id')} ({self.job.get('root')}, run {self.run_id[:8]})"
 
     # -- interruptions --------------------------------------------------------------------------------
@@ -157,6 +161,9 @@ class JobRunner:
             if self.held is not None:  # the shared lock on the stage3 root
                 os.close(self.held)
                 self.held = None
+            if self.repository_held is not None:  # and on the repository snapshot
+                os.close(self.repository_held)
+                self.repository_held = None
         if report.teardown_failed and report.status == "passed":
             report = Report("error", "teardown failed (mounts left behind); see the slave's log", teardown_failed=True)
         self._finish(report)
@@ -190,6 +197,7 @@ class JobRunner:
         roots = RootCache(cfg.cache_dir)
         lower = roots.get(tarball)
         self.held = roots.hold(lower)
+        self.repository = self._inputs(tarball, tree_info.get("revision", ""))
         self.check()
         distfiles = Distfiles(cfg.distdir, merge_mirrors(cfg.mirror_list(), job.get("mirrors")))
         try:
@@ -208,6 +216,22 @@ class JobRunner:
             if not outcome.passed:
                 return Report("failed", outcome.reason())
         return Report("passed")
+
+    # -- what the run is made of (issue 12; the container mounts self.repository) -------------------
+    def _inputs(self, tarball: Path, revision: str) -> Repository | None:
+        """Get the job's Gentoo repository (the pinned snapshot, verified, unpacked and held; or the
+        host's, by the ``repository`` setting) and tell the master what the run is made of: the stage3,
+        the revision, the repository. ``emerge --info`` follows, from inside the job, in a second PUT
+        (:func:`autotua.slave.inputs.run_inputs` with ``emerge_info``)."""
+        repo = open_repository(self.cfg, self.job.get("snapshot"))
+        self.repository_held = repo.hold() if repo else None
+        try:
+            self.api.put_inputs(self.run_id, run_inputs(tarball, revision, repo))
+        except (RunOver, AuthError, Unreachable, Interrupted):
+            raise
+        except ApiError as e:  # refused (a conflict, a master without the endpoint): the run goes on
+            log.warning("%s: the master did not record the run's inputs: %s", self.label, e)
+        return repo
 
     def _phase_timeout(self) -> float:
         job_limit = self.limits.get("phase_timeout") or 0

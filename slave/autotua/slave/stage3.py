@@ -7,12 +7,11 @@ against the release key file (Gentoo's ``/usr/share/openpgp-keys/gentoo-release.
 configured one): the pointer, so a mirror cannot choose an old or foreign tarball; the digests,
 so the download is checked while it is fetched (resumed with HTTP Range, shown on a terminal, and
 deleted on a mismatch); the tarball's own signature, as the Handbook does. Only then is it kept
-in the cache, next to a ``.verified`` stamp.
+in the cache, next to a ``.verified`` stamp (the shared steps are :mod:`autotua.slave.verified`'s).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -21,18 +20,17 @@ from pathlib import Path
 
 import requests
 
-from autotua.fetch import FetchError, fetch
-from autotua.manifest import DigestMismatch
-from autotua.signature import KeyFileVerifier, SignatureError
+from autotua.signature import KeyFileVerifier
 from autotua.slave import SlaveError
 from autotua.slave.locks import locked
+from autotua.slave.verified import SMALL_LIMIT, SignedSource, is_verified, write_stamp
 
 log = logging.getLogger("autotua.slave.stage3")
 
 _STAMP_RE = re.compile(r"\A\d{8}(T\d{6}Z)?\Z")
 _FILE_RE = re.compile(r"\Astage3-[A-Za-z0-9_.+-]+\.tar\.(xz|bz2|gz|zst)\Z")
 _HASH_LINE_RE = re.compile(r"\A([0-9a-f]+)\s+\*?(\S+)\Z")
-SMALL_LIMIT = 1 << 20  # pointer, DIGESTS and .asc files are a few KiB
+__all__ = ["SMALL_LIMIT", "Latest", "Stage3Store", "parse_digests", "parse_latest"]
 
 
 def _err(msg: str) -> SlaveError:
@@ -107,89 +105,43 @@ class Stage3Store:
         self.mirror = mirror.rstrip("/")
         self.dir = Path(cache_dir) / "stage3"
         self.release_key = os.fspath(release_key)
-        self.session = session or requests.Session()
+        self.source = SignedSource(release_key, step="stage3", name="the Gentoo release key",
+                                   config_key="release_key", session=session)
+        self.session = self.source.session
 
     def base(self, arch: str) -> str:
         return f"{self.mirror}/releases/{arch}/autobuilds/"
 
-    def _verifier(self) -> KeyFileVerifier:
-        try:
-            with open(self.release_key, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise _err(f"no release key: {self.release_key} does not exist (on Gentoo: emerge "
-                       "sec-keys/openpgp-keys-gentoo-release; elsewhere set release_key)") from None
-        try:
-            return KeyFileVerifier(data, self.release_key)
-        except SignatureError as e:
-            raise _err(str(e)) from None
-
-    def _small(self, url: str) -> bytes:
-        try:
-            with self.session.get(url, stream=True, timeout=60) as r:
-                r.raise_for_status()
-                data = b""
-                for chunk in r.iter_content(1 << 16):
-                    data += chunk
-                    if len(data) > SMALL_LIMIT:
-                        raise _err(f"{url}: larger than {SMALL_LIMIT} bytes; not a pointer or digest file")
-                return data
-        except requests.RequestException as e:
-            raise _err(f"cannot fetch {url}: {e}") from None
-
     def latest(self, arch: str, flavour: str, verifier: KeyFileVerifier) -> Latest:
         name = f"latest-stage3-{arch}-{flavour}.txt"
-        body = self._verify_clear(verifier, self._small(self.base(arch) + name), name)
+        body = self.source.clearsigned(verifier, self.source.small(self.base(arch) + name), name)
         return parse_latest(body, name, arch, flavour)
-
-    @staticmethod
-    def _verify_clear(verifier: KeyFileVerifier, text: bytes, label: str) -> str:
-        try:
-            return verifier.verify_clearsigned(text, label).decode("utf-8", errors="replace")
-        except SignatureError as e:
-            raise _err(str(e)) from None
 
     def fetch(self, arch: str, flavour: str) -> Path:
         """The newest stage3 for ``arch``/``flavour``: fetched and verified, or from the cache."""
-        with self._verifier() as verifier:
+        with self.source.verifier() as verifier:
             latest = self.latest(arch, flavour, verifier)
             dest_dir = self.dir / arch / latest.timestamp
             dest = dest_dir / latest.name
-            stamp = Path(f"{dest}.verified")
             dest_dir.mkdir(parents=True, exist_ok=True)
             with locked(dest_dir / ".lock"):
-                if stamp.exists() and dest.exists() and dest.stat().st_size == latest.size:
+                if is_verified(dest, latest.size):
                     return dest
                 self._fetch_verified(arch, latest, dest, verifier)
-                stamp.write_text(json.dumps({"path": latest.path, "size": latest.size}) + "\n")
+                write_stamp(dest, {"path": latest.path, "size": latest.size})
             return dest
 
     def _fetch_verified(self, arch: str, latest: Latest, dest: Path, verifier: KeyFileVerifier) -> None:
         url = self.base(arch) + latest.path
         digests_name = f"{latest.name}.DIGESTS"
-        body = self._verify_clear(verifier, self._small(f"{url}.DIGESTS"), digests_name)
+        body = self.source.clearsigned(verifier, self.source.small(f"{url}.DIGESTS"), digests_name)
         hashes = parse_digests(body, digests_name).get(latest.name, {})
         missing = [h for h in ("BLAKE2B", "SHA512") if h not in hashes]
         if missing:
             raise _err(f"{digests_name} has no {' and no '.join(missing)} digest for {latest.name}")
         log.info("fetching stage3 %s (%d bytes)", latest.path, latest.size)
-        try:
-            fetch([url], dest, size=latest.size, hashes={h: hashes[h] for h in ("BLAKE2B", "SHA512")},
-                  session=self.session)
-        except DigestMismatch as e:
-            raise _err(f"DIGESTS does not match {latest.name} ({e}); the download was deleted") from None
-        except FetchError as e:
-            raise _err(str(e)) from None
-        try:
-            sig = self._small(f"{url}.asc")
-        except SlaveError as e:
-            dest.unlink()  # digests alone are not enough: without its signature it is not kept
-            raise SlaveError(f"{e}; the download was deleted") from None
-        try:
-            verifier.verify_file(dest, sig, latest.name)
-        except SignatureError as e:
-            dest.unlink()
-            raise _err(f"{e}; the download was deleted") from None
+        self.source.fetch_verified([url], dest, verifier, signature_suffix=".asc", size=latest.size,
+                                   hashes={h: hashes[h] for h in ("BLAKE2B", "SHA512")}, digests_label="DIGESTS")
         log.info("stage3 %s verified (DIGESTS and signature by the release key)", latest.name)
 
     def cached(self, arch: str, flavour: str) -> list[Path]:

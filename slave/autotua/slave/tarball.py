@@ -5,7 +5,10 @@ of the same archive (the classic "link, then write through it"), a hard link to 
 earlier file of the archive, a sparse file, and more unpacked bytes than the kind's limit. In
 PORTCONF tarballs also: anything but files, directories and links,
 and a relative symlink that climbs out of the root (an absolute one names a path in the chroot,
-as ``make.profile`` does).
+as ``make.profile`` does). In a repository snapshot (``gentoo-<date>/...``, one top directory)
+also: anything but files, directories and links, an entry outside the one top directory,
+setuid/setgid files, and any symlink that is absolute or climbs out of the repository (the slave
+reads the repository on the host, e.g. its Manifests: nothing in it may lead elsewhere).
 
 A stage3 is unpacked by GNU tar with the Handbook's flags into a new, empty directory. PORTCONF
 tarballs go into a root that already has content (and links such as ``/var/run -> /run``), so they
@@ -31,7 +34,7 @@ HANDBOOK_FLAGS = ["--xattrs-include=*.*", "--numeric-owner", "-p"]
 #: the most an archive may unpack to, by kind: a stage3 is 1-4 GiB unpacked, portage config a few KiB.
 #: A tarball that claims more (a 161-byte .tar.gz can hold a 1 TiB sparse file, or a header that lies)
 #: is refused before anything is written, as is any sparse entry: neither kind has one.
-UNPACKED_LIMIT = {"stage3": 64 << 30, "portconf": 64 << 20}
+UNPACKED_LIMIT = {"stage3": 64 << 30, "portconf": 64 << 20, "repository": 8 << 30}
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
@@ -74,12 +77,25 @@ def open_stream(path: str | os.PathLike) -> Iterator[tarfile.TarFile]:
 
 
 def check_members(path: str | os.PathLike, kind: str) -> int:
-    """Raise :class:`TarballError` at the first entry a ``kind`` ('stage3' or 'portconf') tarball
-    must not have; returns the number of entries."""
+    """Raise :class:`TarballError` at the first entry a ``kind`` ('stage3', 'portconf' or
+    'repository') tarball must not have; returns the number of entries."""
+    return _scan(path, kind)[0]
+
+
+def check_repository(path: str | os.PathLike) -> str:
+    """Check a repository snapshot's every entry; returns its one top directory's name."""
+    _, top = _scan(path, "repository")
+    if not top:
+        raise TarballError(f"{os.path.basename(path)}: no top directory: not a repository snapshot")
+    return top
+
+
+def _scan(path: str | os.PathLike, kind: str) -> tuple[int, str]:
     label = os.path.basename(path)
     links: set[str] = set()
     files: set[str] = set()
     others: set[str] = set()
+    tops: set[str] = set()
     n = total = 0
     limit = UNPACKED_LIMIT[kind]
     try:
@@ -87,13 +103,33 @@ def check_members(path: str | os.PathLike, kind: str) -> int:
             for m in tar:
                 n += 1
                 _check_one(m, kind, label, links, files, others)
+                if kind == "repository":
+                    _check_in_repository(m, label, tops)
                 total += m.size if m.isreg() else 0
                 if total > limit:
                     raise TarballError(f"{label}: refusing entry {m.name!r}: the archive unpacks to more than "
                                        f"{limit} bytes, the most a {kind} tarball may")
     except (tarfile.TarError, EOFError, OSError) as e:
         raise TarballError(f"{label}: not a readable tarball ({e})") from None
-    return n
+    return n, next(iter(tops), "")
+
+
+def _check_in_repository(m: tarfile.TarInfo, label: str, tops: set[str]) -> None:
+    """A snapshot's entries all lie in one top directory (``gentoo-<date>/``), which tar strips."""
+    name = normalise(m.name)
+    if not name:
+        raise TarballError(f"{label}: refusing entry {m.name!r}: a snapshot's entries lie in one top directory")
+    top, _, rest = name.partition("/")
+    if tops and top not in tops:
+        raise TarballError(f"{label}: refusing entry {m.name!r}: outside the top directory {next(iter(tops))!r}")
+    tops.add(top)
+    if not rest and not m.isdir():
+        raise TarballError(f"{label}: refusing entry {m.name!r}: the top directory is not a directory")
+    if m.mode & 0o6000 and not m.isdir():
+        raise TarballError(f"{label}: refusing entry {m.name!r}: setuid or setgid, which no repository file is")
+    if m.issym() and (m.linkname.startswith("/") or _climbs_out(rest, m.linkname)):
+        raise TarballError(f"{label}: refusing entry {m.name!r}: a symlink to {m.linkname!r}, which points outside "
+                           "the repository")
 
 
 def _check_one(m: tarfile.TarInfo, kind: str, label: str, links: set[str], files: set[str],
@@ -120,8 +156,9 @@ def _check_one(m: tarfile.TarInfo, kind: str, label: str, links: set[str], files
         raise refuse("it is a device node")
     if m.sparse is not None:
         raise refuse(f"it is a sparse file ({m.size} bytes unpacked)")
-    if kind == "portconf" and not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
-        raise refuse("PORTCONF tarballs may hold only files, directories and links")
+    if kind in ("portconf", "repository") and not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
+        raise refuse(f"{'PORTCONF tarballs' if kind == 'portconf' else 'repository snapshots'} may hold only "
+                     "files, directories and links")
     if m.islnk():
         why = _bad_name(m.linkname)
         target = normalise(m.linkname)
@@ -176,6 +213,22 @@ def unpack_stage3(path: str | os.PathLike, dest: str | os.PathLike) -> None:
     proc = subprocess.Popen(dies_with_us(["tar", "-x", *HANDBOOK_FLAGS, "-f", os.fspath(path), "-C", os.fspath(dest)]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     faults.point("stage3:unpack")  # tar is unpacking into dest
+    _, stderr = proc.communicate()
+    if proc.returncode != 0:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise TarballError(f"{os.path.basename(path)}: tar failed: {stderr.strip()[-500:]}")
+
+
+def unpack_repository(path: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Check every entry of a repository snapshot, then unpack its top directory's content into
+    ``dest`` (which must not exist), owned by root and with the umask's permissions, not the
+    archive's: the tree is only ever read."""
+    check_repository(path)
+    os.mkdir(dest, 0o755)
+    proc = subprocess.Popen(dies_with_us(["tar", "-x", "--strip-components=1", "--no-same-owner",
+                                          "--no-same-permissions", "-f", os.fspath(path), "-C", os.fspath(dest)]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, umask=0o022)
+    faults.point("repository:unpack")  # tar is unpacking into dest
     _, stderr = proc.communicate()
     if proc.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)

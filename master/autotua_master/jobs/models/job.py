@@ -1,4 +1,5 @@
-"""The job: one root atom at one pinned revision, its validated plan, and its state.
+"""The job: one root atom at one pinned revision and Gentoo repository snapshot, its validated plan,
+and its state.
 
 States (ARCHITECTURE.md, Jobs): ``invalid`` never reaches a slave; ``waiting`` holds a job until
 its SIDEPENDs have passed; ``queued`` can be claimed; ``running`` is under a slave's lease;
@@ -56,17 +57,24 @@ class JobQuerySet(models.QuerySet):
 
 class JobManager(models.Manager.from_queryset(JobQuerySet)):
     def create_job(self, *, root: str, revision: str | int | None = None, arch: str | None = None,
-                   stage3: str | None = None, owner=None, notify: bool = False, rerun_of: Job | None = None) -> Job:
-        """Validate ``root`` at ``revision`` (None: the tip) and store the job, held, queued or invalid.
+                   stage3: str | None = None, owner=None, snapshot: str | None = None, notify: bool = False,
+                   rerun_of: Job | None = None) -> Job:
+        """Validate ``root`` at ``revision`` (None: the tip) and store the job, held, queued or invalid,
+        pinned to the Gentoo repository snapshot ``snapshot`` (None: the newest the master knows).
 
-        Raises :class:`~autotua.tree.TreeError` for an unknown revision (nothing is stored then).
+        Raises :class:`~autotua.tree.TreeError` for an unknown revision and
+        :class:`~autotua_master.snapshots.models.UnknownSnapshot` for a snapshot the master does not
+        know (nothing is stored then).
         """
+        from autotua_master.snapshots.models import Snapshot
         from autotua_master.tree.validation import validate
 
         arch = arch or settings.AUTOTUA_DEFAULT_ARCH
+        pinned = Snapshot.objects.pin(snapshot or "")
         validation = validate(root, revision, arch)
         with transaction.atomic():
             job = self.model(root=root, arch=arch, owner=owner, stage3_asked=stage3 or "",
+                             snapshot=pinned, snapshot_asked=pinned if snapshot else "",
                              max_attempts=settings.AUTOTUA_MAX_ATTEMPTS, notify=notify, rerun_of=rerun_of)
             job.apply(validation)
             job.save()
@@ -90,7 +98,9 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         if keywords and arch not in keywords:
             arch = keywords[0]
             validation = validate(root, waiter.revision.revision_id, arch)
-        job = self.model(root=root, arch=arch, owner=None, max_attempts=settings.AUTOTUA_MAX_ATTEMPTS)
+        # the waiter's repository too: the SIDEPEND is run against what the waiter will see
+        job = self.model(root=root, arch=arch, owner=None, max_attempts=settings.AUTOTUA_MAX_ATTEMPTS,
+                         snapshot=waiter.snapshot, snapshot_asked=waiter.snapshot)
         job.apply(validation)
         if job.plan and job.plan[-1]["digest"] != provision.digest:
             job.errors.append({"kind": "digest", "jobuild": provision.jobuild,
@@ -128,6 +138,10 @@ class Job(JobLifecycle, models.Model):
     stage3_asked = models.CharField(max_length=32, blank=True,
                                     help_text="the flavour asked for; empty: the root jobuild's STAGE3")
     revision = models.ForeignKey("tree.Revision", on_delete=models.PROTECT, related_name="jobs")
+    snapshot = models.CharField(max_length=8, blank=True,
+                                help_text="the Gentoo repository snapshot (YYYYMMDD) it runs against; empty: none")
+    snapshot_asked = models.CharField(max_length=8, blank=True,
+                                      help_text="the snapshot its maintainer named; empty: the newest at validation")
     state = models.CharField(max_length=10, choices=JobState.choices, db_index=True)
     reason = models.TextField(blank=True, help_text="why it failed, errored, was cancelled or is waiting")
     plan = models.JSONField(default=list, blank=True)
@@ -164,6 +178,13 @@ class Job(JobLifecycle, models.Model):
     @property
     def frozen(self) -> bool:
         return self.accepted is not None
+
+    @property
+    def snapshot_pin(self) -> dict | None:
+        """The pinned snapshot as the claim and the API carry it: ``{"date", "name", "url"}``, or None."""
+        from autotua_master.snapshots.models import pin_payload
+
+        return pin_payload(self.snapshot)
 
     @property
     def root_jobuild(self) -> str | None:
@@ -204,16 +225,22 @@ class Job(JobLifecycle, models.Model):
             return
         Provision.objects.link(self)
 
-    def revalidate(self, revision: str | int | None = None) -> None:
-        """Validate again against ``revision`` (None: the tip) while no slave has accepted the job."""
+    def revalidate(self, revision: str | int | None = None, snapshot: str | None = None) -> None:
+        """Validate again against ``revision`` (None: the tip) while no slave has accepted the job, and
+        pin it again: to ``snapshot`` when given (``""``: the newest), else to the one its maintainer
+        named, else to the newest the master knows now."""
+        from autotua_master.snapshots.models import Snapshot
         from autotua_master.tree.validation import validate
 
         self._check_revalidatable()
+        asked = self.snapshot_asked if snapshot is None else snapshot
+        pinned = Snapshot.objects.pin(asked)
         validation = validate(self.root, revision, self.arch)
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=self.pk)
             locked._check_revalidatable()
             locked.requirements.all().delete()
+            locked.snapshot, locked.snapshot_asked = pinned, pinned if asked else ""
             locked.apply(validation)
             locked.save()
             locked.hold_or_queue()

@@ -14,8 +14,8 @@ from django.db import transaction
 
 log = logging.getLogger(__name__)
 
-#: what a rerun copies: the request's pins (issue 12 adds the Gentoo snapshot here)
-PINS = ("root", "arch", "stage3_asked")
+#: what a rerun copies: the request's pins (the tree revision too, and the Gentoo snapshot it ran against)
+PINS = ("root", "arch", "stage3_asked", "snapshot")
 
 
 class JobLifecycle:
@@ -52,7 +52,7 @@ class JobLifecycle:
         return self.state in FINAL
 
     def rerun(self, by, *, notify: bool | None = None):
-        """A new job for ``by`` with this one's pins (root, arch, flavour, revision), validated anew."""
+        """A new job for ``by`` with this one's pins (root, arch, flavour, revision, snapshot), validated anew."""
         return rerun_jobs([self], by, notify=notify)[0]
 
 
@@ -71,8 +71,8 @@ def rerun_jobs(jobs: Iterable, by, *, notify: bool | None = None) -> list:
     for job in jobs:
         pins = {f: getattr(job, f) for f in PINS}
         new = Job.objects.create_job(root=pins["root"], revision=job.revision.revision_id, arch=pins["arch"],
-                                     stage3=pins["stage3_asked"] or None, owner=by,
-                                     notify=job.notify if notify is None else notify, rerun_of=job)
+                                     stage3=pins["stage3_asked"] or None, snapshot=pins["snapshot"] or None,
+                                     owner=by, notify=job.notify if notify is None else notify, rerun_of=job)
         made.append(new)
         log.info("job #%s reran as #%s by %s", job.pk, new.pk, by)
     return made

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.http import Http404
 
-from autotua_master.jobs.models import Attachment, Job, JobState, JobuildResult, LogFile, Requirement
+from autotua_master.jobs.models import Attachment, Job, JobState, JobuildResult, LogFile, Requirement, RunInputs
 from autotua_master.jobs.models.job import FINAL, REVALIDATABLE
 from autotua_master.slaves.models import Run, RunEnd
 
@@ -94,6 +94,13 @@ class JobPage:
     @property
     def final(self) -> bool:
         return self.job.state in FINAL
+
+    @property
+    def inputs(self) -> RunInputs | None:
+        """What the chosen run was made of, as its slave recorded it."""
+        if self.run is None:
+            return None
+        return RunInputs.objects.filter(run=self.run).first()
 
     @property
     def revalidatable(self) -> bool:

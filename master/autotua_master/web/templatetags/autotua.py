@@ -64,3 +64,9 @@ def jobuild_url(jobuild: str, revno=None) -> str:
 def one_of(value, names: str) -> bool:
     """``value`` is one of the comma-separated ``names`` (whole words, not substrings)."""
     return value in names.split(",")
+
+
+@register.filter
+def input_differences(inputs, job) -> list[str]:
+    """Where a run's recorded inputs are not what its job was pinned to."""
+    return inputs.differences(job) if inputs else []

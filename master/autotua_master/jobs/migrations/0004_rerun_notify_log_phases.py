@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0002_initial'),
+        ('jobs', '0003_snapshot_and_inputs'),
     ]
 
     operations = [
