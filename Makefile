@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv host-deps-demo host-deps-test screenshots
+.PHONY: demo test lint bench clean venv host-deps-demo host-deps-test screenshots docs
 
 demo: host-deps-demo $(STAMP)
 	$(VENV)/bin/autotua-demo $(DEMO_ARGS)
@@ -22,6 +22,11 @@ bench: $(STAMP)
 # refresh the web UI's pictures in docs/screenshots/ (the README shows them)
 screenshots: host-deps-test $(STAMP)
 	AUTOTUA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/web/test_screenshots.py
+
+# rewrite the generated parts of docs/security.md and docs/reliability.md from the tests that measure
+# them (a plain `make test` only checks them, and never rewrites a tracked file)
+docs: host-deps-test $(STAMP)
+	AUTOTUA_WRITE_DOCS=1 $(PY) -m pytest -q tests/hardening tests/reliability
 
 venv: $(STAMP)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,36 @@ from tests.support.master import LiveMaster
 from tests.support.postgres import PostgresCluster
 
 USERS = ("alice", "bob", "carol", "mallory")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_tmpdir(tmp_path_factory):
+    """``$TMPDIR`` for the whole run (this process and every program it starts): a directory of its
+    own, so what the suite leaves there is the suite's alone. At the end nothing may be left in it of
+    the metadata sandboxes (``autotua-sandbox-*``: the sandbox removes its work directories however
+    its daemon ends); then it is removed."""
+    from autotua.linux import mounts_under
+
+    tmp_path_factory.getbasetemp()  # pytest's own directories stay where they were (gpg's socket paths are short)
+    path = tempfile.mkdtemp(prefix="autotua-tests-")
+    os.chmod(path, 0o1777)  # as /tmp: the tests that run programs as nobody make theirs here too
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = path, path
+    yield Path(path)
+    from autotua import sandbox
+    from autotua_master.tree import validation
+
+    validation.close_shared()  # the in-process masters' readers (pytest-django's live servers)
+    sandbox._remove_all()  # daemons still open in this process: what its exit would remove
+    if saved[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]
+    left = sorted(p.name for p in Path(path).glob(sandbox.PREFIX + "*"))
+    if not mounts_under(path):
+        shutil.rmtree(path, ignore_errors=True)
+    assert not left, f"metadata sandbox work directories left behind: {left}"
 
 
 @pytest.fixture(scope="session")

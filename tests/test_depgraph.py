@@ -52,11 +52,16 @@ def test_missing_and_no_match(tree_writer, trusted, reader):
     tw.jobuild("alice/lib-2")
     r = res(tw, "alice/app", trusted, reader)
     assert kinds(r) == [("missing", "alice/app-1"), ("no-match", "alice/app-1")]
-    assert "there is no jobuild alice/gone in the tree" in r.errors[0].message
-    assert "no version of alice/lib matches >=alice/lib-3 (the tree has 1 2)" in r.errors[1].message
+    assert r.errors[0].message == "alice/app-1 needs alice/gone, which is not in the tree"
+    assert r.errors[1].message == "alice/app-1 needs >=alice/lib-3: no version matches (the tree has 1 2)"
     r = res(tw, "bob/nothing", trusted, reader)
     assert kinds(r) == [("missing", "bob/nothing")]
+    assert r.errors[0].message == "there is no jobuild bob/nothing in the tree"  # the atom once, not three times
     assert r.plan == []
+    r = res(tw, "alice/lbi", trusted, reader)  # a typo
+    assert r.errors[0].message == "there is no jobuild alice/lbi in the tree (did you mean alice/lib?)"
+    r = res(tw, ">=alice/lib-5", trusted, reader)
+    assert r.errors[0].message == ">=alice/lib-5: no version matches (the tree has 1 2)"
 
 
 @pytest.mark.bad_input('atom', 'a DEPEND cycle', 'error cycle, with its path')
@@ -68,6 +73,13 @@ def test_cycle_with_its_path(tree_writer, trusted, reader):
     r = res(tw, "alice/a", trusted, reader)
     assert kinds(r) == [("cycle", "alice/a-1")]
     assert "alice/a-1 -> alice/b-1 -> alice/c-1 -> alice/a-1" in r.errors[0].message
+    # found from any of its jobuilds, it is the same cycle, written the same way: `check` reports it once
+    assert res(tw, "alice/c", trusted, reader).errors == r.errors
+    from autotua.maintainer import check_tree
+    from autotua.tree import DirTree
+
+    report = check_tree(DirTree(tw.root), trusted, reader=reader)
+    assert [e.message for e in report.errors if e.kind == "cycle"] == [r.errors[0].message]
 
 
 @pytest.mark.bad_input('signature', "an unsigned jobuild in a job's graph",
@@ -183,7 +195,7 @@ def test_metadata_and_template_errors(tree_writer, trusted, reader):
         ("bad-src-uri", "alice/badsrc-1"),
     ]
     assert "broken global scope" in r.errors[0].message
-    assert "'wget' runs a command at global scope" in r.errors[1].message
+    assert "'wget' at alice/cmd/cmd-1.jobuild, line 2 runs a command at global scope" in r.errors[1].message
     assert "wrong-key" not in r.errors[3].message and "signed by key" in r.errors[3].message
 
 

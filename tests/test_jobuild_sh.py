@@ -14,7 +14,7 @@ from autotua.demo.rootfs import COREUTILS, build_rootfs
 
 
 def run_phases(tmp, jobuild_text, *, templates=None, distfiles=None, files=None, chroot=None, phases=None,
-               user="alice", name="foo", version="1.0"):
+               user="alice", name="foo", version="1.0", colour=False):
     """Run `jobuild.sh phases` the way the slave does; returns (exit status, output, records)."""
     root = Path(chroot) if chroot else Path(tmp)
     base = "/var/tmp/autotua"
@@ -40,7 +40,7 @@ def run_phases(tmp, jobuild_text, *, templates=None, distfiles=None, files=None,
     (host / "jobuild.sh").write_bytes(Path(jobuild_sh()).read_bytes())
     rfd, wfd = os.pipe()
     env = {
-        "PATH": "/usr/bin:/bin", "NOCOLOR": "1", "__AB_FD": str(wfd),
+        "PATH": "/usr/bin:/bin", "NOCOLOR": "false" if colour else "1", "__AB_FD": str(wfd),
         "P": f"{name}-{version}", "PN": name, "PV": version, "JOBUILD_USER": user,
         "FILESDIR": f"{inside}/tree/{user}/{name}/files", "DISTDIR": f"{inside}/distdir",
         "WORKDIR": f"{inside}/work", "T": f"{inside}/temp", "A": " ".join(distfiles or ()),
@@ -78,6 +78,31 @@ src_test() { echo "test P=$P PN=$PN PV=$PV user=$JOBUILD_USER"; }
     assert ends == [[p, "0"] for p in starts]
     assert "test P=foo-1.0 PN=foo PV=1.0 user=alice" in out
     assert "setup in " in out
+
+
+def test_each_phase_begins_with_a_header_and_a_failure_ends_with_a_line(tmp_path):
+    rc, out, _, _ = run_phases(tmp_path, """
+DESCRIPTION=x
+src_compile() { echo compiling; }
+src_test() { echo testing; return 3; }
+""")
+    assert rc == 3
+    headers = [line for line in out.splitlines() if line.startswith(">>> Running ")]
+    assert headers == [f">>> Running {p}" for p in ("pkg_setup", "src_unpack", "src_compile", "src_test")]
+    assert out.index(">>> Running src_compile") < out.index("compiling") < out.index(">>> Running src_test")
+    assert out.rstrip().endswith("* src_test failed (exit status 3)")
+
+
+def test_colour_is_kept_unless_nocolor(tmp_path):
+    """What the slave runs (NOCOLOR=false): portage's colours, in the log as ANSI sequences."""
+    rc, out, _, _ = run_phases(tmp_path, 'DESCRIPTION=x\nsrc_test() { einfo fine; ewarn careful; eerror bad; }',
+                               colour=True)
+    assert rc == 0
+    assert "\x1b[32;01m>>>\x1b[0m Running \x1b[36;01msrc_test\x1b[0m" in out
+    for colour, text in (("32", "fine"), ("33", "careful"), ("31", "bad")):
+        assert f" \x1b[{colour};01m*\x1b[0m {text}" in out
+    rc, plain, _, _ = run_phases(tmp_path / "plain", 'DESCRIPTION=x\nsrc_test() { einfo fine; }')
+    assert "\x1b" not in plain and " * fine" in plain
 
 
 def test_each_phase_is_a_subshell_and_variables_do_not_leak(tmp_path):

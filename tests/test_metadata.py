@@ -84,21 +84,33 @@ def test_templates_and_inherited(reader):
         ('DESCRIPTION=""', "invalid", "DESCRIPTION is empty"),
         ('DESCRIPTION=x; ARCH="amd64 AMD64"', "invalid", "ARCH keyword 'AMD64'"),
         ('DESCRIPTION=x; STAGE3="a b"', "invalid", "STAGE3"),
-        ("DESCRIPTION=x; false", "source-failed", "returned non-zero"),
-        ("DESCRIPTION=x; if then", "source-failed", "syntax error"),
-        ("DESCRIPTION=x; die 'nope'", "source-failed", "nope"),
-        ("DESCRIPTION=x; ls /", "forbidden-command", "'ls' runs a command at global scope"),
+        ("DESCRIPTION=x\n\nfalse", "source-failed",
+         "alice/foo/foo-1.2.jobuild, line 3: a command at global scope failed"),
+        ("DESCRIPTION=x\n[[ -n '' ]] && X=1", "source-failed",
+         "alice/foo/foo-1.2.jobuild: sourcing it returned non-zero: its last command at global scope failed"),
+        ("DESCRIPTION=x\n\nif then", "source-failed",
+         "alice/foo/foo-1.2.jobuild: line 3: syntax error near unexpected token `then'"),
+        ("DESCRIPTION=x\n\n\ndie 'nope'", "source-failed", "alice/foo/foo-1.2.jobuild, line 4: died: nope"),
+        ("DESCRIPTION=x\n: ${X:?must be set}", "source-failed", "alice/foo/foo-1.2.jobuild: line 2: X: must be set"),
+        ("DESCRIPTION=x\nls /", "forbidden-command",
+         "'ls' at alice/foo/foo-1.2.jobuild, line 2 runs a command at global scope"),
+        ("inherit alice/runs\nDESCRIPTION=x", "forbidden-command",
+         "'uname' at alice/templates/runs.jtemplate, line 2 runs a command at global scope"),
+        ("inherit alice/dies\nDESCRIPTION=x", "source-failed", "alice/templates/dies.jtemplate, line 3: died: here"),
         ("DESCRIPTION=$(uname)", "forbidden-command", "'uname'"),
     ],
 )
 @pytest.mark.bad_input('jobuild', 'a jobuild: {src!r}', 'MetadataError {kind}: {text}')
 def test_errors(reader, src, kind, text):
-    t = Templates(errors={"alice/bad": "alice/templates/bad.jtemplate: signed by someone else"})
+    """One error, naming the jobuild's (or template's) own file and line, never jobuild.sh's or the sandbox's."""
+    t = Templates(errors={"alice/bad": "alice/templates/bad.jtemplate: signed by someone else"},
+                  sources={"alice/runs": b"A=1\nB=$(uname)\n", "alice/dies": b"A=1\n\ndie here\n"})
     with pytest.raises(MetadataError) as e:
         md(reader, src, t)
     assert e.value.kind == kind
     assert text in str(e.value)
-    assert str(J) in str(e.value)
+    assert str(e.value).startswith(f"{J}: ")
+    assert "jobuild.sh" not in str(e.value) and "/src/" not in str(e.value)
 
 
 def test_cache_hit_and_template_invalidation():
@@ -299,10 +311,11 @@ def test_threads_each_get_a_daemon():
 def test_no_sandbox_leftovers(tmp_path):
     d = MetadataDaemon(FAST)
     d.extract(J, b"DESCRIPTION=x")
-    mountpoint = d._mountpoint
+    workdir = d._workdir
+    assert os.path.isdir(workdir)
     pid = d.proc.pid
     d.close()
-    assert not os.path.exists(mountpoint) if mountpoint else True
+    assert not os.path.exists(workdir)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
@@ -349,3 +362,55 @@ def test_unprivileged_users_get_a_user_namespace_sandbox():
         pytest.skip(f"nobody cannot run {python} here")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["userns", "empty", "forbidden-command"]
+
+
+@pytest.mark.skipif(sandbox.isolation() == "none", reason="needs the sandbox's read-only binds")
+@pytest.mark.bad_input('jobuild', "a jobuild overwriting the sources (templates) later requests read",
+                       "read-only file system; the next jobuild reads the template as signed")
+def test_a_jobuild_cannot_change_the_sources_later_requests_read(reader):
+    t = Templates(sources={"alice/base": b'ARCH="amd64"\n'})
+    assert md(reader, 'inherit alice/base\nDESCRIPTION="first"', t).arch == ("amd64",)
+    for attack in (": >/src/alice/templates/base.jtemplate", "echo 'ARCH=evil' >/src/alice/templates/base.jtemplate",
+                   "echo 'DESCRIPTION=evil' >/src/alice/foo/foo-1.3.jobuild"):
+        with pytest.raises(MetadataError) as e:
+            md(reader, f'DESCRIPTION="x"\n{attack}', t, jid=JobuildId.parse("mallory/x-1"))
+        assert "Read-only file system" in str(e.value)
+    assert md(reader, 'inherit alice/base\nDESCRIPTION="second"', t, jid=JobuildId.parse("bob/y-1")).arch == ("amd64",)
+    assert md(reader, 'DESCRIPTION="mine"', t, jid=JobuildId.parse("alice/foo-1.3")).description == "mine"
+
+
+def _owner(code: str, tmp_path, env=None) -> subprocess.CompletedProcess:
+    """A Python process that starts a metadata daemon, prints its work directory, then runs ``code``."""
+    script = ("import os, signal, sys\n"
+              f"sys.path.insert(0, {str(Path(sandbox.__file__).parents[1])!r})\n"
+              "from autotua.atom import JobuildId\n"
+              "from autotua.metadata import MetadataDaemon\n"
+              "d = MetadataDaemon()\n"
+              "d.extract(JobuildId.parse('alice/x-1'), b'DESCRIPTION=x')\n"
+              "print(d._workdir, flush=True)\n" + code)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_daemon_left_open_is_removed_at_its_process_exit(tmp_path):
+    r = _owner("sys.exit(0)  # never closed", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and not os.path.exists(r.stdout.strip())
+
+
+def test_a_killed_process_s_work_directory_is_removed_by_the_next_sandbox(tmp_path, monkeypatch):
+    base = tmp_path / "tmp"
+    base.mkdir()
+    r = _owner("os.kill(os.getpid(), signal.SIGKILL)", tmp_path, env={"TMPDIR": str(base)})
+    left = r.stdout.strip()
+    assert r.returncode == -9 and left.startswith(str(base)) and os.path.isdir(left), r.stderr
+    assert sandbox.clean_stale(base) == [left]
+    assert not os.path.exists(left)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(base))
+    live = sandbox.make_workdir()  # a live one (this process holds its lock) is never taken
+    try:
+        assert live.parent == base and sandbox.clean_stale(base) == [] and live.is_dir()
+    finally:
+        sandbox.remove_workdir(live)

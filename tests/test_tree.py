@@ -139,8 +139,18 @@ def test_unknown_revision_is_a_clear_error(branch, rev):
 
 
 def test_open_tree(branch, tmp_path):
+    from breezy.branch import Branch
+
     path, _, _ = branch
-    assert isinstance(open_tree(path), BzrTree)
+    # a checkout: its working files (what is about to be committed), or a committed revision
+    (path / "alice/foo/foo-3.jobuild").write_text("DESCRIPTION=uncommitted")
+    work = open_tree(path)
+    assert isinstance(work, DirTree) and "alice/foo/foo-3.jobuild" in work.paths
+    assert isinstance(open_tree(path, "1"), BzrTree) and "alice/foo/foo-3.jobuild" not in open_tree(path, "1").paths
+    # a branch without a working tree: its tip
+    bare = tmp_path / "bare"
+    Branch.open(str(path)).controldir.sprout(str(bare), create_tree_if_local=False)
+    assert isinstance(open_tree(bare), BzrTree)
     plain = tmp_path / "plain"
     plain.mkdir()
     assert isinstance(open_tree(plain), DirTree)

@@ -92,12 +92,12 @@ class LiveMaster:
         return self
 
     def add_maintainer(self, name: str, fingerprint: str, *, staff: bool = False,
-                       password: str | None = None) -> str:
-        """Create a maintainer (with a web UI ``password`` if given); returns their API token
-        (``Authorization: Token <token>``)."""
+                       password: str | None = None, email: str = "") -> str:
+        """Create a maintainer (with a web UI ``password`` and an ``email`` if given); returns their API
+        token (``Authorization: Token <token>``)."""
         out = self.manage("createmaintainer", name, "--fingerprint", fingerprint, "--token",
                           *(["--staff"] if staff else []), *(["--password-stdin"] if password else []),
-                          input=f"{password}\n" if password else None)
+                          *(["--email", email] if email else []), input=f"{password}\n" if password else None)
         return out.strip().splitlines()[-1].split()[-1]
 
     def add_user(self, name: str, password: str, *, staff: bool = False) -> None:

@@ -6,10 +6,12 @@ from django.http import JsonResponse
 from django.urls import include, path, re_path
 from django.views.defaults import page_not_found
 
+from autotua_master.tree import push as tree_push
 from autotua_master.tree import views as tree_views
 
 urlpatterns = [
     path("api/v1/", include("autotua_master.api.urls")),
+    re_path(r"^tree/push/(?P<path>.*)$", tree_push.PushView.as_view(), name="tree-push"),
     re_path(r"^tree/(?P<path>.*)$", tree_views.BranchView.as_view(), name="tree"),
     re_path(r"^distfiles/(?P<path>.*)$", tree_views.DistfilesView.as_view(), name="distfiles"),
     path("admin/", admin.site.urls),

@@ -10,6 +10,7 @@ its dependencies are not read; templates are offered to ``inherit`` only once ve
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import asdict, dataclass, field
 
@@ -282,11 +283,23 @@ class Resolver:
             return None, "no-match"
         return best, ""
 
-    def _why_not(self, atom: Atom, why: str) -> str:
+    def _why_not(self, atom: Atom, why: str, needed_by: str | None = None) -> str:
+        """One sentence naming the atom once (and who needs it, for a dependency)."""
         if why == "missing":
-            return f"there is no jobuild {atom.key} in the tree"
+            near = difflib.get_close_matches(atom.key, self._tree_keys(), n=1, cutoff=0.8)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            if needed_by:
+                return f"{needed_by} needs {atom}, which is not in the tree{hint}"
+            return f"there is no jobuild {atom.key} in the tree{hint}"
         have = " ".join(str(j.version) for j in self.tree.jobuilds(atom.user, atom.name))
-        return f"no version of {atom.key} matches {atom} (the tree has {have})"
+        return f"{needed_by + ' needs ' if needed_by else ''}{atom}: no version matches (the tree has {have})"
+
+    def _tree_keys(self) -> list[str]:
+        if self._key_cache is None:
+            self._key_cache = sorted({j.key for j in self.tree.all_jobuilds()})
+        return self._key_cache
+
+    _key_cache: list[str] | None = None
 
     def _satisfiable(self, node: Node) -> bool:
         if isinstance(node, Atom):
@@ -314,7 +327,7 @@ class Resolver:
         def pick(atom: Atom, needed_by: str) -> JobuildId | None:
             jid, why = self.select(atom)
             if jid is None:
-                report(Problem(why, needed_by, f"{needed_by} needs {atom}: {self._why_not(atom, why)}"))
+                report(Problem(why, needed_by, self._why_not(atom, why, None if needed_by == root else needed_by)))
             return jid
 
         def choose(node: Node, needed_by: str, var: str) -> list[tuple[Atom, JobuildId]]:
@@ -349,8 +362,12 @@ class Resolver:
             if jid in done:
                 return
             if jid in on_path:
-                cycle = " -> ".join(str(j) for j in [*path[path.index(jid):], jid])
-                report(Problem("cycle", str(jid), f"DEPEND cycle: {cycle}"))
+                # one cycle, one problem: written from its smallest jobuild, whichever root found it
+                ring = path[path.index(jid):]
+                first = ring.index(min(ring))
+                ring = ring[first:] + ring[:first]
+                cycle = " -> ".join(str(j) for j in [*ring, ring[0]])
+                report(Problem("cycle", str(ring[0]), f"DEPEND cycle: {cycle}"))
                 return
             loaded, problems, warnings = self.load(jid)
             for p in problems:

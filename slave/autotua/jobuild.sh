@@ -48,6 +48,18 @@ einfo() { __ab_msg "${__AB_GOOD}" "$@"; }
 ewarn() { __ab_msg "${__AB_WARN}" "$@"; }
 eerror() { __ab_msg "${__AB_BAD}" "$@"; }
 
+# ---- where: a frame of the call stack as the tree names it ----------------------------------------
+# "alice/foo/foo-1.0.jobuild, line 3": the file below the tree (the sandbox's /src in depend mode)
+__ab_where() { # FRAME
+	local __ab_f=${BASH_SOURCE[$1 + 1]} __ab_root=${__AB_SRC:-${__AB_TREE}}
+	if [[ ${__ab_f} == "${BASH_SOURCE[0]}" ]]; then
+		__ab_f=jobuild.sh  # the bridge itself (a helper that died)
+	elif [[ -n ${__ab_root} ]]; then
+		__ab_f=${__ab_f#"${__ab_root}/"}
+	fi
+	printf '%s, line %s' "${__ab_f}" "${BASH_LINENO[$1]}"
+}
+
 # ---- die: message, the failing phase, a bash call trace; then end the phase ---------------------
 die() {
 	local __ab_i __ab_phase=${__AB_PHASE:-global scope}
@@ -57,7 +69,8 @@ die() {
 	eerror "Call stack:"
 	for ((__ab_i = 1; __ab_i < ${#FUNCNAME[@]}; __ab_i++)); do
 		[[ ${FUNCNAME[__ab_i]} == __ab_* || ${FUNCNAME[__ab_i - 1]} == __ab_* ]] && continue
-		eerror "  ${BASH_SOURCE[__ab_i]##*/}, line ${BASH_LINENO[__ab_i - 1]}: called ${FUNCNAME[__ab_i - 1]}"
+		[[ ${BASH_SOURCE[__ab_i]} == "${BASH_SOURCE[0]}" ]] && continue  # the bridge's own lines
+		eerror "  $(__ab_where "${__ab_i}"): called ${FUNCNAME[__ab_i - 1]}"
 	done
 	__ab_emit AUTOTUA_DIE "${__ab_phase} ${*:-(no error message)}"
 	# From a nested subshell or pipeline, stop the phase itself, as portage does with its master pid.
@@ -143,16 +156,26 @@ default() { "__ab_default_${__AB_PHASE}"; }
 
 # ---- depend mode: the metadata daemon ------------------------------------------------------------
 __ab_depend_die() { # run when a command is looked up at global scope
-	__ab_emit AUTOTUA_ERROR "forbidden-command '$1' runs a command at global scope; commands may only run in phases"
+	local __ab_i=2 __ab_at=""
+	# the first frame in a jobuild or template: where the command is
+	while ((__ab_i < ${#BASH_SOURCE[@]})); do
+		if [[ ${BASH_SOURCE[__ab_i]} == "${__AB_SRC}/"* ]]; then
+			__ab_at=" at $(__ab_where "${__ab_i}")"
+			break
+		fi
+		((__ab_i++))
+	done
+	__ab_emit AUTOTUA_ERROR "forbidden-command '$1'${__ab_at} runs a command at global scope; commands may only run in phases"
 	kill -s USR1 "${__ab_top}" 2>/dev/null
 	exit 127
 }
 
-__ab_depend_one() { # CPV SOURCE: runs in a subshell of the daemon
-	local __ab_src=$2 __ab_v __ab_p __ab_phases=""
+__ab_depend_one() { # CPV: runs in a subshell of the daemon; sources ${__AB_SRC}/<user>/<name>/<P>.jobuild
+	local __ab_v __ab_p __ab_phases="" __ab_file
 	unset __ab_nonce
 	JOBUILD_USER=${1%%/*} P=${1#*/}
 	PV=${P##*-} PN=${P%-*}
+	__ab_file=${__AB_SRC}/${JOBUILD_USER}/${PN}/${P}.jobuild
 	__ab_top=${BASHPID}
 	trap 'exit 1' USR1
 	command_not_found_handle() { __ab_depend_die "$@"; }
@@ -165,14 +188,27 @@ __ab_depend_one() { # CPV SOURCE: runs in a subshell of the daemon
 			__ab_emit AUTOTUA_ERROR "template-missing ${1}: inherit: there is no template ${1} in the tree"
 			die "inherit: template $1 does not exist"
 		}
-		eval "${__ab_tmpl[$1]}"
+		source "${__AB_SRC}/${1%%/*}/templates/${1#*/}.jtemplate"
 	}
 	# soft limit first (SIGXCPU: a clear "timeout"), then a hard one a second later (SIGKILL)
 	ulimit -S -t "${__AB_LIMIT_CPU:-5}" && ulimit -H -t $((${__AB_LIMIT_CPU:-5} + 1))
 	ulimit -v "${__AB_LIMIT_MEM_KB:-262144}" -f 0 -c 0
 	[[ -n ${__AB_LIMIT_NPROC} ]] && ulimit -u "${__AB_LIMIT_NPROC}"
 	unset __AB_LIMIT_CPU __AB_LIMIT_MEM_KB __AB_LIMIT_NPROC
-	eval "${__ab_src}" || { __ab_emit AUTOTUA_ERROR "source-failed sourcing the jobuild returned non-zero"; exit 1; }
+	# the last command at global scope that failed, for the message when sourcing returns non-zero
+	trap '[[ ${BASH_SOURCE[0]} == "${__AB_SRC}/"* ]] && __ab_failed=$(__ab_where 0)' ERR
+	set -o errtrace
+	source "${__ab_file}"  # not in a || list: that would keep the ERR trap from firing inside it
+	if (($?)); then
+		if [[ -n ${__ab_failed} ]]; then
+			__ab_emit AUTOTUA_ERROR "source-failed ${__ab_failed}: a command at global scope failed, so sourcing the jobuild returned non-zero"
+		else
+			__ab_emit AUTOTUA_ERROR "source-failed ${__ab_file#"${__AB_SRC}/"}: sourcing it returned non-zero: its last command at global scope failed"
+		fi
+		exit 1
+	fi
+	set +o errtrace
+	trap - ERR
 	# the jobuild's shell options are its own business, not the bridge's (set -u would break the reading below)
 	set +euo pipefail
 	IFS=$' \t\n'
@@ -204,11 +240,11 @@ __ab_depend_daemon() {
 			((__ab_len == 0)) || read -r -N "${__ab_len}" __ab_body
 		fi
 		case ${__ab_cmd} in
-			template) __ab_tmpl[${__ab_name}]=${__ab_body}; unset "__ab_tmpl_err[${__ab_name}]" ;;
+			template) __ab_tmpl[${__ab_name}]=1; unset "__ab_tmpl_err[${__ab_name}]" ;;
 			template-error) __ab_tmpl_err[${__ab_name}]=${__ab_body}; unset "__ab_tmpl[${__ab_name}]" ;;
 			forget) __ab_tmpl=() __ab_tmpl_err=() ;;
 			jobuild)
-				(__ab_depend_one "${__ab_name}" "${__ab_body}") </dev/null
+				(__ab_depend_one "${__ab_name}") </dev/null
 				__ab_rc=$?
 				# In our own PID namespace, nothing the jobuild started may outlive its request.
 				[[ $$ == 1 ]] && kill -s KILL -1 2>/dev/null
@@ -223,6 +259,13 @@ __ab_depend_daemon() {
 }
 
 # ---- phases mode: one jobuild, inside the chroot ------------------------------------------------
+# Each phase begins with a header in the log, as portage's do: ">>> Running src_test" (">>>" green,
+# the phase cyan unless NOCOLOR). The master finds the phases in a log by these lines (the log page
+# jumps to the failing one); a jobuild printing such a line only confuses its own log.
+__ab_header() { # PHASE
+	printf '%s>>>%s Running %s%s%s\n' "${__AB_GOOD}" "${__AB_NORMAL}" "${__AB_HILITE}" "$1" "${__AB_NORMAL}"
+}
+
 __ab_run_phase() { # PHASE: runs in a subshell
 	__AB_PHASE=$1
 	__ab_top=${BASHPID}
@@ -252,10 +295,14 @@ __ab_phases_main() {
 	trap - USR1
 	for __ab_p in ${__AB_RUN_PHASES:-${__AB_PHASES[*]}}; do
 		__ab_emit AUTOTUA_PHASE_START "${__ab_p} ${EPOCHREALTIME}"
+		__ab_header "${__ab_p}"
 		(__ab_run_phase "${__ab_p}")
 		__ab_rc=$?
 		__ab_emit AUTOTUA_PHASE_END "${__ab_p} ${__ab_rc} ${EPOCHREALTIME}"
-		((__ab_rc == 0)) || exit "${__ab_rc}"
+		if ((__ab_rc != 0)); then
+			eerror "${__ab_p} failed (exit status ${__ab_rc})"
+			exit "${__ab_rc}"
+		fi
 	done
 	exit 0
 }

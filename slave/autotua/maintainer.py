@@ -167,6 +167,38 @@ class CheckReport:
     errors: list[Problem]
     warnings: list[Problem]
 
+    def lines(self, where: str) -> list[str]:
+        """The report as ``autotua-jobuild check`` prints it (the master's push refusals print it too)."""
+        out = problem_lines(self.errors, self.warnings)
+        state = "valid" if not self.errors else "INVALID"
+        out.append(f">>> {where}: {self.jobuilds} jobuilds, {len(self.errors)} error(s), "
+                   f"{len(self.warnings)} warning(s): {state}")
+        return out
+
+
+def problem_lines(errors: Iterable[Problem], warnings: Iterable[Problem]) -> list[str]:
+    return [f" * WARNING [{w.kind}] {w.message}" for w in warnings] + \
+           [f" * ERROR [{e.kind}] {e.message}" for e in errors]
+
+
+def ownership_problems(changed: Iterable[str], user: str | None, *, staff: bool = False) -> list[Problem]:
+    """What a change (the paths it adds, removes or modifies) does outside ``user``'s own directory.
+
+    A maintainer may change only ``<user>/``; staff may change anything. One problem per top-level
+    directory (or top-level file) touched, naming the first path there.
+    """
+    if staff:
+        return []
+    out: dict[str, Problem] = {}
+    for path in sorted(changed):
+        top = path.split("/", 1)[0]
+        if top == user or top in out:
+            continue
+        where = f"{top}/" if "/" in path else path
+        who = f"{user} may change only {user}/" if user else "only maintainers and staff may change the tree"
+        out[top] = Problem("not-yours", path, f"{who}; this changes {where} ({path})")
+    return list(out.values())
+
 
 def check_tree(tree: Tree, trusted: dict[str, str], *, cache: DigestCache | None = None,
                reader: MetadataReader | None = None) -> CheckReport:

@@ -4,6 +4,11 @@ One sandboxed bash process (``jobuild.sh depend``, see :mod:`autotua.sandbox`) s
 sources each jobuild in a subshell of its own, as pkgcore's ebuild daemon does; the variables come
 back as records on a dedicated descriptor. Results are cached by the digest of the jobuild and of
 every template it inherited, so a tree is read once, and a hostile jobuild costs one clear error.
+
+The daemon sources files, not strings: each jobuild and template is written below the sandbox's
+work directory (``src/<user>/<name>/<name>-<ver>.jobuild``, ``src/<user>/templates/<t>.jtemplate``),
+bound read-only at ``/src`` inside, so bash's own messages and ``die``'s call stack name the
+jobuild's file and line as the tree has them (``alice/foo/foo-1.0.jobuild: line 3: ...``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from autotua.bridge import METADATA_KEYS, jobuild_sh, parse_record
 from autotua.cache import DigestCache
 
 _WORD_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
+_TEMPLATE_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_+-]*\Z")
+SRC = "/src"  # where the sources are inside the sandbox
 _MAX_RECORDS = 1 << 20  # bytes of records per request
 _MAX_STDERR = 8192
 MAX_SOURCE = 1 << 20  # a jobuild is a small script; anything bigger is a mistake or an attack
@@ -133,7 +140,8 @@ class MetadataDaemon:
     def __init__(self, limits: Limits = Limits()):
         self.limits = limits
         self.proc: subprocess.Popen | None = None
-        self._mountpoint = ""
+        self._workdir: str = ""
+        self._src = ""  # the sources, as the daemon names them (SRC, or the host path without a sandbox)
         self._loaded: dict[str, str] = {}  # template name -> state the daemon holds
         self.restarts = 0
         self.requests = 0
@@ -153,11 +161,19 @@ class MetadataDaemon:
         }
         if sandbox.isolation() == "root":
             env["__AB_LIMIT_NPROC"] = str(self.limits.processes)
+        self._workdir = str(sandbox.make_workdir())
+        src = os.path.join(self._workdir, "src")
+        os.mkdir(src, 0o755)
+        self._src = SRC if sandbox.isolation() != "none" else src
+        env["__AB_SRC"] = self._src
         try:
-            self.proc, self._mountpoint = sandbox.popen(
+            self.proc = sandbox.popen(
                 [bash, "--norc", "--noprofile", "/jobuild.sh", "depend"],
-                {"/jobuild.sh": jobuild_sh()}, env, pass_fds=(wfd,),
+                {"/jobuild.sh": jobuild_sh(), SRC: src}, env, workdir=self._workdir, pass_fds=(wfd,),
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except BaseException:
+            sandbox.remove_workdir(self._workdir)
+            raise
         finally:
             os.close(wfd)
         self._records = os.fdopen(rfd, "rb", buffering=0)
@@ -175,9 +191,9 @@ class MetadataDaemon:
         for f in (proc.stdin, proc.stderr, self._records):
             with contextlib.suppress(OSError):
                 f.close()
-        if self._mountpoint:
-            with contextlib.suppress(OSError):
-                os.rmdir(self._mountpoint)
+        if self._workdir:
+            sandbox.remove_workdir(self._workdir)
+            self._workdir = ""
 
     def __enter__(self) -> MetadataDaemon:
         return self
@@ -190,6 +206,14 @@ class MetadataDaemon:
         head = f"{cmd} {nonce} {name}" + (f" {len(body)}" if body is not None else "")
         self.proc.stdin.write(head.encode() + b"\n" + (body or b""))
 
+    def _write_source(self, rel: str, data: bytes) -> None:
+        """Write a jobuild or template where the daemon sources it (``src/<rel>``, read-only inside)."""
+        path = os.path.join(self._workdir, "src", rel)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
     def _sync_templates(self, templates: Templates) -> dict[str, str]:
         states = {}
         for name in set(templates.sources) | set(templates.errors) | set(self._loaded):
@@ -197,10 +221,14 @@ class MetadataDaemon:
             states[name] = state
             if self._loaded.get(name) == state:
                 continue
+            if not _TEMPLATE_NAME_RE.match(name):
+                continue  # `inherit` takes no such name: it cannot be asked for
             if name in templates.sources and b"\0" in templates.sources[name]:
                 self._send("template-error", "-", name, b"it holds a NUL byte: a template is text")
             elif name in templates.sources:
-                self._send("template", "-", name, templates.sources[name])
+                user, tname = name.split("/", 1)
+                self._write_source(f"{user}/templates/{tname}.jtemplate", templates.sources[name])
+                self._send("template", "-", name, b"")
             elif name in templates.errors:
                 self._send("template-error", "-", name, templates.errors[name].encode())
             else:
@@ -221,7 +249,8 @@ class MetadataDaemon:
         self.requests += 1
         try:
             self._sync_templates(templates)
-            self._send("jobuild", nonce, str(jid), source)
+            self._write_source(jid.path, source)
+            self._send("jobuild", nonce, str(jid), b"")
             self.proc.stdin.flush()
         except BrokenPipeError:
             raise self._died(jid) from None
@@ -285,7 +314,7 @@ class MetadataDaemon:
                 kind, _, msg = value.partition(" ")
                 errors.append((kind, msg))
             elif key == "AUTOTUA_DIE":
-                errors.append(("source-failed", "died: " + value.partition(" ")[2]))
+                errors.append(("source-failed", "died: " + value.removeprefix("global scope ")))
             elif key in (*METADATA_KEYS, "INHERITED", "DEFINED_PHASES"):
                 values[key] = value
         inherited = tuple(values.get("INHERITED", "").split())
@@ -294,18 +323,44 @@ class MetadataDaemon:
             tried = tuple(m.split(":", 1)[0].strip() for k, m in errors if k.startswith("template-"))
             if kind.startswith("template-"):
                 msg = msg.split(":", 1)[-1].strip()
+            # bash's report of the bridge's subshell being killed ("... Killed ( __ab_depend_one ...)")
+            # says nothing of the jobuild: the exit status does
+            raw = "\n".join(line for line in stderr.splitlines() if "__ab_depend_one" not in line)
+            detail = self._tree_paths(_last_lines(raw)) if kind == "source-failed" else ""
             if status == 128 + signal.SIGXCPU:
                 kind, msg = "timeout", f"used more than {self.limits.cpu} CPU seconds (an endless loop?)"
+            elif kind == "source-failed" and not msg.startswith("died: ") and self._src + "/" in raw:
+                # bash said where and what: that is the message ("alice/x/x-1.jobuild: line 3: syntax error ...")
+                msg, _, detail = _first_error(detail)
             elif kind == "source-failed" and not msg:
-                msg = f"sourcing failed (exit status {status})"
-            detail = _last_lines(stderr) if kind == "source-failed" else ""
+                killed = f", killed by signal {status - 128}" if status and status > 128 else ""
+                msg = f"sourcing failed (exit status {status}{killed})"
+            if msg.startswith("died: ") and detail.startswith("* ERROR"):
+                stack = [line.strip(" *") for line in detail.splitlines()[2:] if line.strip(" *")]
+                calls = stack[1:] if stack[:1] == ["Call stack:"] else []
+                # where in the jobuild (or template) it died: the first frame that is not the bridge's
+                where = next((c.rsplit(": called ", 1)[0] for c in calls if not c.startswith("jobuild.sh,")), None)
+                if where:
+                    msg = f"{where}: {msg}"
+                detail = "\n".join(["Call stack:", *(f"  {c}" for c in calls)]) if len(calls) > 1 else ""
+            msg = self._tree_paths(msg)
             raise MetadataError(kind, f"{jid}: {msg}" + (f"\n{detail}" if detail else ""), inherited + tried)
         return values
+
+    def _tree_paths(self, text: str) -> str:
+        """The sandbox's paths as the tree's (``/src/alice/x/x-1.jobuild`` -> ``alice/x/x-1.jobuild``)."""
+        return text.replace(self._src + "/", "") if self._src else text
 
 
 def _last_lines(text: str, n: int = 6) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(lines[-n:])
+
+
+def _first_error(detail: str) -> tuple[str, str, str]:
+    """bash's first message (``<file>: line N: what``) and the rest, as str.partition does."""
+    first, sep, rest = detail.partition("\n")
+    return first.strip(), sep, rest
 
 
 class MetadataReader:
@@ -316,7 +371,7 @@ class MetadataReader:
     Thread-safe: each thread gets its own daemon.
     """
 
-    NS = "metadata-v1"
+    NS = "metadata-v2"  # v2: messages name the jobuild's own file and line
 
     def __init__(self, cache: DigestCache | None = None, limits: Limits = Limits()):
         self.cache = cache or DigestCache()

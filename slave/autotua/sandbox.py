@@ -12,11 +12,21 @@ even that is impossible the daemon runs with an empty environment and resource l
 
 Run as ``python -m autotua.sandbox SPEC_JSON``, this module is the sandbox's first process: it builds
 the root inside the new mount namespace, drops privileges and execs the command.
+
+Each sandbox has a work directory on the host, ``$TMPDIR/autotua-sandbox-*/``: ``root/`` (the empty
+mountpoint its root is built on, in its own mount namespace) and whatever the caller keeps there to
+bind in (the metadata daemon's ``src/``). The process that made it holds a lock on its ``lock`` file
+for as long as it lives, and removes the directory when the sandbox is done, at its exit (atexit)
+or when the object is collected; a work directory whose owner died without any of that (SIGKILL, a
+gunicorn worker killed for its timeout) has no lock holder any more, and the next sandbox started on
+the machine removes it.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
 import functools
 import json
 import os
@@ -26,8 +36,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from pathlib import Path
 
 NOBODY = 65534
+PREFIX = "autotua-sandbox-"
 
 
 @functools.cache
@@ -54,19 +67,91 @@ def _libraries(binary: str) -> tuple[str, ...]:
     return tuple(libs)
 
 
-def popen(argv: list[str], binds: dict[str, str], env: dict[str, str], *, pass_fds=(), **kw) -> tuple[
-        subprocess.Popen, str]:
-    """Start ``argv`` (argv[0] = the host's bash) in the sandbox; returns the process and its mountpoint.
+# -- work directories -------------------------------------------------------------------------------
+_held: dict[str, int] = {}  # work directory -> the fd of its locked lock file
+_held_lock = threading.Lock()
 
-    ``binds`` maps paths inside the sandbox to host files bound there read-only. The caller removes
-    the (empty, on the host) mountpoint directory once the process is gone.
+
+def make_workdir() -> Path:
+    """A new work directory (with an empty ``root/``), locked by this process; stale ones of dead
+    processes are removed first."""
+    clean_stale()
+    path = Path(tempfile.mkdtemp(prefix=PREFIX))
+    path.chmod(0o755)  # the sandbox's user (nobody) reads what is bound in from below it
+    fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    (path / "root").mkdir()
+    with _held_lock:
+        _held[str(path)] = fd
+    return path
+
+
+def remove_workdir(path: str | os.PathLike) -> None:
+    """Remove a work directory this process made (nothing is removed while anything is mounted below)."""
+    from autotua.linux import mounts_under
+
+    key = str(path)
+    with _held_lock:
+        fd = _held.pop(key, None)
+    if fd is None:
+        return
+    try:
+        if not mounts_under(key):
+            shutil.rmtree(key, ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
+def clean_stale(base: str | os.PathLike | None = None) -> list[str]:
+    """Remove the work directories whose owner is gone (nobody holds their lock); returns them."""
+    from autotua.linux import mounts_under
+
+    base = Path(base or tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(PREFIX)]
+    except OSError:
+        return removed
+    for path in candidates:
+        if str(path) in _held:
+            continue
+        try:
+            fd = os.open(path / "lock", os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue  # not ours (no lock file): another program's, or one being made right now
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its owner lives
+        try:
+            if not mounts_under(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(str(path))
+        finally:
+            os.close(fd)
+    return removed
+
+
+@atexit.register
+def _remove_all() -> None:
+    for path in list(_held):
+        remove_workdir(path)
+
+
+def popen(argv: list[str], binds: dict[str, str], env: dict[str, str], *, workdir: str | os.PathLike,
+          pass_fds=(), **kw) -> subprocess.Popen:
+    """Start ``argv`` (argv[0] = the host's bash) in the sandbox built on ``workdir/root`` (from
+    :func:`make_workdir`); returns the process.
+
+    ``binds`` maps paths inside the sandbox to host files or directories bound there read-only.
     """
     level = isolation()
     bash = os.path.realpath(argv[0])
     if level == "none":
         argv = [binds.get(a, a) for a in argv]
-        return subprocess.Popen(argv, env=env, pass_fds=pass_fds, start_new_session=True, **kw), ""
-    mountpoint = tempfile.mkdtemp(prefix="autotua-sandbox-")
+        return subprocess.Popen(argv, env=env, pass_fds=pass_fds, start_new_session=True, **kw)
+    mountpoint = str(Path(workdir) / "root")
     all_binds = {"/bin/bash": bash, "/dev/null": "/dev/null"}
     for lib in _libraries(bash):
         all_binds[lib] = lib
@@ -84,9 +169,8 @@ def popen(argv: list[str], binds: dict[str, str], env: dict[str, str], *, pass_f
         cmd[1:1] = ["--user", "--map-root-user"]
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cmd += ["--", sys.executable, "-s", "-m", "autotua.sandbox", json.dumps(spec)]
-    proc = subprocess.Popen(cmd, env={"PYTHONPATH": package_parent, "PATH": "/usr/bin:/bin"},
+    return subprocess.Popen(cmd, env={"PYTHONPATH": package_parent, "PATH": "/usr/bin:/bin"},
                             pass_fds=pass_fds, start_new_session=True, **kw)
-    return proc, mountpoint
 
 
 def _enter(spec: dict) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import hashlib
 import os
 import re
 import stat
@@ -114,6 +115,13 @@ class Tree:
 
     def describe(self) -> str:
         return f"revision {self.revno}" if self.revno is not None else self.revision
+
+    def entry(self, path: str) -> tuple[str, str | None] | None:
+        """(kind, content digest for a file) of any path, ignored ones included; None if absent."""
+        kind = self._paths().get(path)
+        if kind is None:
+            return None
+        return kind, hashlib.sha256(self._read(path)).hexdigest() if kind == "file" else None
 
     # -- the index ----------------------------------------------------------------------------------
     def users(self) -> list[str]:
@@ -217,23 +225,46 @@ class DirTree(Tree):
 class BzrTree(Tree):
     """A tree at one revision of a bzr branch, read from its repository."""
 
-    def __init__(self, branch_location: str | os.PathLike, revision: str | int | None = None):
+    def __init__(self, branch_location: str | os.PathLike, revision: str | int | None = None, *,
+                 label: str | None = None):
+        """``label`` names the branch in error messages (default: its location; the master says "the
+        tree", never a path of its own)."""
         from breezy import errors as bzr_errors
 
         branch = open_branch(branch_location)
         self.branch = branch
-        self.revision_id, self.revno = resolve_revision(branch, revision)
+        self.revision_id, self.revno = resolve_revision(branch, revision, label=label)
         self.revision = self.revision_id
         try:
             self._tree = branch.repository.revision_tree(self.revision_id.encode())
         except bzr_errors.NoSuchRevision:
-            raise TreeError(f"{branch_location}: unknown revision {revision!r}") from None
+            raise TreeError(f"{label or branch_location}: unknown revision {revision!r}") from None
         # One read lock for the tree's life: bzr re-reads its pack list on every lock, and a revision
         # never changes, so locking per file would only cost time.
         self._tree.lock_read()
+        self._locked = True
+
+    @classmethod
+    def of(cls, branch, revision_id: str | bytes) -> BzrTree:
+        """The tree at ``revision_id`` of an open breezy branch, on the mainline or not (the master's push
+        checks read a pushed revision before the tip moves to it; ``null:`` is the empty tree)."""
+        self = cls.__new__(cls)
+        self.branch = branch
+        revid = revision_id.encode() if isinstance(revision_id, str) else revision_id
+        self.revision_id = self.revision = revid.decode()
+        self.revno = None
+        self._tree = branch.repository.revision_tree(revid)
+        self._tree.lock_read()
+        self._locked = True
+        return self
+
+    _locked = False
 
     def close(self) -> None:
-        self._tree.unlock()
+        """Release this tree's read lock (once: the repository may be locked by others, a push too)."""
+        if self._locked:
+            self._locked = False
+            self._tree.unlock()
 
     def __enter__(self) -> BzrTree:
         return self
@@ -243,8 +274,7 @@ class BzrTree(Tree):
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
-            if self._tree.is_locked():
-                self._tree.unlock()
+            self.close()
 
     def _paths(self) -> dict[str, str]:
         return {path: entry.kind if entry.kind in ("file", "directory") else "other"
@@ -256,11 +286,29 @@ class BzrTree(Tree):
     def _read_many(self, paths: list[str]) -> dict[str, bytes]:
         return {path: b"".join(chunks) for path, chunks in self._tree.iter_files_bytes((p, p) for p in paths)}
 
+    def entry(self, path: str) -> tuple[str, str | None] | None:
+        if not self._tree.has_filename(path):
+            return None
+        kind = self._tree.kind(path)
+        return kind, self._tree.get_file_sha1(path) if kind == "file" else None
+
     def export(self, dest: str | os.PathLike) -> None:
         """Write this revision's files into ``dest`` (an empty or new directory)."""
         from breezy.export import export
 
         export(self._tree, str(dest), format="dir")
+
+
+def changed_paths(old: Tree, new: Tree) -> set[str]:
+    """Every path added, removed or changed (kind or content) from ``old`` to ``new``, ignored ones
+    (``overlays/``, dot-files) included: what a change touches, for the master's push checks."""
+    if isinstance(old, BzrTree) and isinstance(new, BzrTree):
+        out = set()
+        for change in new._tree.iter_changes(old._tree):
+            out.update(p for p in change.path if p)
+        return out
+    a, b = old._paths(), new._paths()
+    return {p for p in a.keys() | b.keys() if p and old.entry(p) != new.entry(p)}
 
 
 def open_branch(location: str | os.PathLike):
@@ -276,27 +324,29 @@ def open_branch(location: str | os.PathLike):
         raise TreeError(f"{location}: not a bzr branch ({e})") from None
 
 
-def resolve_revision(branch, revision: str | int | None) -> tuple[str, int | None]:
-    """Turn a revno, a revision id or None (the tip) into ``(revision_id, revno)``."""
+def resolve_revision(branch, revision: str | int | None, *, label: str | None = None) -> tuple[str, int | None]:
+    """Turn a revno, a revision id or None (the tip) into ``(revision_id, revno)``; ``label`` names the
+    branch in error messages (default: its URL)."""
     from breezy import errors as bzr_errors
 
+    where = label or branch.base
     with branch.lock_read():
         if revision is None or revision == "" or revision == "-1":
             revno, revid = branch.last_revision_info()
             if revno == 0:
-                raise TreeError(f"{branch.base}: the branch has no revisions yet")
+                raise TreeError(f"{where}: the branch has no revisions yet")
             return revid.decode(), revno
         if isinstance(revision, int) or (isinstance(revision, str) and revision.isdigit()):
             if int(revision) < 1:
-                raise TreeError(f"{branch.base}: no revision number {revision} (revision numbers start at 1)")
+                raise TreeError(f"{where}: no revision number {revision} (revision numbers start at 1)")
             try:
                 revid = branch.get_rev_id(int(revision))
             except (bzr_errors.NoSuchRevision, bzr_errors.RevnoOutOfBounds):
-                raise TreeError(f"{branch.base}: no revision number {revision}") from None
+                raise TreeError(f"{where}: no revision number {revision}") from None
             return revid.decode(), int(revision)
         revid = revision.encode() if isinstance(revision, str) else revision
         if not branch.repository.has_revision(revid):
-            raise TreeError(f"{branch.base}: unknown revision {revision!r}")
+            raise TreeError(f"{where}: unknown revision {revision!r}")
         try:
             revno = branch.revision_id_to_revno(revid)
         except bzr_errors.NoSuchRevision:
@@ -305,12 +355,16 @@ def resolve_revision(branch, revision: str | int | None) -> tuple[str, int | Non
 
 
 def open_tree(location: str | os.PathLike, revision: str | int | None = None) -> Tree:
-    """A :class:`BzrTree` when ``location`` is a bzr branch, else a :class:`DirTree`.
+    """What a maintainer means by ``--tree``: a :class:`BzrTree` for a branch (a URL, or a directory
+    without a working tree) or for a ``revision`` of one; a :class:`DirTree` for a plain directory and
+    for a checkout without a revision, whose working files are what is about to be committed.
 
     A revision given for a plain directory is an error, not silently ignored.
     """
     loc = str(location)
     is_bzr = "://" in loc or os.path.isdir(os.path.join(loc, ".bzr"))
+    if is_bzr and revision in (None, "") and "://" not in loc and os.path.isdir(os.path.join(loc, ".bzr", "checkout")):
+        return DirTree(loc)
     if is_bzr:
         return BzrTree(loc, revision)
     if revision not in (None, ""):

@@ -1,5 +1,5 @@
-"""New revisions of the tree, as maintainers make them: a ``brz push`` from a maintainer's checkout onto
-the master's branch, with jobuilds signed by ``autotua-jobuild sign``.
+"""New revisions of the tree, as maintainers make them: a ``brz push`` over HTTP from a maintainer's
+checkout to the master (``/tree/push``, their API token), with jobuilds signed by ``autotua-jobuild sign``.
 
 * A job re-validated to the new revision before any slave accepted it runs the new content.
 * A running slave picks the pushed revision up with an incremental pull of its cached branch.
@@ -31,9 +31,10 @@ src_test() {
 
 
 def checkout(tmp_path, tree, master, user: str) -> MaintainerCheckout:
-    """``user``'s checkout of the master's tree, branched over the master's /tree/."""
+    """``user``'s checkout of the master's tree, branched over the master's /tree/, logged in to push."""
+    token = master.people[user].headers["Authorization"].split()[1]
     return MaintainerCheckout(tmp_path / f"checkout-{user}", user, tree.fingerprints[user],
-                              tree.gnupghome).branch(master.url + "/tree/")
+                              tree.gnupghome).branch(master.url + "/tree/").login(master.url, token)
 
 
 def revalidate(master, user: str, job_id: int, **body):
@@ -55,7 +56,7 @@ def test_a_job_revalidated_before_a_slave_accepted_it_runs_the_new_revision(tmp_
     bob.write("bob/revved/revved-1.0.jobuild", revved("two"))
     assert "1 file(s) signed" in bob.sign("bob/revved/revved-1.0.jobuild")
     bob.commit("bob/revved: say two")
-    bob.push(tree.branch)
+    bob.push(master.url)
     assert job(master, pinned["id"])["revno"] == 2  # a push alone moves no job
 
     r = revalidate(master, "bob", pinned["id"])  # to the tip
@@ -105,7 +106,7 @@ def test_a_push_reaches_a_running_slave_through_an_incremental_pull(tmp_path, tr
     alice.write("alice/pushed/pushed-1.0.jobuild", PUSHED)
     alice.sign("alice/pushed")
     alice.commit("alice/pushed: new")
-    out = alice.push(tree.branch)
+    out = alice.push(master.url)
     assert "revision 3" in out, out
 
     second = create(master, "alice", "alice/pushed")

@@ -29,6 +29,7 @@ AREAS = {
     "snapshot": "Gentoo repository snapshots (snapshots/, .gpgsig, .md5sum)",
     "manifest": "Manifests and fetched files",
     "tree": "The tree (sync, revisions, paths)",
+    "push": "Pushes to the master's tree",
     "atom": "Atoms, versions, dependencies",
     "jobuild": "Jobuilds (metadata, the depend phase)",
     "protocol": "The slave protocol (replays, order, headers)",

@@ -253,6 +253,16 @@ def cells(w: World) -> list[Cell]:
              lambda w, r: f"/api/v1/jobs/{job}/runs/{live}/jobuilds/0/log"),
         Cell("job-attachment", "GET", "/api/v1/jobs/{id}/runs/{run}/jobuilds/{index}/attachments/{name}",
              api_people(), lambda w, r: f"/api/v1/jobs/{job}/runs/{live}/jobuilds/0/attachments/report.txt"),
+        Cell("api-root", "GET", "/api/v1/", expect(200), lambda w, r: "/api/v1/"),
+        Cell("job-detail", "DELETE", "/api/v1/jobs/{id}/ (never started)",
+             api_people(204, anonymous=401, other_maintainer=403, volunteer=403),
+             lambda w, r: f"/api/v1/jobs/{w.target_job()}/"),
+        Cell("job-rerun", "POST", "/api/v1/jobs/{id}/rerun (ended)", api_people(201, anonymous=401, volunteer=403),
+             lambda w, r: f"/api/v1/jobs/{done_job}/rerun", body=lambda w, r: {"json": {}}),
+        # breezy's smart protocol wants HTTP Basic with a maintainer's token (tests/master/test_push.py):
+        # a session, an API token header or a slave token is nobody here
+        Cell("tree-push", "POST", "/tree/push/.bzr/smart", expect(401), lambda w, r: "/tree/push/.bzr/smart",
+             body=lambda w, r: {"data": b"hello\n", "csrf": False}, always_unchanged=True),
         Cell("tree", "GET", "/tree/{path}", web(), lambda w, r: "/tree/.bzr/branch-format"),
         Cell("distfiles", "GET", "/distfiles/{path}", web(), lambda w, r: "/distfiles/hello-suite-1.0.tar.gz"),
     ]
@@ -275,6 +285,11 @@ def cells(w: World) -> list[Cell]:
              lambda w, r: f"/jobs/{w.target_job()}/revalidate", body=lambda w, r: {"data": {"revision": ""}}),
         Cell("web:job-cancel", "POST", "/jobs/{id}/cancel", web_login(302, other_maintainer=403, volunteer=403),
              lambda w, r: f"/jobs/{w.target_job()}/cancel", body=lambda w, r: {"data": {"reason": "matrix"}}),
+        Cell("web:job-delete", "POST", "/jobs/{id}/delete (never started)",
+             web_login(302, other_maintainer=403, volunteer=403),
+             lambda w, r: f"/jobs/{w.target_job()}/delete", body=lambda w, r: {"data": {}}),
+        Cell("web:job-rerun", "POST", "/jobs/{id}/rerun (ended)", web_login(302, volunteer=403),
+             lambda w, r: f"/jobs/{done_job}/rerun", body=lambda w, r: {"data": {}}),
         Cell("web:job-cancel", "POST", "/jobs/{id}/cancel (no CSRF token)", expect(403),
              lambda w, r: f"/jobs/{w.target_job()}/cancel", body=lambda w, r: {"data": {}, "csrf": False}),
         Cell("web:log", "GET", "/jobs/{id}/runs/{run}/jobuilds/{n}/log", web(), lambda w, r: log_base + "log"),
@@ -304,8 +319,8 @@ def cells(w: World) -> list[Cell]:
     ]
     for c in pages:
         c.kind = "web"
-    for c in api[-2:]:
-        c.kind = "web"  # the branch and the distfiles are plain files: sessions and tokens alike
+    for c in api[-3:]:
+        c.kind = "web"  # the push, the branch and the distfiles: sessions and tokens alike
     staff_only = expect(LOGIN, staff=200)
     adm = [Cell("admin:index", "GET", "/admin/", staff_only, lambda w, r: "/admin/", kind="admin")]
     for model in sorted(admin.site._registry, key=lambda m: m._meta.label):

@@ -47,7 +47,9 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def reader():
-    with MetadataReader(DigestCache(), Limits(timeout=3, cpu=2)) as r:
+    # the CPU limit ends runaway work; the wall clock only what waits (a busy machine's 2 CPU seconds
+    # can take longer than 3 s of wall time, which made "a 50 MB value" a timeout under load)
+    with MetadataReader(DigestCache(), Limits(timeout=8, cpu=2)) as r:
         yield r
 
 

@@ -24,7 +24,7 @@ from autotua.demo.stage3 import copy_release
 from autotua.linux import mounts_under
 from autotua_master.live import LiveMaster
 from tests.slave.helpers import needs_root
-from tests.support.live import create, extend_tree, job, latest, log_has, log_of, run_once, start, wait_for
+from tests.support.live import create, extend_tree, job, latest, log_has, log_of, printed, run_once, start, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, needs_root]
 
@@ -211,7 +211,7 @@ def test_a_log_of_several_chunks_arrives_whole(master, slave):
     assert j["state"] == "passed", j
     text = log_of(master, j, 0)
     expected = "".join(f"{i}\n" for i in range(1, 500001))
-    assert text.startswith(expected) and text.endswith(" * done\n")
+    assert printed(text).startswith(expected) and printed(text).endswith(" * done\n")
     assert latest(j)["results"][0]["log_size"] == len(text.encode()) > 3 << 20
 
 

@@ -6,6 +6,7 @@ holding that maintainer's API token. Jobs are read through the public API, as a 
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -64,6 +65,15 @@ def log_of(master, j: dict, index: int, run: str | None = None) -> str:
     r = requests.get(f"{master.url}/api/v1/jobs/{j['id']}/runs/{run}/jobuilds/{index}/log", timeout=60)
     assert r.status_code == 200, r.text
     return r.text
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_HEADER_RE = re.compile(r"^>>> Running (?:pkg_setup|src_unpack|src_compile|src_test)\n", re.M)
+
+
+def printed(log: str) -> str:
+    """What the jobuild itself printed: its log without the bridge's phase headers and the colours."""
+    return _HEADER_RE.sub("", _ANSI_RE.sub("", log))
 
 
 def log_has(master, job_id: int, index: int, text: str) -> bool:

@@ -151,3 +151,73 @@ def test_logging_out(live_web):
     expect(page.locator("header .who")).to_contain_text("Log in")
     page.goto(live_web.url + "/jobs/new")
     assert "/login/?next=/jobs/new" in page.url
+
+
+G, C, N = "\x1b[32;01m", "\x1b[36;01m", "\x1b[0m"
+
+
+def _header(phase: str) -> bytes:
+    return f"{G}>>>{N} Running {C}{phase}{N}\n".encode()
+
+
+def test_a_failed_log_in_colour_and_the_jump_to_its_failing_phase(live_web):
+    """The job page's excerpt links the failing phase; the log page opens at its tail, loads back to where
+    src_test began (600 KB earlier) and scrolls to its header; the phase links jump too."""
+    Job.objects.create_job(root="bob/fail-on-purpose", owner=live_web.people.bob)
+    slave = live_web.slave("box1")
+    claimed = slave.claim().json()
+    run, job_id = claimed["run"], claimed["job"]["id"]
+    body = b"".join(b"test %06d passed\n" % i for i in range(30000))  # ~600 KB: far past the tail's 256 KiB
+    data = (_header("pkg_setup") + EINFO + _header("src_unpack") + _header("src_compile") + _header("src_test")
+            + EWARN + body + EERROR + b" \x1b[31;01m*\x1b[0m src_test failed (exit status 1)\n")
+    offset = 0
+    while offset < len(data):
+        offset = slave.log(run, 0, offset, data[offset:offset + 262144]).json()["offset"]
+    phases = [{"name": p, "status": "passed", "exit_code": 0} for p in ("pkg_setup", "src_unpack", "src_compile")]
+    phases.append({"name": "src_test", "status": "failed", "exit_code": 1})
+    assert slave.result(run, 0, "failed", log_size=offset, phases=phases).status_code == 200
+    assert slave.finish(run, "failed").status_code == 200
+
+    page = live_web.page("bob")
+    page.goto(live_web.url + f"/jobs/{job_id}/")
+    excerpt = page.locator("#failure pre.log")
+    expect(excerpt).to_contain_text("src_test failed (exit status 1)")
+    assert excerpt.locator(".ansi-31").last.evaluate("e => getComputedStyle(e).color") == "rgb(255, 107, 107)"
+    page.click("#failure-log")
+    assert page.url.endswith("/jobuilds/0/log#phase-src_test")
+    header = page.locator("#log .line.phase[data-phase='src_test']")
+    expect(header).to_have_class("line phase jumped")
+    expect(header).to_be_in_viewport()
+    # colours: >>> green, the phase's name cyan, einfo green, ewarn yellow, eerror red
+    assert header.locator(".ansi-32").evaluate("e => getComputedStyle(e).color") == "rgb(110, 224, 122)"
+    assert header.locator(".ansi-36").evaluate("e => getComputedStyle(e).color") == "rgb(95, 224, 224)"
+    expect(page.locator("#log .line.l-ewarn")).to_contain_text("FAIL: one test is flaky")
+    expect(page.locator("#log .line.l-eerror").last).to_contain_text("src_test failed (exit status 1)")
+    # every line from src_test's header to the end, each once
+    text = page.locator("#log").inner_text()
+    assert text.count("test 000000 passed") == 1 and text.count("test 029999 passed") == 1
+    # the phase links: back to pkg_setup (loads the rest), then to the failed one again
+    expect(page.locator("#log-jump a.failed")).to_have_text("src_test (failed)")
+    page.click("#log-jump >> text=pkg_setup")
+    expect(page.locator("#log .line.phase[data-phase='pkg_setup']")).to_be_in_viewport()
+    assert page.locator("#log").inner_text().count("Running run-tests.sh of hello-suite-1.1") == 1
+    page.click("#log-jump >> text=src_test (failed)")
+    expect(header).to_be_in_viewport()
+    assert not page.js_errors
+
+
+def test_the_error_pages_are_in_the_site_s_layout(live_web):
+    page = live_web.page("vera")
+    response = page.goto(live_web.url + "/jobs/new")
+    assert response.status == 403
+    expect(page.locator("header .brand")).to_be_visible()
+    expect(page.locator("header .user")).to_contain_text("vera")
+    expect(page.locator("#error-403 .why")).to_have_text(
+        "Only maintainers (users with a recorded key) and staff create jobs.")
+    expect(page.locator("#error-403")).to_contain_text("createmaintainer vera")
+    response = page.goto(live_web.url + "/jobs/424242/")
+    assert response.status == 404
+    expect(page.locator("#error-404 .why")).to_have_text("No job #424242.")
+    page.click("#error-404 >> text=Back to the dashboard")
+    assert page.url == live_web.url + "/"
+    assert not page.js_errors

@@ -92,3 +92,20 @@ def test_the_job_form_echoes_input_escaped(web):
     assert_inert(r.content.decode())
     r = Client().get("/jobs/", {"atom": XSS, "owner": XSS})
     assert_inert(r.content.decode())
+
+
+@pytest.mark.bad_input('web', "<script> between colour sequences in a failed jobuild's log (its excerpt)",
+                       'escaped on the job page and the log page')
+def test_the_failed_log_excerpt_is_escaped(hostile, web):
+    drv = SlaveDriver("evil-box")
+    Job.objects.filter(pk=hostile.pk).update(state="cancelled")
+    claimed = drv.claim()
+    log = (b"\x1b[32;01m>>>\x1b[0m Running \x1b[36;01msrc_test\x1b[0m\n \x1b[31;01m*\x1b[0m " + XSS.encode()
+           + b"\n\x1b[1m" + XSS.encode() + b"\x1b[0m\n")
+    drv.run_jobuild(claimed["run"], 0, log=log, status="failed")
+    drv.finish(claimed["run"], "failed")
+    page = Client().get(f"/jobs/{claimed['job']['id']}/").content.decode()
+    excerpt = page.split('id="failure"')[1].split("</section>")[0]
+    assert_inert(page)
+    assert excerpt.count("&lt;script&gt;window.__xss=1&lt;/script&gt;") == 2
+    assert '<span class="ansi-bold">&lt;script&gt;' in excerpt

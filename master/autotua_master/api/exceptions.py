@@ -11,6 +11,9 @@ from rest_framework.views import exception_handler as drf_handler
 
 from autotua_master.jobs.errors import JobError, ProtocolError
 
+#: JobError codes that say the job's state does not allow it (the others are a bad request)
+CONFLICTS = ("frozen", "final", "started", "not_ended", "automatic")
+
 
 def _flatten(detail, prefix: str = "") -> list[tuple[str, str, str]]:
     """(field, message, code) for each message of a ValidationError's nested detail."""
@@ -28,7 +31,7 @@ def exception_handler(exc, context):
     if isinstance(exc, ProtocolError):
         return Response({"detail": exc.detail, "code": exc.code, **exc.extra}, status=exc.status)
     if isinstance(exc, JobError):
-        code = status.HTTP_409_CONFLICT if exc.code in ("frozen", "final") else status.HTTP_400_BAD_REQUEST
+        code = status.HTTP_409_CONFLICT if exc.code in CONFLICTS else status.HTTP_400_BAD_REQUEST
         return Response({"detail": str(exc), "code": exc.code}, status=code)
     if isinstance(exc, exceptions.ValidationError):
         items = _flatten(exc.detail)

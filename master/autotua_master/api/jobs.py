@@ -53,7 +53,7 @@ def _unknown_snapshot(e: UnknownSnapshot) -> Response:
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                 viewsets.GenericViewSet):
+                 mixins.DestroyModelMixin, viewsets.GenericViewSet):
     permission_classes = [CanChangeJob]
     lookup_value_regex = ID_RE
     queryset = Job.objects.select_related("owner", "revision")
@@ -100,12 +100,33 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         try:
             job = Job.objects.create_job(root=d["root"], revision=d["revision"] or None, arch=d["arch"] or None,
                                          stage3=d["stage3"] or None, owner=request.user,
-                                         snapshot=d["snapshot"] or None)
+                                         snapshot=d["snapshot"] or None, notify=d["notify"])
         except TreeError as e:
             return _unknown_revision(e)
         except UnknownSnapshot as e:
             return _unknown_snapshot(e)
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None, 409: ErrorSerializer})
+    def destroy(self, request, pk=None):
+        """Delete a job that never started (invalid, or no slave ever took it): its owner or staff."""
+        self.get_object().remove(request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=s.RerunSerializer, responses={201: s.JobSerializer, 409: ErrorSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        """A new job with this one's pins (root, arch, flavour, revision, snapshot), owned by the caller."""
+        job = self.get_object()
+        ser = s.RerunSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        try:
+            new = job.rerun(request.user, notify=ser.validated_data["notify"])
+        except TreeError as e:
+            return _unknown_revision(e)
+        except UnknownSnapshot as e:
+            return _unknown_snapshot(e)
+        return Response(s.JobSerializer(Job.objects.get(pk=new.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.RevalidateSerializer, responses={200: s.JobSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])

@@ -29,7 +29,8 @@ class IsActiveSlave(IsSlave):
 
 
 class CanChangeJob(permissions.BasePermission):
-    """Read for all; create for maintainers and staff; change for the job's owner and staff."""
+    """Read for all; create and rerun for maintainers and staff; change (re-validate, cancel, delete) for
+    the job's owner and staff."""
 
     message = "only the job's owner or staff may change it"
 
@@ -39,10 +40,13 @@ class CanChangeJob(permissions.BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        if getattr(view, "action", None) == "create" and not (user.is_staff or hasattr(user, "maintainer")):
-            self.message = "only maintainers (users with a recorded key) and staff may create jobs"
+        action = getattr(view, "action", None)
+        if action in ("create", "rerun") and not (user.is_staff or hasattr(user, "maintainer")):
+            self.message = f"only maintainers (users with a recorded key) and staff may {action} jobs"
             return False
         return True
 
     def has_object_permission(self, request, view, obj) -> bool:
-        return request.method in permissions.SAFE_METHODS or obj.can_change(request.user)
+        if request.method in permissions.SAFE_METHODS or getattr(view, "action", None) == "rerun":
+            return True  # a rerun is a new job of the caller's, made like any other
+        return obj.can_change(request.user)

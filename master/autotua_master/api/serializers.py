@@ -311,6 +311,8 @@ class JobCreateSerializer(serializers.Serializer):
     snapshot = serializers.CharField(required=False, allow_blank=True, max_length=10, default="",
                                      validators=[_snapshot_date],
                                      help_text="the Gentoo repository snapshot (YYYYMMDD); default: the newest")
+    notify = serializers.BooleanField(required=False, default=False,
+                                      help_text="email the owner (their account's address) when the job ends")
 
     def validate_root(self, value: str) -> str:
         try:
@@ -325,6 +327,11 @@ class RevalidateSerializer(serializers.Serializer):
     snapshot = serializers.CharField(required=False, allow_blank=True, max_length=10, validators=[_snapshot_date],
                                      help_text="pin to this snapshot (YYYYMMDD; \"\": the newest); absent: the one "
                                                "named before, else the newest")
+
+
+class RerunSerializer(serializers.Serializer):
+    notify = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                      help_text="email when the new job ends (default: as the job rerun)")
 
 
 class CancelSerializer(serializers.Serializer):
@@ -378,7 +385,14 @@ class JobListSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = ["id", "root", "arch", "stage3", "state", "reason", "owner", "automatic", "revno", "attempts",
-                  "created", "finished"]
+                  "created", "finished", "notify", "rerun_of"]
+
+
+class ProgressSerializer(serializers.Serializer):
+    run = serializers.UUIDField()
+    index = serializers.IntegerField()
+    jobuild = serializers.CharField()
+    phase = serializers.CharField(allow_null=True, help_text="from the phase headers in its log so far")
 
 
 class JobSerializer(JobListSerializer):
@@ -387,10 +401,25 @@ class JobSerializer(JobListSerializer):
                                      help_text="the Gentoo repository snapshot the job is pinned to (null: none)")
     sidepends = serializers.SerializerMethodField()
     runs = RunReadSerializer(many=True, read_only=True)
+    progress = serializers.SerializerMethodField(help_text="where a running job is: its jobuild and phase")
+    deletable = serializers.BooleanField(read_only=True)
 
     class Meta(JobListSerializer.Meta):
         fields = [*JobListSerializer.Meta.fields, "revision", "snapshot", "snapshot_asked", "frozen", "max_attempts",
-                  "validated", "accepted", "queued", "plan", "sidepends", "warnings", "errors", "runs"]
+                  "validated", "accepted", "queued", "plan", "sidepends", "warnings", "errors", "runs", "progress",
+                  "deletable"]
+
+    @extend_schema_field(ProgressSerializer(allow_null=True))
+    def get_progress(self, job: Job) -> dict | None:
+        run = next((r for r in job.runs.all() if r.ended is None), None)
+        if run is None:
+            return None
+        done = len(run.results.all())
+        if done >= len(job.plan):
+            return None
+        log = next((lg for lg in run.logs.all() if lg.index == done), None)
+        return {"run": str(run.uuid), "index": done, "jobuild": job.plan[done]["jobuild"],
+                "phase": log.current_phase if log else None}
 
     def get_sidepends(self, job: Job) -> list[dict]:
         """The SIDEPEND requirements with where each stands, and the job the master runs for it."""

@@ -4,7 +4,7 @@ from rest_framework.routers import SimpleRouter
 
 from autotua_master import converters  # noqa: F401 (registers <id:...>)
 
-from . import inputs, jobs, slaves
+from . import inputs, jobs, root, slaves
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # /jobs/1/cancel and /jobs/1/cancel/ alike: no redirect that turns a POST into a GET
@@ -12,6 +12,7 @@ router.register("jobs", jobs.JobViewSet, basename="job")
 
 run = "runs/<str:run>/"
 urlpatterns = [
+    path("", root.ApiRoot.as_view(), name="api-root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("slaves/register", slaves.RegisterView.as_view(), name="slave-register"),
     path("slaves/me", slaves.MeView.as_view(), name="slave-me"),

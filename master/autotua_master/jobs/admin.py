@@ -36,10 +36,20 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ["owner", "revision"]
     readonly_fields = ["state", "reason", "revision", "snapshot", "plan", "sidepends", "warnings", "errors",
                        "maintainers", "signers", "turn", "attempts", "created", "validated", "accepted", "queued",
-                       "finished"]
+                       "finished", "rerun_of"]
     inlines = [RequirementInline, ResultInline]
-    actions = ["cancel", "requeue", "revalidate"]
+    actions = ["cancel", "requeue", "revalidate", "rerun"]
     date_hierarchy = "created"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """Only jobs that never started (their results stay on record), as in the web UI and the API."""
+        return super().has_delete_permission(request, obj) and (obj is None or obj.deletable)
+
+    def delete_model(self, request, obj):
+        obj.remove(request.user)
+
+    def delete_queryset(self, request, queryset):
+        self._each(request, queryset, "deleted", lambda j: j.remove(request.user))
 
     def _each(self, request, queryset, verb, fn):
         done = 0
@@ -63,6 +73,10 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(description="Re-validate the selected jobs against the tip")
     def revalidate(self, request, queryset):
         self._each(request, queryset, "re-validated", lambda j: j.revalidate(None))
+
+    @admin.action(description="Rerun the selected jobs (new jobs, the same pins)")
+    def rerun(self, request, queryset):
+        self._each(request, queryset, "reran", lambda j: j.rerun(request.user))
 
 
 @admin.register(Provision)

@@ -154,5 +154,14 @@ AUTOTUA_PIPELINE_SIDEPENDS = True
 AUTOTUA_PHASE_TIMEOUT = 3600
 AUTOTUA_LOG_CHUNK_BYTES = 1 << 20
 AUTOTUA_ATTACHMENT_BYTES = 10 << 20
+#: this site's address as people reach it, for links in emails (e.g. https://autotua.example.org)
+AUTOTUA_SITE_URL = ""
+#: mail: Django's backend (console for the demo, smtp for real) and the sender
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+DEFAULT_FROM_EMAIL = "autotua@localhost"
 #: Graphviz's dot, for the job pages' dependency graphs (the pages say so when it is missing)
 AUTOTUA_DOT = "dot"
+#: the largest smart request a push may send (one stream of revisions)
+AUTOTUA_PUSH_MAX_BYTES = 64 << 20
+#: a push lock held longer than this is a dead client's, broken by the next push
+AUTOTUA_PUSH_LOCK_SECONDS = 600

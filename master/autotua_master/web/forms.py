@@ -78,6 +78,8 @@ class JobCreateForm(forms.Form):
                              help_text="stage3 flavour; empty: the root jobuild's STAGE3 (openrc by default)")
     snapshot = forms.ChoiceField(required=False, label="Gentoo repository",
                                  help_text="the snapshot of the Gentoo ebuild repository the job runs against")
+    notify = forms.BooleanField(required=False, label="email me when it ends",
+                                help_text="to the address of your account")
 
     def __init__(self, *args, tip=None, indexed=(), **kw):
         from autotua_master.snapshots.models import Snapshot
@@ -100,7 +102,8 @@ class JobCreateForm(forms.Form):
         d = self.cleaned_data
         try:
             return Job.objects.create_job(root=d["atom"], revision=d["revision"] or None, arch=d["arch"],
-                                          stage3=d["stage3"] or None, owner=owner, snapshot=d["snapshot"] or None)
+                                          stage3=d["stage3"] or None, owner=owner, snapshot=d["snapshot"] or None,
+                                          notify=d["notify"])
         except TreeError as e:
             self.add_error("revision", str(e))
         except UnknownSnapshot as e:

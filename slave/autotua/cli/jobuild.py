@@ -7,6 +7,13 @@
     autotua-jobuild metadata FILE [--json]
     autotua-jobuild graph --tree PATH [--revision REV] [--arch A] ATOM [--json] [--trust ...]
 
+and, on the master (its REST API, with your API token: autotua/cli/master.py says where it is read):
+
+    autotua-jobuild submit ATOM [--revision R] [--arch A] [--stage3 F] [--notify] [--watch]
+    autotua-jobuild watch JOB        (exit status: the job's outcome, see autotua/cli/jobs.py)
+    autotua-jobuild results JOB [--json] [--download DIR]
+    autotua-jobuild rerun JOB [--notify] [--watch]
+
 See docs/maintainer.md.
 """
 
@@ -55,10 +62,16 @@ def _mirrors(args) -> Mirrors:
 
 
 def _print_problems(errors: list[Problem], warnings: list[Problem]) -> None:
-    for w in warnings:
-        print(f" * WARNING [{w.kind}] {w.message}")
-    for e in errors:
-        print(f" * ERROR [{e.kind}] {e.message}")
+    from autotua.maintainer import problem_lines
+
+    for line in problem_lines(errors, warnings):
+        print(line)
+
+
+def _relative(path) -> str:
+    """``path`` as the maintainer typed it: relative to where they are, when it is below it."""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else str(path)
 
 
 def cmd_new(args) -> int:
@@ -77,6 +90,7 @@ def cmd_manifest(args) -> int:
     os.makedirs(distdir, exist_ok=True)
     with MetadataReader(_cache(args)) as reader:
         path = write_manifest(args.dir, distdir=distdir, mirrors=_mirrors(args), reader=reader)
+    path = _relative(path)
     print(f">>> wrote {path} (unsigned: run `autotua-jobuild sign {path}`)")
     return EXIT_OK
 
@@ -101,10 +115,7 @@ def cmd_check(args) -> int:
 
     tree = open_tree(args.tree, args.revision)
     report = check_tree(tree, _trust(args, tree), cache=_cache(args))
-    _print_problems(report.errors, report.warnings)
-    state = "valid" if not report.errors else "INVALID"
-    print(f">>> {tree.describe()}: {report.jobuilds} jobuilds, {len(report.errors)} error(s), "
-          f"{len(report.warnings)} warning(s): {state}")
+    print("\n".join(report.lines(tree.describe())))
     return EXIT_OK if not report.errors else EXIT_INVALID
 
 
@@ -207,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trust", action="append", default=[], help=trust_help)
     s.add_argument("--json", action="store_true", help="machine-readable output (docs/maintainer.md)")
     s.set_defaults(func=cmd_graph)
+
+    from autotua.cli import jobs
+
+    jobs.add_parsers(sub)
     return p
 
 

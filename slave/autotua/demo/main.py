@@ -19,8 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 from autotua.demo.httpserver import MirrorServer
-from autotua.demo.sampletree import REPO_ROOT, build_sample_tree
+from autotua.demo.sampletree import REPO_ROOT, build_sample_tree, stop_agent
 from autotua.demo.stage3 import ReleaseKey, publish_stage3
 from autotua.demo.watch import JobWatcher
 from autotua.linux import mounts_under
@@ -32,13 +34,15 @@ ROLES = {"admin": "staff: everything, and the admin", VOLUNTEER: "volunteer: own
 
 # (maintainer, root atom, stage3 flavour or None for the jobuild's own, what it shows)
 JOBS = [
-    ("alice", "alice/hello-suite", None, "a test suite from SRC_URI, through a template, with a report attached"),
+    ("alice", "alice/hello-suite", None, "a test suite from SRC_URI, through a template, with a report attached; "
+                                         "alice is emailed at its end"),
     ("bob", "bob/integration", "systemd", "its SIDEPEND <alice/hello-suite-2 runs first, on the other slave"),
     ("bob", "bob/fail-on-purpose", None, "fails in src_test, on purpose"),
     ("bob", "bob/needs-failing", None, "fails without running: its SIDEPEND fails"),
     ("bob", "bob/slow", None, "takes a minute: the demo cancels it while it runs"),
 ]
 CANCEL = "bob/slow"
+NOTIFY = "alice/hello-suite"
 
 
 def say(msg: str) -> None:
@@ -61,9 +65,13 @@ def stage3_mirror(cache: Path) -> tuple[Path, Path]:
     shutil.rmtree(mirror, ignore_errors=True)
     shutil.rmtree(key_home, ignore_errors=True)
     key = ReleaseKey.make(key_home)
-    for flavour in sorted(set(FLAVOURS.values())):
-        release = publish_stage3(mirror, key, arch="amd64", flavour=flavour)
-        print(f"    built {release.path} ({release.tarball.stat().st_size // 1024} KiB), signed by {key.fingerprint}")
+    try:
+        for flavour in sorted(set(FLAVOURS.values())):
+            release = publish_stage3(mirror, key, arch="amd64", flavour=flavour)
+            print(f"    built {release.path} ({release.tarball.stat().st_size // 1024} KiB), signed by "
+                  f"{key.fingerprint}")
+    finally:
+        stop_agent(key.gnupghome)  # signing started one; nothing of the demo outlives it
     return mirror, key.key_file
 
 
@@ -83,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exit-when-done", action="store_true", help="stop once every job has ended (for tests)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C stops it even when started from a shell that ignores SIGINT (a background job, `nohup`):
+    # the demo says it runs until Ctrl-C, and a process that inherited SIG_IGN would never see one
+    signal.signal(signal.SIGINT, _interrupt)
     work, cache = Path(args.workdir), Path(args.cache)
     if work.exists():
         left = mounts_under(work)
@@ -135,10 +146,13 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     say("Starting the master: gunicorn on 127.0.0.1, SQLite")
     master = LiveMaster(work / "master", sample.branch, port=args.port, LEASE_SECONDS=60, HEARTBEAT_SECONDS=5,
                         RETRY_AFTER=2, WAIT_RETRY_AFTER=2,
-                        MIRRORS=json.dumps({"autotua-samples": [mirror.url + "/distfiles/"]}))
+                        MIRRORS=json.dumps({"autotua-samples": [mirror.url + "/distfiles/"]}),
+                        EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend",
+                        EMAIL_FROM="autotua@demo.example")
+    master.env["AUTOTUA_SITE_URL"] = master.url
     master.migrate()
     passwords = {user: secrets.token_urlsafe(9) for user in (*sample.fingerprints, VOLUNTEER, "admin")}
-    tokens = {user: master.add_maintainer(user, fpr, password=passwords[user])
+    tokens = {user: master.add_maintainer(user, fpr, password=passwords[user], email=f"{user}@jobtage.example")
               for user, fpr in sample.fingerprints.items()}
     master.add_user(VOLUNTEER, passwords[VOLUNTEER])
     master.add_user("admin", passwords["admin"], staff=True)
@@ -170,7 +184,7 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     people = {user: master.person_session(token) for user, token in tokens.items()}
     created = {}
     for user, atom, flavour, what in JOBS:
-        body = {"root": atom, **({"stage3": flavour} if flavour else {})}
+        body = {"root": atom, **({"stage3": flavour} if flavour else {}), "notify": atom == NOTIFY}
         r = people[user].post(master.url + "/api/v1/jobs/", json=body, timeout=120)
         r.raise_for_status()
         job = r.json()
@@ -207,11 +221,57 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     print(f"    API     {master.url}/api/v1/  (schema: {master.url}/api/v1/schema/)")
     for user, pw in passwords.items():
         print(f"    login   {user:<6} {pw}  ({ROLES.get(user, 'maintainer: signs jobuilds, creates jobs')})")
+    print(f"    token   alice  {tokens['alice']}  (her API token: autotua-jobuild submit/watch, brz push)")
+    print(f"    mail    the console backend writes alice's mail about #{created[NOTIFY]} to "
+          f"{master.data_dir / 'gunicorn.log'}")
+    env = write_maintainer_env(work / "alice", master.url, tokens["alice"], sample, "alice")
+    say("Your turn: push a jobuild as alice and watch it run (README.md, \"Your first jobuild\")")
+    print(f"    . {env}        # in another shell: alice's keys, token and master")
+    print("    brz branch $AUTOTUA_MASTER/tree/ jobtage && cd jobtage")
+    print(f"    brz push {push_url(master.url)}")
     if args.exit_when_done:
         return 0
     say("Running until Ctrl-C")
     while True:
-        time.sleep(3600)
+        time.sleep(2)
+        try:
+            watcher.poll()  # what happens to the jobs you make meanwhile
+        except requests.RequestException as e:
+            print(f"!!! the master did not answer: {e}")
+
+
+def push_url(master_url: str) -> str:
+    """Where maintainers push (the master's /tree/push, breezy's smart protocol)."""
+    return "bzr+" + master_url.rstrip("/") + "/tree/push"
+
+
+def write_maintainer_env(home: Path, master_url: str, token: str, sample, user: str) -> Path:
+    """A maintainer's setup for the demo's master, as docs/maintainer.md tells one to write it: breezy's
+    authentication.conf (the API token, for brz push), autotua-jobuild's config (for submit/watch), and
+    a file to source that points at them, the demo's GnuPG home and the venv's programs."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(master_url)
+    config = home / "config"
+    (config / "breezy").mkdir(parents=True, exist_ok=True)
+    (config / "autotua").mkdir(parents=True, exist_ok=True)
+    for path, text in ((config / "breezy" / "authentication.conf",
+                        f"[autotua-demo]\nscheme = {url.scheme}\nhost = {url.hostname}\nport = {url.port}\n"
+                        f"user = {user}\npassword = {token}\n"),
+                       (config / "autotua" / "jobuild.conf", f"[master]\nurl = {master_url}\ntoken = {token}\n")):
+        path.write_text(text)
+        path.chmod(0o600)
+    env = home / "env"
+    venv_bin = Path(sys.executable).parent
+    env.write_text(f"# source me: {user}'s keys, token and master, for the demo (README.md, \"Your first jobuild\")\n"
+                   f"export XDG_CONFIG_HOME={config}\n"
+                   f"export GNUPGHOME={sample.gnupghome}\n"
+                   f"export AUTOTUA_MASTER={master_url}\n"
+                   f"export AUTOTUA_PUSH={push_url(master_url)}\n"
+                   f"export KEY={sample.fingerprints[user]}\n"
+                   f"export BRZ_EMAIL='{user} <{user}@jobtage.example>'\n"
+                   f"export PATH={venv_bin}:$PATH\n")
+    return env
 
 
 def _running_for(watcher: JobWatcher, job_id: int) -> float:

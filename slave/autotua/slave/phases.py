@@ -97,7 +97,7 @@ def jobuild_env(p: Prepared, record_fd: int = RECORD_FD) -> dict[str, str]:
     jid = p.jid
     tree = f"{INSIDE}/tree"
     return {
-        "PATH": PATH, "HOME": "/root", "TERM": "dumb", "NOCOLOR": "true",
+        "PATH": PATH, "HOME": "/root", "TERM": "xterm", "NOCOLOR": "false",  # colour kept in the log (ANSI)
         "P": f"{jid.name}-{jid.version}", "PN": jid.name, "PV": str(jid.version), "JOBUILD_USER": jid.user,
         "FILESDIR": f"{tree}/{jid.user}/{jid.name}/files", "DISTDIR": "/var/cache/distfiles",
         "WORKDIR": f"{INSIDE}/jobs/{p.index}/work", "T": f"{INSIDE}/jobs/{p.index}/temp",

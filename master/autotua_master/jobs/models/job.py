@@ -34,6 +34,7 @@ from autotua_master.tree.validation import validate
 
 from .. import wakeup
 from ..errors import JobError
+from .lifecycle import JobLifecycle, coverage_warnings, notify_owner
 from .sidepend import MAX_DEPTH, Provision, find_cycle
 from .states import FINAL, REVALIDATABLE, JobState, ProvisionState, RunEnd
 
@@ -60,7 +61,8 @@ CLAIM_ORDER = ("-priority", "turn", "id")
 
 class JobManager(models.Manager.from_queryset(JobQuerySet)):
     def create_job(self, *, root: str, revision: str | int | None = None, arch: str | None = None,
-                   stage3: str | None = None, owner=None, snapshot: str | None = None) -> Job:
+                   stage3: str | None = None, owner=None, snapshot: str | None = None, notify: bool = False,
+                   rerun_of: Job | None = None) -> Job:
         """Validate ``root`` at ``revision`` (None: the tip) and store the job, held, queued or invalid,
         pinned to the Gentoo repository snapshot ``snapshot`` (None: the newest the master knows).
 
@@ -74,7 +76,7 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         with transaction.atomic():
             job = self.model(root=root, arch=arch, owner=owner, stage3_asked=stage3 or "",
                              snapshot=pinned, snapshot_asked=pinned if snapshot else "",
-                             max_attempts=settings.AUTOTUA_MAX_ATTEMPTS)
+                             max_attempts=settings.AUTOTUA_MAX_ATTEMPTS, notify=notify, rerun_of=rerun_of)
             job.apply(validation)
             job.save()
             job.hold_or_queue()
@@ -160,7 +162,7 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
             wakeup.announce_sidepend(provision.pk)
 
 
-class Job(models.Model):
+class Job(JobLifecycle, models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="jobs", help_text="empty for the jobs the master queued for a SIDEPEND")
     root = models.CharField(max_length=255, help_text="the root atom, as asked for")
@@ -195,6 +197,9 @@ class Job(models.Model):
     accepted = models.DateTimeField(null=True, blank=True, help_text="first claimed by a slave: frozen since")
     queued = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    notify = models.BooleanField(default=False, db_default=False, help_text="email the owner when the job ends")
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns",
+                                 help_text="the job this one reran, with the same pins")
 
     objects = JobManager()
 
@@ -246,7 +251,7 @@ class Job(models.Model):
         self.stage3 = self.stage3_asked or res.stage3 or "openrc"
         self.plan = [{"index": i, **_entry(e)} for i, e in enumerate(res.plan)]
         self.sidepends = [vars(s) for s in res.sidepends]
-        self.warnings = [vars(p) for p in res.warnings]
+        self.warnings = [vars(p) for p in res.warnings] + coverage_warnings(self.arch, self.stage3, self.root)
         self.errors = [vars(p) for p in res.errors]
         self.stamp(validation.keys)
         self.validated = timezone.now()
@@ -386,6 +391,8 @@ class Job(models.Model):
             live.close(run_end or RunEnd.FINISHED, reason)
         if state != JobState.PASSED and self.automatic:
             self.provider_ended()
+        if self.notify:
+            transaction.on_commit(lambda pk=self.pk: notify_owner(pk))
         log.info("job #%s %s%s", self.pk, state, f": {reason}" if reason else "")
 
     def provider_ended(self) -> None:

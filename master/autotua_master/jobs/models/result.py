@@ -57,13 +57,34 @@ class JobuildResult(models.Model):
         return f"{self.jobuild}: {self.status}"
 
 
+#: the bridge's phase header (jobuild.sh, ``__ab_header``), colour or not, at a line start
+_HEADER_RE = re.compile(rb"(?m)^((?:\x1b\[[0-9;]*m)*>>>(?:\x1b\[[0-9;]*m)* Running (?:\x1b\[[0-9;]*m)*"
+                        rb"(pkg_setup|src_unpack|src_compile|src_test)(?:\x1b\[[0-9;]*m)*)\r?(?=\n)")
+_HEADER_MAX = 128  # bytes: a header line is never longer
+MAX_PHASES = 64  # headers kept per log (a jobuild printing header-like lines gets no more)
+
+
+def find_headers(data: bytes, base: int, after: int) -> list[dict]:
+    """Phase headers in ``data`` (which starts at byte ``base`` of the log) whose line ends after byte
+    ``after``: ``{"name", "offset"}`` with the byte offset of the line's start."""
+    out = []
+    for m in _HEADER_RE.finditer(data):
+        start = base + m.start(1)
+        if base + m.end() + 1 > after:  # its newline is new
+            out.append({"name": m.group(2).decode(), "offset": start})
+    return out
+
+
 class LogFile(models.Model):
-    """The length of one jobuild's log in one run; the bytes are in :attr:`path`."""
+    """The length of one jobuild's log in one run; the bytes are in :attr:`path`. ``phases`` are the
+    bridge's phase headers found in it as it grew (``{"name", "offset"}``, in order): where each phase
+    began, for the log page's jump to the failing phase and for the phase a running job is in."""
 
     run = models.ForeignKey("jobs.Run", on_delete=models.CASCADE, related_name="logs")
     index = models.PositiveIntegerField()
     size = models.BigIntegerField(default=0)
     updated = models.DateTimeField(default=timezone.now)
+    phases = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["run", "index"]
@@ -83,6 +104,7 @@ class LogFile(models.Model):
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        headers = []
         try:
             os.ftruncate(fd, self.size)
             overlap = min(self.size - offset, len(data))
@@ -93,13 +115,34 @@ class LogFile(models.Model):
                 os.pwrite(fd, rest, self.size)
                 os.fsync(fd)
                 faults.point("master:log:written")  # the bytes are in the file; its size is not recorded
+                if len(self.phases) < MAX_PHASES:
+                    # a header may have begun in the previous chunk: look from a little before it
+                    back = min(self.size, 2 * _HEADER_MAX)
+                    seen, base = os.pread(fd, back, self.size - back) + rest, self.size - back
+                    if base > 0:  # from the first line start in the window only
+                        cut = seen.find(b"\n") + 1
+                        seen, base = seen[cut:], base + cut
+                    headers = find_headers(seen, base, self.size)
         finally:
             os.close(fd)
         if rest:  # a chunk sent again (its answer was lost) changes nothing, its row included
             self.size += len(rest)
             self.updated = timezone.now()
-            self.save(update_fields=["size", "updated"])
+            fields = ["size", "updated"]
+            if headers:
+                self.phases = (self.phases + headers)[:MAX_PHASES]
+                fields.append("phases")
+            self.save(update_fields=fields)
         return self.size, True
+
+    def phase_at(self, name: str) -> int | None:
+        """Where phase ``name`` began in the log (its first header), or None."""
+        return next((p["offset"] for p in self.phases if p["name"] == name), None)
+
+    @property
+    def current_phase(self) -> str | None:
+        """The phase the log is in now (its last header)."""
+        return self.phases[-1]["name"] if self.phases else None
 
 
 class Attachment(models.Model):

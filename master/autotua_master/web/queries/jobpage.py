@@ -8,13 +8,18 @@ from dataclasses import dataclass, field
 from django.http import Http404
 
 from autotua_master.jobs.models import Attachment, Job, JobState, JobuildResult, LogFile, Requirement, Run, RunInputs
-from autotua_master.jobs.models.states import FINAL, REVALIDATABLE
+from autotua_master.jobs.models.states import FINAL, REVALIDATABLE, RunEnd
+
+from .. import ansi
+
+EXCERPT_LINES = 40
+EXCERPT_BYTES = 16 * 1024
 
 
 @dataclass
 class PlanRow:
     entry: dict  # the plan entry as validated (jobuild, digest, description, ...)
-    status: str  # passed, failed, running, pending, not-run, invalid
+    status: str  # passed, failed, running, cancelled, interrupted, pending, not-run, invalid
     result: JobuildResult | None = None
     log: LogFile | None = None
     attachments: list[Attachment] = field(default_factory=list)
@@ -25,7 +30,23 @@ class PlanRow:
 
     @property
     def phases(self) -> list[dict]:
-        return self.result.phases if self.result else []
+        """The result's phases; for a jobuild still running or stopped before its result (cancelled, its
+        slave lost), the phases its log shows it began, the last one as it stands."""
+        if self.result:
+            return self.result.phases
+        if self.log and self.log.phases and self.status in ("running", "cancelled", "interrupted"):
+            names = [p["name"] for p in self.log.phases]
+            return [{"name": n, "status": "ran"} for n in names[:-1]] + [{"name": names[-1], "status": self.status}]
+        return []
+
+    @property
+    def phase(self) -> str | None:
+        """The phase a running jobuild is in (from its log's headers)."""
+        return self.log.current_phase if self.log and self.status == "running" else None
+
+    @property
+    def failed_phase(self) -> str | None:
+        return next((p.get("name") for p in self.phases if p.get("status") == "failed"), None)
 
     @property
     def values(self) -> list[tuple[str, str]]:
@@ -42,6 +63,16 @@ class SidependRow:
 
 
 @dataclass
+class Excerpt:
+    """The last lines of a failed jobuild's log, as HTML (colours kept, everything escaped)."""
+
+    row: PlanRow
+    html: str
+    lines: int
+    truncated: bool  # the log has more before these lines
+
+
+@dataclass
 class JobPage:
     job: Job
     runs: list[Run]
@@ -49,6 +80,12 @@ class JobPage:
     rows: list[PlanRow]
     sidepends: list[SidependRow]
     waiters: list[Job]  # jobs whose SIDEPEND this (automatic) job provides
+    excerpt: Excerpt | None = None
+
+    @property
+    def current(self) -> PlanRow | None:
+        """The jobuild a running job is at."""
+        return next((r for r in self.rows if r.status == "running"), None)
 
     def status_of(self, jobuild: str) -> str | None:
         return next((r.status for r in self.rows if r.entry["jobuild"] == jobuild), None)
@@ -84,8 +121,30 @@ def job_page(job_id: int, run_uuid: str | None = None) -> JobPage:
         run = next((r for r in runs if str(r.uuid) == run_uuid), None)
         if run is None:
             raise Http404(f"job #{job_id} has no run {run_uuid}")
-    return JobPage(job=job, runs=runs, run=run, rows=plan_rows(job, run), sidepends=sidepend_rows(job),
-                   waiters=waiters(job))
+    rows = plan_rows(job, run)
+    return JobPage(job=job, runs=runs, run=run, rows=rows, sidepends=sidepend_rows(job), waiters=waiters(job),
+                   excerpt=excerpt(rows))
+
+
+def excerpt(rows: list[PlanRow]) -> Excerpt | None:
+    """The tail of the failed jobuild's log (the last EXCERPT_LINES lines, at most EXCERPT_BYTES)."""
+    row = next((r for r in rows if r.status == "failed"), None)
+    if row is None or row.log is None or not row.log.size:
+        return None
+    try:
+        with open(row.log.path, "rb") as f:
+            start = max(row.log.size - EXCERPT_BYTES, 0)
+            f.seek(start)
+            data = f.read(row.log.size - start)
+    except OSError:
+        return None
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if start:
+        lines = lines[1:]  # begin at a whole line
+    if lines and lines[-1] == "":
+        lines.pop()
+    shown = lines[-EXCERPT_LINES:]
+    return Excerpt(row, ansi.to_html("\n".join(shown) + "\n"), len(shown), bool(start) or len(lines) > len(shown))
 
 
 def plan_rows(job: Job, run: Run | None) -> list[PlanRow]:
@@ -106,6 +165,9 @@ def plan_rows(job: Job, run: Run | None) -> list[PlanRow]:
             failed = failed or status == "failed"
         elif run is not None and run.live and not failed and i == len(results):
             status = "running"
+        elif run is not None and not run.live and not failed and i == len(results) and i in logs:
+            # it ran, and its run ended before its result: cancelled, or its slave lost
+            status = "cancelled" if run.end == RunEnd.CANCELLED else "interrupted"
         elif failed or job.state in FINAL or (run is not None and not run.live):
             status = "not-run"
         else:

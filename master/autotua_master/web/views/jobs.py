@@ -61,7 +61,10 @@ def job_detail(request, job_id: int):
         except graph.GraphUnavailable as e:
             graph_error = str(e)
     can_change = can_change_job(request.user, page.job)
-    ctx = {"p": page, "job": page.job, "svg": svg, "graph_error": graph_error, "can_change": can_change}
+    ctx = {"p": page, "job": page.job, "svg": svg, "graph_error": graph_error, "can_change": can_change,
+           "can_delete": can_change and page.job.deletable,
+           "can_rerun": can_create_jobs(request.user) and page.job.rerunnable,
+           "reruns": list(page.job.reruns.order_by("id"))}
     if can_change and page.revalidatable:
         ctx["revalidate_form"] = RevalidateForm(tip=tree_queries.tip(), indexed=tree_queries.indexed_revisions())
     if can_change and not page.final:
@@ -131,3 +134,33 @@ def job_cancel(request, job_id: int):
     except JobError as e:
         messages.error(request, str(e))
     return redirect("web:job", job.pk)
+
+
+@require_POST
+@login_required
+def job_delete(request, job_id: int):
+    """Delete a job that never started (its owner or staff)."""
+    job = _changeable(request, job_id)
+    try:
+        job.remove(request.user)
+    except JobError as e:
+        messages.error(request, str(e))
+        return redirect("web:job", job.pk)
+    messages.success(request, f"job #{job_id} {job.root} deleted")
+    return redirect("web:jobs")
+
+
+@require_POST
+@login_required
+def job_rerun(request, job_id: int):
+    """A new job with this one's pins, for whoever may create jobs."""
+    if not can_create_jobs(request.user):
+        raise PermissionDenied("only maintainers (users with a recorded key) and staff rerun jobs")
+    job = get_object_or_404(Job, pk=job_id)
+    try:
+        new = job.rerun(request.user)
+    except (JobError, TreeError) as e:
+        messages.error(request, str(e))
+        return redirect("web:job", job.pk)
+    messages.success(request, f"job #{job.pk} rerun as #{new.pk}: {new.state}")
+    return redirect("web:job", new.pk)

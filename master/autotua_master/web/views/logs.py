@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from django.http import Http404
 from django.shortcuts import render
 
-from autotua_master.jobs.models import Attachment
+from autotua_master.jobs.models import Attachment, JobuildResult
+from autotua_master.jobs.models.states import RunEnd
 from autotua_master.tree.static import serve
 
 from .. import logs
@@ -13,9 +16,22 @@ from .. import logs
 
 def log_page(request, job_id: int, run: str, index: int):
     found, log = logs.find(job_id, str(run), index)
+    phases, seen = [], set()
+    for ph in log.phases if log else ():
+        if ph["name"] not in seen:  # where each phase began: its first header
+            seen.add(ph["name"])
+            phases.append({"name": ph["name"], "offset": ph["offset"]})
+    result = JobuildResult.objects.filter(run=found, index=index).first()
+    failed, outcome = None, ""
+    if result is not None:
+        failed = next((p.get("name") for p in result.phases if p.get("status") == "failed"), None)
+        outcome = "failed"
+    elif not found.live and phases:
+        failed, outcome = phases[-1]["name"], "cancelled" if found.end == RunEnd.CANCELLED else "interrupted"
     return render(request, "web/log.html", {
         "job": found.job, "run": found, "index": index, "entry": found.job.plan[index],
-        "size": log.size if log else 0, "complete": logs.complete(found, index)})
+        "size": log.size if log else 0, "complete": logs.complete(found, index),
+        "phases": phases, "phases_json": json.dumps(phases), "failed_phase": failed, "outcome": outcome})
 
 
 def log_text(request, job_id: int, run: str, index: int):

@@ -4,7 +4,9 @@
  * Text goes into the page only through text nodes (never innerHTML), so nothing in a log can become
  * markup. Portage's ANSI colours (einfo green, ewarn yellow, eerror red) become CSS classes.
  * Offsets are bytes; every piece shown starts at a line start, so no line, UTF-8 character or colour
- * sequence is ever cut in two.
+ * sequence is ever cut in two. The bridge's phase headers (">>> Running src_test") are marked, and
+ * "Jump to" loads the log from where a phase began (the master found the offsets: data-phases) and
+ * scrolls to it; a #phase-<name> in the address jumps on load (the job page links the failing phase so).
  */
 (function () {
   "use strict";
@@ -17,6 +19,9 @@
   const earlierBtn = document.getElementById("log-earlier");
   const earlierNote = document.getElementById("log-earlier-note");
   const follow = document.getElementById("log-follow");
+  const jumpBar = document.getElementById("log-jump");
+  const phases = JSON.parse(pre.dataset.phases || "[]");  // [{name, offset}], in order
+  const HEADER = /^>>> Running (pkg_setup|src_unpack|src_compile|src_test)$/;
   let start = 0;      // first byte shown (a line start)
   let end = 0;        // byte after the last line shown
   let size = 0;       // the log's length, as last heard
@@ -66,6 +71,11 @@
       last = re.lastIndex;
     }
     put(text.slice(last).replace(/\x1b/g, ""));
+    const header = HEADER.exec(line.textContent);
+    if (header) {
+      line.classList.add("phase");
+      line.dataset.phase = header[1];
+    }
     line.appendChild(document.createTextNode("\n"));
     return line;
   }
@@ -185,8 +195,46 @@
     }
   }
 
+  // -- phases ---------------------------------------------------------------------------------------
+  function headerOf(name) {
+    return pre.querySelector('.line.phase[data-phase="' + name + '"]');
+  }
+
+  async function jump(name) {
+    const at = phases.find((p) => p.name === name);
+    if (!at) return;
+    follow.checked = false;  // stay where the phase is, even while new lines arrive
+    if (at.offset < start && !busy) {  // not loaded yet: everything from the phase's start on
+      busy = true;
+      try {
+        const { first, bytes } = await get("bytes=" + at.offset + "-" + (start - 1));
+        const before = pre.scrollHeight;
+        pre.insertBefore(render(bytes, true), pre.firstChild);
+        pre.scrollTop += pre.scrollHeight - before;
+        start = first;
+        showStatus();
+      } finally {
+        busy = false;
+      }
+    }
+    const line = headerOf(name);
+    if (line) {
+      pre.querySelectorAll(".line.jumped").forEach((l) => l.classList.remove("jumped"));
+      line.classList.add("jumped");
+      pre.scrollTop = line.offsetTop - pre.offsetTop;
+    }
+  }
+
+  if (jumpBar) {
+    jumpBar.addEventListener("click", (ev) => {
+      const name = ev.target.dataset && ev.target.dataset.phase;
+      if (name) { ev.preventDefault(); jump(name); }
+    });
+  }
+
   earlierBtn.addEventListener("click", earlier);
-  tail().then(() => { showStatus(); return more(); }).catch((e) => {
+  const wanted = /^#phase-([a-z_]+)$/.exec(window.location.hash);
+  tail().then(() => { showStatus(); return wanted ? jump(wanted[1]) : null; }).then(() => more()).catch((e) => {
     statusEl.textContent = "cannot read the log: " + e.message;
     statusEl.className = "error";
   });
