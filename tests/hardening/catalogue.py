@@ -31,6 +31,8 @@ AREAS = {
     "tree": "The tree (sync, revisions, paths)",
     "atom": "Atoms, versions, dependencies",
     "jobuild": "Jobuilds (metadata, the depend phase)",
+    "parameter": "Job parameters (values, patterns, what the phases see)",
+    "archtest": "Groups and arch testing (package lists, matrices, filters)",
     "protocol": "The slave protocol (replays, order, headers)",
     "api": "The REST API (bodies, types, URLs)",
     "web": "The web UI",

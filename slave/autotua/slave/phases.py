@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from autotua import faults
 from autotua.bridge import parse_record
+from autotua.params import environment
 from autotua.slave.chroot import INSIDE, JobNamespace
 from autotua.slave.logstream import LogStream
 from autotua.slave.sync import Prepared
@@ -91,10 +92,12 @@ class Outcome:
 
 
 def jobuild_env(p: Prepared, record_fd: int) -> dict[str, str]:
-    """The variables jobuild.sh needs, as paths inside the chroot (see :mod:`autotua.slave.chroot`)."""
+    """The variables jobuild.sh needs, as paths inside the chroot (see :mod:`autotua.slave.chroot`),
+    and the job's parameter values as ``PARAM_<NAME>`` (data: bash never evaluates the environment)."""
     jid = p.jid
     tree = f"{INSIDE}/tree"
     return {
+        **environment(p.parameters),
         "PATH": PATH, "HOME": "/root", "TERM": "dumb", "NOCOLOR": "true",
         "P": f"{jid.name}-{jid.version}", "PN": jid.name, "PV": str(jid.version), "JOBUILD_USER": jid.user,
         "FILESDIR": f"{tree}/{jid.user}/{jid.name}/files", "DISTDIR": "/var/cache/distfiles",
