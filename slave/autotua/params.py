@@ -304,6 +304,16 @@ def check_in_repository(params: tuple[Parameter, ...], values: Mapping[str, str]
     """Errors for values the repository (an :class:`autotua.ebuildrepo.EbuildRepository`) refutes: an
     atom no ebuild matches; a USE flag not in the IUSE of the package the first ``atom`` parameter
     names (its best match)."""
+    from autotua.ebuildrepo import RepositoryError
+
+    try:
+        return _check_in_repository(params, values, repo)
+    except RepositoryError as e:
+        names = ", ".join(p.name for p in params if p.kind in ("atom", "atoms", "use-flags") and values.get(p.name))
+        return [f"{names}: cannot be checked: {e}"] if names else []
+
+
+def _check_in_repository(params, values, repo) -> list[str]:
     errors: list[str] = []
     best = None
     for p in params:

@@ -171,7 +171,7 @@ class RunQuerySet(models.QuerySet):
             for old in mine:
                 job = Job.objects.select_for_update().get(pk=old.job_id)
                 job.lose_run(old, RunEnd.SUPERSEDED, f"slave {slave} claimed again with a new run")
-            claimable = Job.objects.claimable(arch, flavours).select_related("revision")
+            claimable = Job.objects.claimable(arch, flavours, slave).select_related("revision")
             job = claimable.select_for_update(skip_locked=True, of=("self",)).first()
             if job is None and not swept and self.sweep(limit=20):
                 # nothing queued, but leases had run out: their jobs are queued again now

@@ -188,7 +188,10 @@ class RunProtocol:
                 run=run, job=run.job, index=index, jobuild=entry["jobuild"], digest=entry["digest"],
                 request=request, **data)
             if result.status == "passed":
-                Provision.objects.passed(result.jobuild, result.digest, result)
+                from autotua.params import identity
+
+                Provision.objects.passed(result.jobuild, identity(result.digest, entry.get("parameters") or {}),
+                                         result)
             faults.point("master:result:locked")  # the result's rows are written, not committed
             return run._next(index, result.status)
 
