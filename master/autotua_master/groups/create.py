@@ -1,4 +1,4 @@
-"""Making a group: its rows × columns, filtered, every cell validated, then stored in one transaction.
+"""Making a group: its rows by columns, filtered, every cell validated, then stored in one transaction.
 
 Every (row, arch) is resolved once, with one tree, verifier and resolver for the whole group
 (:func:`~autotua_master.tree.validation.validator`), the parameter values checked against the

@@ -102,6 +102,7 @@ def as_text(m: Matrix, base: str) -> str:
         lines += ["", "Slaves (stage3, emerge --info):"]
         for s in d["slaves"]:
             stage3 = f"{s['stage3']}; " if s["stage3"] else ""
-            lines.append(f"  {s['name']} ({s['arch']}, {s['flavour']}): {stage3}{s['emerge_info'] or 'no emerge --info'}")
+            info = s["emerge_info"] or "no emerge --info"
+            lines.append(f"  {s['name']} ({s['arch']}, {s['flavour']}): {stage3}{info}")
     lines += ["", f"Details: {d['url']}"]
     return "\n".join(lines) + "\n"

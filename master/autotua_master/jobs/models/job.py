@@ -89,11 +89,10 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         """The master's own job for a pending SIDEPEND ``provision`` that ``waiter`` needs: the jobuild
         alone, at the waiter's revision, on the waiter's arch when its ARCH allows. It becomes the
         provision's provider before its own SIDEPENDs are linked, so a waiting cycle is seen."""
+        from autotua.params import identity
         from autotua_master.tree.validation import validate
 
         from .sidepend import MAX_DEPTH, ProvisionState
-
-        from autotua.params import identity
 
         root = "=" + provision.jobuild
         arch = waiter.arch
