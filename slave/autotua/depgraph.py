@@ -304,8 +304,8 @@ class Resolver:
             return any(self._satisfiable(m) for m in node.members)
         return all(self._satisfiable(m) for m in node.members)
 
-    def _bind(self, loaded: _Loaded, values: dict[str, str], repository) -> tuple[dict[str, str], list[Problem],
-                                                                                list[Problem]]:
+    def _bind(self, loaded: _Loaded, values: dict[str, str], repository, partial: bool = False,
+              ) -> tuple[dict[str, str], list[Problem], list[Problem]]:
         """A jobuild's parameter values, checked: (canonical values, errors, warnings)."""
         who = str(loaded.jid)
         declared = loaded.metadata.declared if loaded.metadata else ()
@@ -316,7 +316,7 @@ class Resolver:
             return self.reader.match(pattern, value)
 
         try:
-            bound, messages = bind(declared, values, match=match)
+            bound, messages = bind(declared, values, match=match, partial=partial)
         except MetadataError as e:
             return {}, [Problem("parameter", who, f"{who}: {e}")], []
         errors = [Problem("parameter", who, f"{who}: {m}") for m in messages]
@@ -332,10 +332,10 @@ class Resolver:
         return bound, errors, warnings
 
     def resolve(self, root: str, arch: str | None = None, *, parameters: dict | None = None,
-                repository=None) -> Resolution:
+                repository=None, checking: bool = False) -> Resolution:
         """Resolve ``root`` (with ``parameters``, the root jobuild's values) at this tree; ``repository``
         (an :class:`autotua.ebuildrepo.EbuildRepository`, the job's pinned snapshot) checks atom and
-        USE flag values."""
+        USE flag values. ``checking`` (a tree check, no job): the root's required values may be missing."""
         res = Resolution(root=root, revision=self.tree.revision, revno=self.tree.revno, arch=arch or None)
         try:
             root_atom = Atom.parse(root)
@@ -391,8 +391,8 @@ class Resolver:
         path: list[JobuildId] = []  # the DEPEND chain being walked, for cycles
         on_path: set[JobuildId] = set()
 
-        def values_for(loaded: _Loaded, values: dict[str, str]) -> dict[str, str]:
-            mine, errors, warnings = self._bind(loaded, values, repository)
+        def values_for(loaded: _Loaded, values: dict[str, str], partial: bool = False) -> dict[str, str]:
+            mine, errors, warnings = self._bind(loaded, values, repository, partial)
             for p in errors:
                 report(p)
             for w in warnings:
@@ -419,7 +419,7 @@ class Resolver:
                 report(w, warning=True)
             md = loaded.metadata
             if md is not None:
-                bound[jid] = values_for(loaded, values)
+                bound[jid] = values_for(loaded, values, checking and jid == root_jid)
                 path.append(jid)
                 on_path.add(jid)
                 for atom, dep in deps(loaded, "DEPEND", md.depend):

@@ -222,9 +222,11 @@ def check_syntax(param: Parameter, value) -> str:
 
 
 def bind(params: tuple[Parameter, ...], values: Mapping[str, object] | None, *,
-         match: Matcher | None = None) -> tuple[dict[str, str], list[str]]:
+         match: Matcher | None = None, partial: bool = False) -> tuple[dict[str, str], list[str]]:
     """The canonical values of ``params`` given ``values`` (defaults filled in), and one error per
-    bad, unknown or missing value. ``match`` checks pattern values (None: they are not checked)."""
+    bad, unknown or missing value. ``match`` checks pattern values (None: they are not checked);
+    ``partial``: a value missing for a parameter without a default is no error (checking a tree,
+    where no job gives values)."""
     values = dict(values or {})
     errors: list[str] = []
     out: dict[str, str] = {}
@@ -237,7 +239,8 @@ def bind(params: tuple[Parameter, ...], values: Mapping[str, object] | None, *,
     for p in params:
         if p.name not in values:
             if p.required:
-                errors.append(f"{p.name}: a value is required ({p.kind_text})")
+                if not partial:
+                    errors.append(f"{p.name}: a value is required ({p.kind_text})")
                 continue
             given = p.default
         else:
