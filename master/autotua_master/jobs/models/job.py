@@ -207,8 +207,8 @@ class Job(models.Model):
 
     @property
     def values(self) -> dict[str, str]:
-        """The root jobuild's parameter values: checked ones from the plan, else as asked."""
-        if self.plan:
+        """The root jobuild's parameter values: checked ones from the plan, else (invalid) as asked."""
+        if self.plan and not self.errors:
             return self.plan[-1].get("parameters") or {}
         return self.parameters or {}
 
