@@ -410,3 +410,65 @@ def test_a_slave_that_fails_what_others_pass_is_flagged(master, settings, params
     master.create_job("carol/matrix", "carol", parameters={"mode": "slow"})
     _run(bad_slave, bad_slave.claim().json(), "passed")
     assert flagged(list(ids.values())) == {}
+
+
+# -- the CLI ----------------------------------------------------------------------------------------
+def test_the_cli_arch_tests_a_package_list(archtest, tmp_path, capsys):
+    import threading
+
+    from rest_framework.authtoken.models import Token
+
+    from autotua.cli.jobuild import main
+
+    archtest.person("alice")
+    token = Token.objects.get(user__username="alice").key
+    listing = tmp_path / "packages"
+    listing.write_text("=dev-libs/libgreet-1.0 amd64\n")
+    x = archtest.slave("x")
+
+    stop = threading.Event()
+
+    def work():  # a slave that passes whatever it gets, while the CLI waits (over HTTP only)
+        while not stop.wait(0.1):
+            claimed = x.claim().json()
+            if claimed["run"] is not None:
+                _run(x, claimed, "passed")
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        rc = main(["archtest", "--master", archtest.url, "--token", token, str(listing), "--bug", "99", "--seed",
+                   "4", "--combinations", "0", "--rdeps", "0", "--wait", "--poll", "0.2"])
+    finally:
+        stop.set()
+        worker.join(60)
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err
+    g = Group.objects.get()
+    assert out.startswith(f">>> group #{g.pk}: bug 99: stabilisation of =dev-libs/libgreet-1.0: 3 configurations, "
+                          f"3 jobs, seed 4, snapshot {archtest.date}\n")
+    assert f"AutotuA arch testing #{g.pk}: bug 99" in out and "State: passed (3 passed)" in out
+    rc = main(["report", "--master", archtest.url, str(g.pk), "--json"])
+    assert rc == 0 and json_of(capsys.readouterr().out)["state"] == "passed"
+
+
+def json_of(text: str) -> dict:
+    import json
+
+    return json.loads(text)
+
+
+@bad('archtest', 'a bad package list given to autotua-jobuild archtest', 'exit status 1, every fault on stderr')
+def test_the_cli_says_every_fault(archtest, tmp_path, capsys, monkeypatch):
+    from rest_framework.authtoken.models import Token
+
+    from autotua.cli.jobuild import main
+
+    archtest.person("alice")
+    monkeypatch.setenv("AUTOTUA_TOKEN", Token.objects.get(user__username="alice").key)
+    monkeypatch.setattr("sys.stdin", io.StringIO("=app-misc/nothere-1 amd64\n=app-misc/hello-1.0 sparc\n"))
+    rc = main(["archtest", "--master", archtest.url, "-"])
+    _, err = capsys.readouterr()
+    assert rc == 1
+    assert " * ERROR line 1: =app-misc/nothere-1 matches no package in the Gentoo repository" in err
+    assert " * ERROR line 2: sparc: not an arch of" in err and not Group.objects.exists()
