@@ -68,14 +68,15 @@ def test_reverse_dependencies_match_the_version(repo):
     assert repo.flags_pulling("app-misc/oldgreet-1.0", "dev-libs/libgreet-1.0") is None
 
 
-def test_the_reverse_index_is_built_once_and_kept(repo, tree, tmp_path):
-    index = repo.reverse_index()
-    stored = tmp_path / "index" / "gentoo.rdeps.json"
-    assert json.loads(stored.read_text())["index"] == index
-    assert ["RDEPEND", ">=dev-libs/libgreet-1.0[unicode]", "app-misc/greeter-extras-1.0"] in index["dev-libs/libgreet"]
-    # another process (another EbuildRepository) reads the stored one instead of the md5-cache
+def test_the_dependency_strings_are_read_once_and_kept(repo, tree, tmp_path):
+    texts = repo.dependency_texts()
+    stored = tmp_path / "index" / "gentoo.deps.json"
+    assert json.loads(stored.read_text())["entries"] == texts
+    assert texts["app-misc/greeter-extras-1.0"] == ["8", {"RDEPEND": "fancy? ( >=dev-libs/libgreet-1.0[unicode] )"}]
+    assert "app-misc/tiny-1.0" not in texts  # no dependency at all
+    # another process (another EbuildRepository) reads the stored ones instead of the md5-cache
     again = EbuildRepository(tree, index_dir=tmp_path / "index")
-    stored.write_text(json.dumps({"version": 1, "index": {"dev-libs/libgreet": []}}))
+    stored.write_text(json.dumps({"version": 2, "entries": {}}))
     assert again.reverse_dependencies("dev-libs/libgreet-1.0") == {}
 
 

@@ -7,9 +7,10 @@ when the snapshot was made, and portage reads it (``portage.cache.flat_hash.md5_
 versions, slots and dependency strings are portage's too (``portage.dep.Atom``, ``match_from_list``,
 ``use_reduce``, ``portage.versions.best``), so an atom means here what it means to emerge.
 
-Entries are read when first asked for (a category's listing, then one file per version); the reverse
-dependency index needs every entry, so it is built once per repository and kept beside it in a JSON
-file (:meth:`EbuildRepository.reverse_index`).
+Entries are read when first asked for (a category's listing, then one file per version); a search for
+reverse dependencies needs every entry's dependency strings, so those are read once per repository
+and kept beside it in a JSON file (:meth:`EbuildRepository.dependency_texts`); a search then parses
+only the entries whose strings name the package.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from autotua import AutotuaError
 
 DEP_KEYS = ("DEPEND", "RDEPEND", "BDEPEND", "PDEPEND", "IDEPEND")
 _READ_KEYS = ("EAPI", "SLOT", "KEYWORDS", "IUSE", "REQUIRED_USE", "PROPERTIES", "RESTRICT", *DEP_KEYS)
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 class RepositoryError(AutotuaError):
@@ -156,26 +157,10 @@ class EbuildRepository:
                                        eapi=md["EAPI"] or None))
 
     # -- reverse dependencies ------------------------------------------------------------------------
-    def _dep_atoms(self, cpv: str) -> list[tuple[str, str]]:
-        """(variable, atom) for every atom any of ``cpv``'s dependency variables can pull in."""
-        from portage.dep import Atom, use_reduce
-        from portage.exception import InvalidDependString
-
-        md = self.metadata(cpv)
-        out = []
-        for var in DEP_KEYS:
-            if not md[var]:
-                continue
-            try:
-                tokens = use_reduce(md[var], matchall=True, flat=True, eapi=md["EAPI"] or None, token_class=Atom)
-            except InvalidDependString:
-                continue  # egencache wrote it; portage itself would refuse the ebuild
-            out += [(var, str(t)) for t in tokens if isinstance(t, Atom) and not t.blocker]
-        return out
-
-    def reverse_index(self) -> dict[str, list[list[str]]]:
-        """``cat/pkg`` -> ``[[variable, atom, cpv of the package depending on it], ...]`` over the whole
-        repository; built once (kept in ``index_dir`` when there is one)."""
+    def dependency_texts(self) -> dict[str, list]:
+        """``cpv -> [EAPI, {variable: dependency string}]`` for every entry with dependencies: what a
+        search for reverse dependencies reads. Read once (every md5-cache entry, by portage's reader),
+        then kept in ``index_dir``, whence another process loads it whole in a fraction of the time."""
         if self._index is not None:
             return self._index
         with self._lock:
@@ -186,50 +171,58 @@ class EbuildRepository:
                 try:
                     data = json.loads(stored.read_text())
                     if data.get("version") == INDEX_VERSION:
-                        self._index = data["index"]
+                        self._index = data["entries"]
                         return self._index
                 except (OSError, ValueError):
                     pass
-        from portage.dep import Atom
-
-        index: dict[str, list[list[str]]] = {}
+        entries: dict[str, list] = {}
         for cpv in self.all_cpvs():
             try:
-                atoms = self._dep_atoms(cpv)
+                md = self.metadata(cpv)
             except KeyError:
                 continue
-            for var, text in atoms:
-                index.setdefault(Atom(text).cp, []).append([var, text, cpv])
+            deps = {var: md[var] for var in DEP_KEYS if md[var]}
+            if deps:
+                entries[cpv] = [md["EAPI"], deps]
         with self._lock:
-            self._index = index
+            self._index = entries
             if stored:
                 stored.parent.mkdir(parents=True, exist_ok=True)
                 tmp = stored.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(json.dumps({"version": INDEX_VERSION, "index": index}))
+                tmp.write_text(json.dumps({"version": INDEX_VERSION, "entries": entries}))
                 os.replace(tmp, stored)
-        return index
+        return entries
 
     def _index_file(self) -> Path | None:
         if self._index_dir is None:
             return None
-        return self._index_dir / f"{self.path.name}.rdeps.json"
+        return self._index_dir / f"{self.path.name}.deps.json"
 
     def reverse_dependencies(self, cpv: str) -> dict[str, list[str]]:
         """Packages (each its versions, ``cat/pkg-ver``) with a dependency ``cpv`` satisfies, the
-        package itself left out: ``rdep cpv -> [variables]``."""
-        from portage.dep import Atom, match_from_list
+        package itself left out: ``rdep cpv -> [variables]``. Only entries whose dependency strings
+        name the package at all are parsed (portage's ``use_reduce``, every conditional taken) and
+        matched (``match_from_list``, slots included)."""
+        from portage.dep import Atom, match_from_list, use_reduce
+        from portage.exception import InvalidDependString
         from portage.versions import cpv_getkey
 
-        target = self.pkg(cpv)
+        target = [self.pkg(cpv)]
         cp = cpv_getkey(cpv)
         found: dict[str, list[str]] = {}
-        for var, text, rdep in self.reverse_index().get(cp, []):
-            if cpv_getkey(rdep) == cp:
+        for rdep, (eapi, deps) in self.dependency_texts().items():
+            if not any(cp in text for text in deps.values()) or cpv_getkey(rdep) == cp:
                 continue
-            if match_from_list(Atom(text), [target]):
-                found.setdefault(rdep, [])
-                if var not in found[rdep]:
-                    found[rdep].append(var)
+            for var, text in deps.items():
+                if cp not in text:
+                    continue
+                try:
+                    atoms = use_reduce(text, matchall=True, flat=True, eapi=eapi or None, token_class=Atom)
+                except InvalidDependString:
+                    continue  # egencache wrote it; portage itself would refuse the ebuild
+                if any(isinstance(a, Atom) and not a.blocker and a.cp == cp and match_from_list(a, target)
+                       for a in atoms):
+                    found.setdefault(rdep, []).append(var)
         return found
 
     def flags_pulling(self, rdep: str, cpv: str) -> list[str] | None:

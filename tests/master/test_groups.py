@@ -64,7 +64,8 @@ def test_refresh_fetches_the_newest_snapshot_for_the_master(archtest, snapshot_m
 
 
 def test_an_archtest_group_from_a_package_list(archtest):
-    r = post(archtest, "groups/archtest", {"packages": LIST, "bug": 123456, "seed": 5, "flavours": ["openrc", "systemd"]})
+    r = post(archtest, "groups/archtest", {"packages": LIST, "bug": 123456, "seed": 5,
+                                           "flavours": ["openrc", "systemd"]})
     assert r.status_code == 201, r.text
     g = r.json()
     assert (g["kind"], g["bug"], g["seed"], g["snapshot"], g["root"]) == (
@@ -196,12 +197,14 @@ def test_a_matrix_of_values_flavours_and_arches_with_a_filter(master, params_tre
     assert [(x["id"], x["state"], x["counts"]) for x in groups] == [(g["id"], "queued", {"queued": 9})]
 
 
-@bad('parameter', 'a matrix whose values the jobuild refuses', '400 invalid_group naming each row and arch; nothing stored')
+@bad('parameter', 'a matrix whose values the jobuild refuses',
+     '400 invalid_group naming each row and arch; nothing stored')
 def test_a_matrix_with_bad_values_stores_nothing(master, params_tree):
     body = {"root": "carol/matrix", "parameters": {"mode": ["fast", "medium", "$(reboot)"]}, "arches": ["amd64"]}
     r = post(master, "groups/", body, user="carol")
     assert r.status_code == 400
-    assert [(e["row"], e["arch"]) for e in r.json()["errors"]] == [("mode=medium", "amd64"), ("mode=$(reboot)", "amd64")]
+    assert [(e["row"], e["arch"]) for e in r.json()["errors"]] == [("mode=medium", "amd64"),
+                                                                   ("mode=$(reboot)", "amd64")]
     assert "does not match /fast|slow/" in r.json()["errors"][0]["message"]
     r = post(master, "groups/", {"root": "carol/matrix", "parameters": {"mode": ["fast"]}, "arches": ["arm64"]},
              user="carol")
@@ -250,7 +253,8 @@ def test_values_against_the_snapshot(archtest):
     gone = archtest.create_job("gentoo/arch-test", "gentoo", parameters={"atom": "=app-misc/hello-9"})
     assert gone["state"] == "invalid" and gone["errors"][0]["message"] == (
         f"gentoo/arch-test-1: atom: =app-misc/hello-9 matches no ebuild in the Gentoo repository of {archtest.date}")
-    flag = archtest.create_job("gentoo/arch-test", "gentoo", parameters={"atom": "=app-misc/hello-1.0", "use": "german"})
+    flag = archtest.create_job("gentoo/arch-test", "gentoo",
+                               parameters={"atom": "=app-misc/hello-1.0", "use": "german"})
     assert "USE flag german is not in the IUSE of app-misc/hello-1.0" in flag["errors"][0]["message"]
 
 
@@ -358,8 +362,8 @@ def test_the_report_names_what_failed_and_how(archtest):
     assert "Bug: https://bugs.gentoo.org/7" in text and f"Repository: gentoo-{archtest.date}" in text
     assert "drawn with seed 3" in text and "amd64 (openrc stage3):" in text
     failed = [line for line in text.splitlines() if line.startswith("    [FAILED]")]
-    assert failed == [f"    [FAILED] USE='broken-test english -french': failed (test) on 2 slaves: x, y",
-                      f"    [FAILED] USE='broken-test -english french': failed (test) on 2 slaves: x, y"]
+    assert failed == ["    [FAILED] USE='broken-test english -french': failed (test) on 2 slaves: x, y",
+                      "    [FAILED] USE='broken-test -english french': failed (test) on 2 slaves: x, y"]
     assert text.count("[passed]") == len(g["rows"]) - 2
     assert "app-misc/hello-1.0 test; src_test fails on purpose: USE=broken-test" in text
     assert f"{archtest.url}/jobs/" in text and "/log" in text

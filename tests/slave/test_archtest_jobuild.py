@@ -104,8 +104,8 @@ def test_a_passing_combination_builds_tests_and_installs(root, repository):
 
 
 def test_a_failing_src_test_is_a_test_failure(root, repository):
-    rc, log, records, out = run_jobuild(root, repository, atom="=app-misc/hello-1.0",
-                                        use="broken-test -english french")
+    rc, _, records, out = run_jobuild(root, repository, atom="=app-misc/hello-1.0",
+                                      use="broken-test -english french")
     assert rc != 0
     assert results(records) == {"archtest.outcome": "failed", "archtest.step": "build", "archtest.failure": "test",
                                 "archtest.package": "app-misc/hello-1.0", "archtest.phase": "test",

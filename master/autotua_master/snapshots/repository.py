@@ -82,7 +82,7 @@ def prefetch(date: str) -> EbuildRepository | None:
     """Fetch and open ``date`` now, and build its reverse-dependency index (refreshsnapshots)."""
     repo = repository_for(date)
     if repo is not None:
-        repo.reverse_index()
+        repo.dependency_texts()
     return repo
 
 

@@ -247,13 +247,16 @@ def egencache(repo: Path) -> None:
         raise RuntimeError(f"egencache failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
-def build_repository(root: str | os.PathLike, date: str, distdir: str | os.PathLike) -> Path:
-    """Write the repository as of ``date`` (``YYYYMMDD``) into ``root``, its distfiles into ``distdir``."""
+def build_repository(root: str | os.PathLike, date: str, distdir: str | os.PathLike, *,
+                     extra: dict[str, str] | None = None) -> Path:
+    """Write the repository as of ``date`` (``YYYYMMDD``) into ``root``, its distfiles into ``distdir``;
+    ``extra`` (path -> ebuild text, no SRC_URI) adds packages (the group bench's)."""
     root = Path(root)
     dist = build_distfiles(distdir)
+    ebuilds = {**EBUILDS, **(extra or {})}
     files = {
         "profiles/repo_name": f"{REPO_NAME}\n",
-        "profiles/categories": "".join(f"{c}\n" for c in sorted({k.split("/")[0] for k in EBUILDS})),
+        "profiles/categories": "".join(f"{c}\n" for c in sorted({k.split("/")[0] for k in ebuilds})),
         "profiles/arch.list": "amd64\narm64\nx86\n",
         "profiles/profiles.desc": f"amd64\t{PROFILE}\tstable\n",
         "profiles/use.desc": "test - Run the package's tests (FEATURES=test)\n",
@@ -270,14 +273,16 @@ def build_repository(root: str | os.PathLike, date: str, distdir: str | os.PathL
     }
     for path, ebuild in EBUILDS.items():
         files[path] = HEADER + ebuild % {"src": SRC_BASE}
-    for pkg in {"/".join(p.split("/")[:2]) for p in EBUILDS}:
+    for path, ebuild in (extra or {}).items():
+        files[path] = HEADER + ebuild
+    for pkg in {"/".join(p.split("/")[:2]) for p in ebuilds}:
         flags = USE_FLAGS.get(pkg, {})
         use = "".join(f'\t\t<flag name="{f}">{d}</flag>\n' for f, d in flags.items())
         files[f"{pkg}/metadata.xml"] = METADATA_XML % (f"\t<use>\n{use}\t</use>\n" if use else "")
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    for pkg in sorted({"/".join(p.split("/")[:2]) for p in EBUILDS}):
+    for pkg in sorted({"/".join(p.split("/")[:2]) for p in ebuilds}):
         mine = {n: dist[n] for n in dist if n.rsplit("-", 1)[0] == pkg.split("/")[1]}
         (root / pkg / "Manifest").write_text(Manifest.build(mine, {}).to_text())
     egencache(root)
