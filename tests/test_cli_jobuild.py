@@ -67,10 +67,10 @@ def test_check_and_graph_on_the_sample_branch(cli, sample, tmp_path):
     trust.write_text("".join(f"{u} {f}\n" for u, f in sample.fingerprints.items()))
     rc, out, _ = cli("check", "--tree", sample.branch, "--revision", "1", "--trust", trust)
     assert rc == 0, out
-    assert ">>> revision 1: 9 jobuilds, 0 error(s)" in out
+    assert ">>> revision 1: 11 jobuilds, 0 error(s)" in out
     rc, out, _ = cli("check", "--tree", sample.branch, "--trust", trust)  # a checkout: its working files
     assert rc == 0, out
-    assert f">>> {sample.branch}: 9 jobuilds, 0 error(s)" in out
+    assert f">>> {sample.branch}: 11 jobuilds, 0 error(s)" in out
     rc, out, _ = cli("graph", "--tree", sample.branch, "--revision", "1", "--arch", "amd64", "--trust", trust,
                      "bob/integration")
     assert rc == 0

@@ -14,7 +14,7 @@ from autotua.demo.rootfs import COREUTILS, build_rootfs
 
 
 def run_phases(tmp, jobuild_text, *, templates=None, distfiles=None, files=None, chroot=None, phases=None,
-               user="alice", name="foo", version="1.0", colour=False):
+               user="alice", name="foo", version="1.0", colour=False, extra_env=None):
     """Run `jobuild.sh phases` the way the slave does; returns (exit status, output, records)."""
     root = Path(chroot) if chroot else Path(tmp)
     base = "/var/tmp/autotua"
@@ -49,6 +49,7 @@ def run_phases(tmp, jobuild_text, *, templates=None, distfiles=None, files=None,
     }
     if phases:
         env["__AB_RUN_PHASES"] = phases
+    env.update(extra_env or {})
     argv = ["bash", script, "phases"]
     if chroot:
         argv = [shutil.which("chroot"), str(root), "/bin/bash", script, "phases"]

@@ -3,6 +3,11 @@
 As in portage, a version in an atom needs an operator (``=alice/foo-1.0``, never ``alice/foo-1.0``),
 an unversioned atom means "any version, the highest preferred", and ``|| ( a b )`` is an any-of group
 whose leftmost satisfiable member wins. Plain ``( a b )`` groups (all of them) may appear inside it.
+
+An atom may name the parameter values its jobuild is to run with, as Gentoo writes USE dependencies:
+``alice/foo[mode=fast,atom==app-misc/hello-1.0]`` (values percent-encoded where they would hold
+whitespace, ``,``, ``[``, ``]`` or ``%``; see :mod:`autotua.params`). They do not change which
+jobuilds the atom matches; they say what the chosen one is run with.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from autotua import AutotuaError
+from autotua.params import ParameterError, encode, parse_bracket
 from autotua.version import VERSION_PATTERN, Version, VersionError
 
 OPERATORS = (">=", "<=", "=", ">", "<")  # longest first, so ">=" is not read as ">"
@@ -102,6 +108,7 @@ class Atom:
     name: str
     op: str | None = None
     version: Version | None = None
+    params: tuple[tuple[str, str], ...] = ()  # (name, value) as written in [...]
 
     @classmethod
     def parse(cls, text: str) -> Atom:
@@ -115,6 +122,18 @@ class Atom:
         text = text.strip()
         if any(c.isspace() for c in text):
             raise AtomError(f"invalid atom {whole!r}: an atom holds no whitespace")
+        params: tuple[tuple[str, str], ...] = ()
+        if "[" in text or "]" in text:
+            head, _, inside = text.partition("[")
+            if not inside.endswith("]") or "[" in inside or "]" in inside[:-1] or not inside[:-1]:
+                raise AtomError(f"invalid atom {whole!r}: parameter values are written once, at the end: "
+                                "user/name[name=value,...]")
+            try:
+                params = parse_bracket(inside[:-1], f"invalid atom {whole!r}")
+            except ParameterError as e:
+                raise AtomError(str(e)) from None
+            found = cls._parse(head)
+            return cls(found.user, found.name, found.op, found.version, params)
         op = next((o for o in OPERATORS if text.startswith(o)), None)
         rest = text[len(op) :] if op else text
         if rest[:1] in "<>=!~":
@@ -143,6 +162,10 @@ class Atom:
     def key(self) -> str:
         return f"{self.user}/{self.name}"
 
+    @property
+    def values(self) -> dict[str, str]:
+        return dict(self.params)
+
     def matches(self, jid: JobuildId) -> bool:
         """Whether the jobuild ``jid`` satisfies this atom."""
         if (jid.user, jid.name) != (self.user, self.name):
@@ -163,9 +186,10 @@ class Atom:
         return max((c for c in candidates if self.matches(c)), key=lambda c: c.version, default=None)
 
     def __str__(self) -> str:
-        if self.op is None:
-            return self.key
-        return f"{self.op}{self.key}-{self.version}"
+        base = self.key if self.op is None else f"{self.op}{self.key}-{self.version}"
+        if self.params:
+            base += "[" + ",".join(f"{k}={encode(v)}" for k, v in self.params) + "]"
+        return base
 
 
 @dataclass(frozen=True)

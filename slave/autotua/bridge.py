@@ -21,7 +21,7 @@ import os
 from importlib import resources
 
 PHASES = ("pkg_setup", "src_unpack", "src_compile", "src_test")
-METADATA_KEYS = ("DESCRIPTION", "SRC_URI", "PORTCONF_URI", "DEPEND", "SIDEPEND", "ARCH", "STAGE3")
+METADATA_KEYS = ("DESCRIPTION", "SRC_URI", "PORTCONF_URI", "DEPEND", "SIDEPEND", "ARCH", "STAGE3", "PARAMETERS")
 
 
 def jobuild_sh() -> str:

@@ -10,6 +10,7 @@ its dependencies are not read; templates are offered to ``inherit`` only once ve
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from autotua.atom import AllOf, AnyOf, Atom, AtomError, JobuildId, Node, parse_depend
 from autotua.manifest import DigestMismatch, Manifest, ManifestError, verify_data
 from autotua.metadata import Metadata, MetadataError, MetadataReader, Templates
+from autotua.params import bind, check_in_repository, identity
 from autotua.signature import SignatureError, Verifier
 from autotua.srcuri import SrcUriError, parse_src_uri
 from autotua.tree import Tree
@@ -52,6 +54,7 @@ class PlanEntry:
     sidepend: str
     src_uri: list[DistfileSpec] = field(default_factory=list)
     portconf_uri: list[DistfileSpec] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)  # the values it runs with (defaults filled in)
 
     @property
     def id(self) -> JobuildId:
@@ -64,6 +67,12 @@ class Sidepend:
     jobuild: str
     digest: str
     required_by: str
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        """What must have passed: the content digest and, when it takes any, the parameter values."""
+        return identity(self.digest, self.parameters)
 
 
 @dataclass
@@ -308,14 +317,51 @@ class Resolver:
             return any(self._satisfiable(m) for m in node.members)
         return all(self._satisfiable(m) for m in node.members)
 
-    def resolve(self, root: str, arch: str | None = None) -> Resolution:
+    def _bind(self, loaded: _Loaded, values: dict[str, str], repository, partial: bool = False,
+              ) -> tuple[dict[str, str], list[Problem], list[Problem]]:
+        """A jobuild's parameter values, checked: (canonical values, errors, warnings)."""
+        who = str(loaded.jid)
+        declared = loaded.metadata.declared if loaded.metadata else ()
+        if not declared and not values:
+            return {}, [], []
+
+        def match(pattern: str, value: str) -> bool:
+            return self.reader.match(pattern, value)
+
+        try:
+            bound, messages = bind(declared, values, match=match, partial=partial)
+        except MetadataError as e:
+            return {}, [Problem("parameter", who, f"{who}: {e}")], []
+        errors = [Problem("parameter", who, f"{who}: {m}") for m in messages]
+        warnings = []
+        repo_kinds = [p.name for p in declared if p.kind in ("atom", "atoms", "use-flags") and bound.get(p.name)]
+        if repository is not None:
+            errors += [Problem("parameter", who, f"{who}: {m}") for m in check_in_repository(declared, bound,
+                                                                                             repository)]
+        elif repo_kinds:
+            warnings.append(Problem("parameter-unchecked", who, f"{who}: {', '.join(repo_kinds)} not checked against "
+                                                                "a Gentoo repository (the job is pinned to no "
+                                                                "snapshot)"))
+        return bound, errors, warnings
+
+    def resolve(self, root: str, arch: str | None = None, *, parameters: dict | None = None,
+                repository=None, checking: bool = False) -> Resolution:
+        """Resolve ``root`` (with ``parameters``, the root jobuild's values) at this tree; ``repository``
+        (an :class:`autotua.ebuildrepo.EbuildRepository`, the job's pinned snapshot) checks atom and
+        USE flag values. ``checking`` (a tree check, no job): the root's required values may be missing."""
         res = Resolution(root=root, revision=self.tree.revision, revno=self.tree.revno, arch=arch or None)
         try:
             root_atom = Atom.parse(root)
         except AtomError as e:
             res.errors.append(Problem("bad-atom", root, str(e)))
             return res
+        if root_atom.params and parameters:
+            res.errors.append(Problem("parameter", root, f"{root}: give the values in the atom's [...] or as "
+                                                         "parameters, not both"))
+            return res
+        root_values = dict(parameters) if parameters else root_atom.values
         done: dict[JobuildId, _Loaded] = {}
+        bound: dict[JobuildId, dict[str, str]] = {}
         plan: list[JobuildId] = []
         reported: set[Problem] = set()
 
@@ -358,9 +404,23 @@ class Resolver:
         path: list[JobuildId] = []  # the DEPEND chain being walked, for cycles
         on_path: set[JobuildId] = set()
 
-        def visit(jid: JobuildId) -> None:
-            if jid in done:
-                return
+        def values_for(loaded: _Loaded, values: dict[str, str], partial: bool = False) -> dict[str, str]:
+            mine, errors, warnings = self._bind(loaded, values, repository, partial)
+            for p in errors:
+                report(p)
+            for w in warnings:
+                report(w, warning=True)
+            return mine
+
+        def visit(jid: JobuildId, values: dict[str, str], needed_by: str) -> None:
+            if jid in done or jid in on_path:
+                loaded = self._loaded[jid]
+                if jid in bound and values_for(loaded, values) != bound[jid]:
+                    report(Problem("parameter", str(jid), f"{needed_by} needs {jid} with other parameter values "
+                                                          "than the plan already runs it with (a plan runs each "
+                                                          "jobuild once)"))
+                if jid in done:
+                    return
             if jid in on_path:
                 # one cycle, one problem: written from its smallest jobuild, whichever root found it
                 ring = path[path.index(jid):]
@@ -376,10 +436,11 @@ class Resolver:
                 report(w, warning=True)
             md = loaded.metadata
             if md is not None:
+                bound[jid] = values_for(loaded, values, checking and jid == root_jid)
                 path.append(jid)
                 on_path.add(jid)
-                for _atom, dep in deps(loaded, "DEPEND", md.depend):
-                    visit(dep)
+                for atom, dep in deps(loaded, "DEPEND", md.depend):
+                    visit(dep, atom.values, str(jid))
                 path.pop()
                 on_path.discard(jid)
             done[jid] = loaded
@@ -388,13 +449,13 @@ class Resolver:
         root_jid = pick(root_atom, root)
         if root_jid is None:
             return res
-        visit(root_jid)
+        visit(root_jid, root_values, root)
 
         for jid in plan:
             loaded = done[jid]
             if loaded.entry is None:
                 continue
-            res.plan.append(loaded.entry)
+            res.plan.append(dataclasses.replace(loaded.entry, parameters=bound.get(jid, {})))
             md = loaded.metadata
             if arch and md.arch and arch not in md.arch:
                 keywords = " ".join(md.arch)
@@ -410,7 +471,8 @@ class Resolver:
                 for p in problems:
                     report(p)
                 if side_loaded.entry is not None:
-                    res.sidepends.append(Sidepend(str(atom), str(side), side_loaded.digest, str(jid)))
+                    res.sidepends.append(Sidepend(str(atom), str(side), side_loaded.digest, str(jid),
+                                                  values_for(side_loaded, atom.values)))
         root_md = done[root_jid].metadata if root_jid in done else None
         if root_md is not None:
             res.stage3 = root_md.stage3
@@ -420,13 +482,14 @@ class Resolver:
 
 
 def resolve(tree: Tree, root: str, *, trusted: dict[str, str], arch: str | None = None,
-            reader: MetadataReader | None = None, verifier: Verifier | None = None) -> Resolution:
+            reader: MetadataReader | None = None, verifier: Verifier | None = None,
+            parameters: dict | None = None, repository=None) -> Resolution:
     """One-shot convenience around :class:`Resolver`."""
     own_reader = reader is None
     reader = reader or MetadataReader()
     verifier = verifier or Verifier(trusted)
     try:
-        return Resolver(tree, verifier, reader).resolve(root, arch)
+        return Resolver(tree, verifier, reader).resolve(root, arch, parameters=parameters, repository=repository)
     finally:
         if own_reader:
             reader.close()

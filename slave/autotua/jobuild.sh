@@ -17,7 +17,7 @@ export LC_ALL=C
 : "${__AB_FD:=3}"
 
 __AB_PHASES=(pkg_setup src_unpack src_compile src_test)
-__AB_METADATA=(DESCRIPTION SRC_URI PORTCONF_URI DEPEND SIDEPEND ARCH STAGE3)
+__AB_METADATA=(DESCRIPTION SRC_URI PORTCONF_URI DEPEND SIDEPEND ARCH STAGE3 PARAMETERS)
 
 # ---- the record protocol -----------------------------------------------------------------------
 __ab_emit() { # KEY VALUE...
@@ -230,6 +230,20 @@ __ab_depend_one() { # CPV: runs in a subshell of the daemon; sources ${__AB_SRC}
 	printf '%s' "${__ab_out}" >&"${__AB_FD}"
 }
 
+__ab_match() { # "<pattern>\n<value>": runs in a subshell of the daemon; 0 a match, 1 none, 2 a bad pattern
+	local __ab_re=${1%%$'\n'*} __ab_val=${1#*$'\n'}
+	ulimit -S -t "${__AB_LIMIT_CPU:-5}" && ulimit -H -t $((${__AB_LIMIT_CPU:-5} + 1))
+	ulimit -v "${__AB_LIMIT_MEM_KB:-262144}" -f 0 -c 0
+	# the whole value: POSIX's leftmost-longest match covers all of it when any match does (no anchors
+	# are added, which would renumber the pattern's groups)
+	[[ ${__ab_val} =~ ${__ab_re} ]]
+	case $? in
+		0) [[ ${BASH_REMATCH[0]} == "${__ab_val}" ]] ;;
+		1) return 1 ;;
+		*) return 2 ;;
+	esac
+}
+
 __ab_depend_daemon() {
 	declare -A __ab_tmpl=() __ab_tmpl_err=()
 	local __ab_cmd __ab_nonce __ab_name __ab_len __ab_body __ab_rc
@@ -248,6 +262,12 @@ __ab_depend_daemon() {
 				__ab_rc=$?
 				# In our own PID namespace, nothing the jobuild started may outlive its request.
 				[[ $$ == 1 ]] && kill -s KILL -1 2>/dev/null
+				printf '\x1e%s\n' "${__ab_nonce}" >&2
+				__ab_emit AUTOTUA_END "${__ab_nonce} ${__ab_rc}"
+				;;
+			match)
+				(__ab_match "${__ab_body}") </dev/null
+				__ab_rc=$?
 				printf '\x1e%s\n' "${__ab_nonce}" >&2
 				__ab_emit AUTOTUA_END "${__ab_nonce} ${__ab_rc}"
 				;;

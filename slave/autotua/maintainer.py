@@ -229,7 +229,7 @@ def check_tree(tree: Tree, trusted: dict[str, str], *, cache: DigestCache | None
         ids = tree.all_jobuilds()
         used: dict[str, set[str]] = {}
         for jid in ids:
-            res = resolver.resolve(f"={jid}")
+            res = resolver.resolve(f"={jid}", checking=True)
             add(errors, res.errors)
             add(warnings, res.warnings)
             entry = res.plan[-1] if res.plan and res.plan[-1].jobuild == str(jid) else None

@@ -31,6 +31,7 @@ from autotua import AutotuaError
 from autotua.atom import JobuildId
 from autotua.bridge import METADATA_KEYS, jobuild_sh, parse_record
 from autotua.cache import DigestCache
+from autotua.params import Parameter, ParameterError, declaration_text, parse_declaration
 
 _WORD_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
 _TEMPLATE_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_+-]*\Z")
@@ -71,6 +72,12 @@ class Metadata:
     stage3: str = "openrc"
     inherited: tuple[str, ...] = ()
     defined_phases: tuple[str, ...] = ()
+    parameters: str = ""  # the PARAMETERS declaration, normalised (autotua.params)
+
+    @property
+    def declared(self) -> tuple[Parameter, ...]:
+        """The parameters the jobuild takes (checked when the metadata was read)."""
+        return parse_declaration(self.parameters) if self.parameters else ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -90,6 +97,10 @@ class Metadata:
         stage3 = norm["STAGE3"] or "openrc"
         if not _WORD_RE.match(stage3):
             raise MetadataError("invalid", f"{where}: STAGE3 {stage3!r} is not one flavour like 'openrc' or 'systemd'")
+        try:
+            parameters = declaration_text(parse_declaration(norm["PARAMETERS"]))
+        except ParameterError as e:
+            raise MetadataError("invalid", f"{where}: {e}") from None
         return cls(
             description=norm["DESCRIPTION"],
             src_uri=norm["SRC_URI"],
@@ -100,6 +111,7 @@ class Metadata:
             stage3=stage3,
             inherited=tuple(norm["INHERITED"].split()),
             defined_phases=tuple(norm["DEFINED_PHASES"].split()),
+            parameters=parameters,
         )
 
 
@@ -256,6 +268,30 @@ class MetadataDaemon:
             raise self._died(jid) from None
         return self._interpret(jid, *self._collect(jid, nonce))
 
+    def match(self, pattern: str, value: str) -> bool:
+        """Whether all of ``value`` matches the POSIX extended regular expression ``pattern``, as bash's
+        ``[[ =~ ]]`` decides, under the sandbox's limits. MetadataError ``invalid`` for a pattern that
+        does not compile, ``timeout`` for one that takes too long."""
+        if "\0" in pattern + value or "\n" in pattern:
+            raise MetadataError("invalid", "a pattern holds no newline, and neither it nor a value a NUL")
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self._start()
+        nonce = secrets.token_hex(8)
+        self.requests += 1
+        body = f"{pattern}\n{value}".encode()
+        try:
+            self._send("match", nonce, "-", body)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._died(f"/{pattern}/") from None
+        _, status, _ = self._collect(f"/{pattern}/", nonce)
+        if status == 2:
+            raise MetadataError("invalid", f"/{pattern}/ is not a valid extended regular expression")
+        if status not in (0, 1):
+            raise MetadataError("timeout", f"matching /{pattern}/ took more than {self.limits.cpu} CPU seconds")
+        return status == 0
+
     def _died(self, jid) -> MetadataError:
         err = self._ebuf.decode(errors="replace").strip()
         self.close()
@@ -371,7 +407,7 @@ class MetadataReader:
     Thread-safe: each thread gets its own daemon.
     """
 
-    NS = "metadata-v2"  # v2: messages name the jobuild's own file and line
+    NS = "metadata-v3"  # v2: messages name the jobuild's own file and line; v3: PARAMETERS
 
     def __init__(self, cache: DigestCache | None = None, limits: Limits = Limits()):
         self.cache = cache or DigestCache()
@@ -434,9 +470,40 @@ class MetadataReader:
             raise result
         return result
 
+    def match(self, pattern: str, value: str) -> bool:
+        """:meth:`MetadataDaemon.match`, cached by pattern and value (the answer depends on nothing else)."""
+        key = hashlib.sha256(f"{pattern}\0{value}".encode("utf-8", errors="surrogatepass")).hexdigest()
+        hit = self.cache.get("match-v1", key)
+        if hit is not None:
+            if "error" in hit:
+                raise MetadataError(hit["error"], hit["message"])
+            return hit["match"]
+        try:
+            found = self._daemon().match(pattern, value)
+        except MetadataError as e:
+            if e.kind == "invalid":
+                self.cache.put("match-v1", key, {"error": e.kind, "message": str(e)})
+            raise
+        self.cache.put("match-v1", key, {"match": found})
+        return found
+
+    def _check_patterns(self, md: Metadata, where: str) -> None:
+        """A pattern parameter's pattern must compile and its default match it."""
+        for p in md.declared:
+            if p.kind != "pattern":
+                continue
+            try:
+                ok = self.match(p.pattern, p.default or "")
+            except MetadataError as e:
+                raise MetadataError("invalid", f"{where}: PARAMETERS {p.name}: {e}") from None
+            if p.default is not None and not ok:
+                raise MetadataError("invalid", f"{where}: PARAMETERS {p.name}: its default {p.default!r} does not "
+                                               f"match /{p.pattern}/")
+
     def _extract(self, jid: JobuildId, source: bytes, templates: Templates) -> dict:
         try:
             md = Metadata.from_records(self._daemon().extract(jid, source, templates), str(jid))
+            self._check_patterns(md, str(jid))
             names, entry = md.inherited, {"metadata": md.to_json()}
         except MetadataError as e:
             names, entry = e.templates, {"error": e.kind, "message": str(e)}

@@ -104,7 +104,21 @@ src_test() {
 }
 '''
 
+PARAMS_ECHO = '''# Its parameters back as results and a file, and a check that nothing in them ran.
+DESCRIPTION="Echo the job's values: they are data, never code"
+PARAMETERS="note:/.*/ mode:/fast|slow/=fast"
+
+src_test() {
+	[[ -e /tmp/pwned ]] && die "a value ran as code"
+	printf '%s' "${PARAM_NOTE}" >"${T}/note"
+	attach "${T}/note" "the note, byte for byte"
+	result mode "${PARAM_MODE}"
+	result note.length "${#PARAM_NOTE}"
+}
+'''
+
 JOBUILDS = {
+    "alice/params-echo/params-echo-1.0.jobuild": PARAMS_ECHO,
     "bob/chain-top/chain-top-1.0.jobuild": CHAIN_TOP,
     "bob/chain-middle/chain-middle-1.0.jobuild": CHAIN_MIDDLE,
     "bob/revved/revved-1.0.jobuild": revved("one"),

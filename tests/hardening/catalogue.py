@@ -32,6 +32,8 @@ AREAS = {
     "push": "Pushes to the master's tree",
     "atom": "Atoms, versions, dependencies",
     "jobuild": "Jobuilds (metadata, the depend phase)",
+    "parameter": "Job parameters (values, patterns, what the phases see)",
+    "archtest": "Groups and arch testing (package lists, matrices, filters)",
     "protocol": "The slave protocol (replays, order, headers)",
     "api": "The REST API (bodies, types, URLs)",
     "web": "The web UI",

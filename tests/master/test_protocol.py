@@ -140,7 +140,9 @@ def test_claim_payload_and_repeat(master, sample, queued):
     assert job["tree"]["url"] == master.url + "/tree/"
     assert job["tree"]["revno"] == 1 and job["tree"]["revision"] == queued["revision"]
     assert [e["jobuild"] for e in job["plan"]] == ["alice/toolchain-sanity-1.0"]
-    assert set(job["plan"][0]) == {"index", "jobuild", "path", "digest", "inherited", "src_uri", "portconf_uri"}
+    assert set(job["plan"][0]) == {"index", "jobuild", "path", "digest", "inherited", "src_uri", "portconf_uri",
+                                   "parameters"}
+    assert job["plan"][0]["parameters"] == {}
     assert job["maintainers"] == {"alice": sample.fingerprints["alice"]}
     assert job["mirrors"] == {"autotua-samples": [master.url + "/distfiles/"]}
     assert job["limits"] == {"phase_timeout": 3600, "log_chunk_bytes": 1 << 20, "attachment_bytes": 10 << 20}

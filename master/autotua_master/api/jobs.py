@@ -66,7 +66,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         if self.action != "list":
             return qs
         params = self.request.query_params
-        for field in ("state", "arch", "root", "owner"):
+        for field in ("state", "arch", "root", "owner", "group"):
             if "\x00" in params.get(field, ""):  # PostgreSQL refuses NUL in text: a 400, not its 500
                 raise ValidationError({field: "may not hold U+0000"})
         state = params.get("state")
@@ -78,6 +78,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
                 qs = qs.filter(**{field: value})
         if params.get("owner"):
             qs = qs.filter(owner__username=params["owner"])
+        if params.get("group"):
+            group = params["group"]
+            if not (group.isascii() and group.isdigit() and len(group) <= 18):
+                raise ValidationError({"group": f"{group[:40]!r} is not a group id"})
+            qs = qs.filter(group_id=int(group))
         return qs
 
     @extend_schema(parameters=[
@@ -85,6 +90,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         OpenApiParameter("arch", str, description="only jobs for this arch"),
         OpenApiParameter("root", str, description="only jobs of this root atom, exactly"),
         OpenApiParameter("owner", str, description="only jobs of this user"),
+        OpenApiParameter("group", int, description="only jobs of this group"),
     ])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
@@ -100,7 +106,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         try:
             job = Job.objects.create_job(root=d["root"], revision=d["revision"] or None, arch=d["arch"] or None,
                                          stage3=d["stage3"] or None, owner=request.user,
-                                         snapshot=d["snapshot"] or None, notify=d["notify"])
+                                         snapshot=d["snapshot"] or None, notify=d["notify"],
+                                         parameters=d["parameters"] or None)
         except TreeError as e:
             return _unknown_revision(e)
         except UnknownSnapshot as e:

@@ -25,6 +25,8 @@ class ErrorSerializer(serializers.Serializer):
     action = serializers.ChoiceField(["abort"], required=False, help_text="run_over: the slave must stop")
     limit = serializers.IntegerField(required=False, help_text="too_large: the limit in bytes")
     size = serializers.IntegerField(required=False, help_text="range_not_satisfiable: the file's size")
+    errors = serializers.ListField(child=serializers.DictField(), required=False,
+                                   help_text='invalid_group: every fault, each {"row", "arch", "message"}')
 
     class Meta:
         ref_name = "Error"

@@ -149,6 +149,8 @@ class PlanEntrySerializer(serializers.Serializer):
     inherited = serializers.ListField(child=serializers.CharField())
     src_uri = DistfileSerializer(many=True)
     portconf_uri = DistfileSerializer(many=True)
+    parameters = serializers.DictField(child=serializers.CharField(), required=False,
+                                       help_text="the values its phases see as PARAM_<NAME> (none: {})")
 
 
 class LeaseSerializer(serializers.Serializer):
@@ -211,7 +213,7 @@ def payload(run: Run, request) -> dict:
     """The claim answer for ``run`` (docs/protocol.md, Claim): everything the slave needs."""
     job = run.job
     tree_url = settings.AUTOTUA_TREE_URL or request.build_absolute_uri("/tree/")
-    keep = ("index", "jobuild", "path", "digest", "inherited", "src_uri", "portconf_uri")
+    keep = ("index", "jobuild", "path", "digest", "inherited", "src_uri", "portconf_uri", "parameters")
     return {
         "run": str(run.uuid),
         "lease": run.lease(),
@@ -219,7 +221,7 @@ def payload(run: Run, request) -> dict:
             "id": job.pk, "attempt": run.attempt, "root": job.root, "arch": job.arch, "stage3": job.stage3,
             "tree": {"url": tree_url, "revision": job.revision.revision_id, "revno": job.revision.revno},
             "snapshot": job.snapshot_pin,
-            "plan": [{k: e[k] for k in keep} for e in job.plan],
+            "plan": [{k: e.get(k, {}) if k == "parameters" else e[k] for k in keep} for e in job.plan],
             "maintainers": job.maintainers,
             "mirrors": {name: [_absolute(request, u) for u in urls]
                         for name, urls in settings.AUTOTUA_MIRRORS.items()},
@@ -303,8 +305,43 @@ def _snapshot_date(value: str) -> str:
         raise serializers.ValidationError(str(e)) from None
 
 
+def _text_value(value: str) -> str:
+    """A parameter value the database can hold: no lone surrogate (NUL is DRF's own refusal)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise serializers.ValidationError("not valid Unicode (a lone surrogate?)") from None
+    return value
+
+
+class ParametersField(serializers.DictField):
+    """``{"name": "value", ...}``: at most 32, each value text of at most 4096 characters (what each
+    must be is the jobuild's to say: validation checks it, and a bad one makes the job invalid)."""
+
+    def __init__(self, **kw):
+        from autotua.params import MAX_VALUE
+
+        kw.setdefault("required", False)
+        kw.setdefault("default", dict)
+        super().__init__(child=serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=MAX_VALUE,
+                                                     validators=[_text_value]), **kw)
+
+    def to_internal_value(self, data):
+        from autotua.params import MAX_PARAMETERS
+
+        value = super().to_internal_value(data)
+        if len(value) > MAX_PARAMETERS:
+            raise serializers.ValidationError(f"at most {MAX_PARAMETERS} parameters")
+        for k in value:
+            if len(k) > 64 or "\0" in k:
+                raise serializers.ValidationError(f"{k[:64]!r}...: not a parameter name")
+            _text_value(k)
+        return value
+
+
 class JobCreateSerializer(serializers.Serializer):
     root = serializers.CharField(max_length=255)
+    parameters = ParametersField(help_text="the root jobuild's parameter values (its PARAMETERS say which)")
     revision = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
     arch = Word(required=False, allow_blank=True, default="")
     stage3 = Word(required=False, allow_blank=True, default="")
@@ -381,11 +418,16 @@ class RunReadSerializer(serializers.ModelSerializer):
 class JobListSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", default=None, allow_null=True, read_only=True)
     revno = serializers.IntegerField(source="revision.revno")
+    parameters = serializers.DictField(source="values", child=serializers.CharField(), read_only=True,
+                                       help_text="the root jobuild's values, checked, defaults filled in (as asked "
+                                                 "while it is invalid)")
+    label = serializers.CharField(read_only=True, help_text="the root with its values: user/name-ver[a=x]")
 
     class Meta:
         model = Job
-        fields = ["id", "root", "arch", "stage3", "state", "reason", "owner", "automatic", "revno", "attempts",
-                  "created", "finished", "notify", "rerun_of"]
+        fields = ["id", "root", "parameters", "label", "arch", "stage3", "state", "reason", "owner", "automatic",
+                  "revno", "attempts", "group", "row", "second_opinion_of", "created", "finished", "notify",
+                  "rerun_of"]
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -405,9 +447,11 @@ class JobSerializer(JobListSerializer):
     deletable = serializers.BooleanField(read_only=True)
 
     class Meta(JobListSerializer.Meta):
-        fields = [*JobListSerializer.Meta.fields, "revision", "snapshot", "snapshot_asked", "frozen", "max_attempts",
-                  "validated", "accepted", "queued", "plan", "sidepends", "warnings", "errors", "runs", "progress",
-                  "deletable"]
+        fields = [*JobListSerializer.Meta.fields, "parameters_asked", "revision", "snapshot", "snapshot_asked",
+                  "frozen", "max_attempts", "validated", "accepted", "queued", "plan", "sidepends", "warnings",
+                  "errors", "runs", "progress", "deletable"]
+
+    parameters_asked = serializers.DictField(source="parameters", child=serializers.CharField(), read_only=True)
 
     @extend_schema_field(ProgressSerializer(allow_null=True))
     def get_progress(self, job: Job) -> dict | None:

@@ -4,11 +4,12 @@ from rest_framework.routers import SimpleRouter
 
 from autotua_master import converters  # noqa: F401 (registers <id:...>)
 
-from . import inputs, jobs, root, slaves
+from . import groups, inputs, jobs, root, slaves
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # /jobs/1/cancel and /jobs/1/cancel/ alike: no redirect that turns a POST into a GET
 router.register("jobs", jobs.JobViewSet, basename="job")
+router.register("groups", groups.GroupViewSet, basename="group")
 
 run = "runs/<str:run>/"
 urlpatterns = [

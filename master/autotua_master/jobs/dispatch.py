@@ -86,9 +86,9 @@ def _runs_of(slave, run_uuid) -> Run | None:
 def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
     """Take a job (inside the caller's transaction)."""
     swept = _sweep_due() and sweep(limit=20) is not None
-    job = _pick(arch, flavours, trust)
+    job = _pick(slave, arch, flavours, trust)
     if job is None and not swept and sweep(limit=20):
-        job = _pick(arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
+        job = _pick(slave, arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
     if job is None:
         return None
     now = timezone.now()
@@ -105,12 +105,14 @@ def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | N
     return run
 
 
-def _pick(arch: str, flavours: list[str], trust: list[str] | None) -> Job | None:
-    """The first claimable job with its revision, locked (PostgreSQL: skipping rows other claims hold)."""
+def _pick(slave, arch: str, flavours: list[str], trust: list[str] | None) -> Job | None:
+    """The first claimable job with its revision, locked (PostgreSQL: skipping rows other claims hold);
+    never a second opinion on ``slave``'s own failure."""
     postgres = connection.vendor == "postgresql"
     where = ["jobs_job.state = 'queued'", "jobs_job.arch = %s",
-             f"jobs_job.stage3 IN ({', '.join(['%s'] * len(flavours))})"]
-    params: list = [arch, *flavours]
+             f"jobs_job.stage3 IN ({', '.join(['%s'] * len(flavours))})",
+             "(jobs_job.avoid_slave_id IS NULL OR jobs_job.avoid_slave_id <> %s)"]
+    params: list = [arch, *flavours, slave.pk]
     if trust is not None and postgres:
         where.append("jobs_job.signers <@ %s::jsonb")
         params.append(json.dumps(trust))

@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from autotua import faults
+from autotua.params import identity
 from autotua_master import rows
 
 from .errors import Conflict, Invalid, NotFound, OffsetGap, RunOver, TooLarge
@@ -248,7 +249,8 @@ def report(slave, run_id: str, index: int, data: dict, request: dict) -> Answer:
         if result.status == "passed" and not run.provided:
             # a provision that passed stays passed and released its jobs then: only a first pass of this
             # jobuild at this digest takes its lock (the results of one popular jobuild never queue on it)
-            provision = Provision.objects.mark_passed(result.jobuild, result.digest, result)
+            key = identity(result.digest, entry.get("parameters") or {})
+            provision = Provision.objects.mark_passed(result.jobuild, key, result)
             if provision is not None:
                 Job.objects.release(provision)
         answer = _next(run, index, result.status, result.phases)

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "autotua_master.snapshots",
     "autotua_master.slaves",
     "autotua_master.jobs",
+    "autotua_master.groups",
     "autotua_master.api",
     "autotua_master.web",
 ]
@@ -137,6 +138,21 @@ AUTOTUA_MIRRORS: dict[str, list[str]] = {}
 #: a Gentoo mirror whose snapshots/ holds the ebuild repository's snapshots (refreshsnapshots reads it; jobs
 #: are pinned to the newest; slaves are told of it as a hint); "": none, jobs carry no snapshot
 AUTOTUA_SNAPSHOT_MIRROR = ""
+#: the key file the snapshots are verified with on the master (Gentoo's gentoo-release.asc); "": the master
+#: reads no snapshot, and job parameter values (atoms, USE flags) are not checked against the repository
+AUTOTUA_SNAPSHOT_KEY = ""
+#: the snapshot key's fingerprint in that file (Gentoo's "Gentoo ebuild repository signing key")
+AUTOTUA_SNAPSHOT_KEY_FINGERPRINT = "DCD05B71EAB94199527F44ACDB6B8C1F96D8BF6D"
+#: snapshots the master keeps unpacked (in DATA_DIR/snapshots), the newest first
+AUTOTUA_KEEP_SNAPSHOTS = 3
+#: the jobuild arch-testing groups run (a package list's form, API and CLI)
+AUTOTUA_ARCHTEST_JOBUILD = "gentoo/arch-test"
+#: a configuration of a group that failed runs once more on another slave before the group calls it failed
+AUTOTUA_SECOND_OPINION = True
+#: a slave none of whose last this many runs passed, while other slaves passed the same work, is flagged
+AUTOTUA_FLAG_AFTER_RUNS = 5
+#: the most jobs one group request may make
+AUTOTUA_MAX_GROUP_JOBS = 2000
 AUTOTUA_DEFAULT_ARCH = "amd64"
 AUTOTUA_LEASE_SECONDS = 300
 AUTOTUA_HEARTBEAT_SECONDS = 60

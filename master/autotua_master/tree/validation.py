@@ -7,7 +7,9 @@ so metadata and signature results survive restarts.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from django.conf import settings
 
 from autotua.cache import DigestCache
 from autotua.depgraph import Resolution, Resolver
+from autotua.ebuildrepo import RepositoryError
 from autotua.metadata import MetadataReader
 from autotua.signature import Verifier
 
@@ -51,14 +54,63 @@ class Validation:
     keys: dict[str, str]
 
 
-def validate(root: str, revision: str | int | None, arch: str | None) -> Validation:
-    """Resolve ``root`` at ``revision`` (None: the tip). Raises TreeError for an unknown revision."""
+class PinnedRepository:
+    """A job's snapshot, opened only when a value has to be checked against it (most jobs take none):
+    what :func:`autotua.params.check_in_repository` asks, or RepositoryError saying why it cannot be."""
+
+    def __init__(self, date: str):
+        self.date = date
+        self._repo = None
+        self._error = ""
+
+    def _get(self):
+        from autotua_master.snapshots.repository import SnapshotUnavailable, repository_for
+
+        if self._repo is None and not self._error:
+            try:
+                self._repo = repository_for(self.date)
+            except SnapshotUnavailable as e:
+                self._error = str(e)
+        if self._error:
+            raise RepositoryError(self._error)
+        return self._repo
+
+    def __getattr__(self, name):
+        return getattr(self._get(), name)
+
+
+def pinned_repository(snapshot: str):
+    """The repository a job's values are checked against: None (say so in a warning) when this master
+    reads no snapshot or the job has none."""
+    from autotua_master.snapshots.repository import configured
+
+    return PinnedRepository(snapshot) if snapshot and configured() else None
+
+
+@contextlib.contextmanager
+def validator(revision: str | int | None, snapshot: str = "") -> Iterator:
+    """A function ``(root, arch, parameters) -> Validation`` at one revision and snapshot: one tree,
+    one verifier and one resolver for many jobs (a group), each jobuild read and checked once."""
     tree = branch.open_tree(revision)
     cache, reader = shared_reader()
+    repository = pinned_repository(snapshot)
     keys = Maintainer.objects.trusted()
     with Verifier(keys, cache) as verifier:
-        resolution = Resolver(tree, verifier, reader).resolve(root, arch)
-    return Validation(Revision.objects.pin(tree.revision_id, tree.revno), resolution, keys)
+        resolver = Resolver(tree, verifier, reader)
+        pinned = Revision.objects.pin(tree.revision_id, tree.revno)
+
+        def one(root: str, arch: str | None, parameters: dict | None = None) -> Validation:
+            return Validation(pinned, resolver.resolve(root, arch, parameters=parameters, repository=repository), keys)
+
+        yield one
+
+
+def validate(root: str, revision: str | int | None, arch: str | None, *, parameters: dict | None = None,
+             snapshot: str = "") -> Validation:
+    """Resolve ``root`` with ``parameters`` at ``revision`` (None: the tip), their values checked
+    against ``snapshot``'s repository. Raises TreeError for an unknown revision."""
+    with validator(revision, snapshot) as one:
+        return one(root, arch, parameters)
 
 
 def index_revision(revision: str | int | None = None) -> Revision:

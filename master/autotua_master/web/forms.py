@@ -80,6 +80,11 @@ class JobCreateForm(forms.Form):
                                  help_text="the snapshot of the Gentoo ebuild repository the job runs against")
     notify = forms.BooleanField(required=False, label="email me when it ends",
                                 help_text="to the address of your account")
+    parameters = forms.CharField(required=False, max_length=40000, strip=False,
+                                 widget=forms.Textarea(attrs={"rows": 3, "placeholder": "atom==app-misc/hello-1.0\n"
+                                                                                         "use=french -english"}),
+                                 help_text="the root jobuild's parameter values (its PARAMETERS), one name=value a "
+                                           "line; the jobuild's defaults for the others")
 
     def __init__(self, *args, tip=None, indexed=(), **kw):
         from autotua_master.snapshots.models import Snapshot
@@ -94,6 +99,9 @@ class JobCreateForm(forms.Form):
     def clean_atom(self) -> str:
         return self.cleaned_data["atom"].strip()
 
+    def clean_parameters(self) -> dict[str, str]:
+        return parse_parameter_lines(self.cleaned_data["parameters"])
+
     def save(self, owner) -> Job | None:
         """The job, validated and stored (invalid ones too: their page lists every error);
         None with a field error when the revision is unknown (nothing is stored then)."""
@@ -103,11 +111,99 @@ class JobCreateForm(forms.Form):
         try:
             return Job.objects.create_job(root=d["atom"], revision=d["revision"] or None, arch=d["arch"],
                                           stage3=d["stage3"] or None, owner=owner, snapshot=d["snapshot"] or None,
-                                          notify=d["notify"])
+                                          notify=d["notify"], parameters=d["parameters"] or None)
         except TreeError as e:
             self.add_error("revision", str(e))
         except UnknownSnapshot as e:
             self.add_error("snapshot", str(e))
+        return None
+
+
+def parse_parameter_lines(text: str) -> dict[str, str]:
+    """``name=value`` lines (blank ones skipped) -> values; a value is everything after the first '='."""
+    from autotua.params import MAX_PARAMETERS
+
+    out: dict[str, str] = {}
+    if "\0" in text:
+        raise forms.ValidationError("parameter values hold no NUL character")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, eq, value = line.partition("=")
+        name = name.strip()
+        if not eq or not re.match(r"\A[a-z][a-z0-9_]{0,31}\Z", name):
+            raise forms.ValidationError(f"line {n}: {line[:60]!r} is not name=value (a name is lower-case letters, "
+                                        "digits and '_')")
+        if name in out:
+            raise forms.ValidationError(f"line {n}: {name} is given twice")
+        out[name] = value
+    if len(out) > MAX_PARAMETERS:
+        raise forms.ValidationError(f"at most {MAX_PARAMETERS} parameters")
+    return out
+
+
+class ArchTestForm(forms.Form):
+    """An arch-testing group from a bug's package list (docs/arch-testing.md)."""
+
+    packages = forms.CharField(max_length=20000, strip=False, label="package list",
+                               widget=forms.Textarea(attrs={"rows": 6, "autofocus": True,
+                                                            "placeholder": "=app-misc/hello-1.0 amd64 x86\n"
+                                                                           "=dev-libs/libgreet-1.0 ^"}),
+                               help_text="as in the bug's package list field (NATTkA's format): one =cat/pkg-ver "
+                                         "[arch...] a line, ^ for the arches of the line above")
+    bug = forms.IntegerField(required=False, min_value=1, max_value=2**31 - 1, help_text="the Gentoo bug number")
+    stable = forms.ChoiceField(choices=[("1", "stabilisation"), ("0", "keywording")], initial="1", label="request")
+    arches = forms.CharField(required=False, max_length=400,
+                             help_text="the arches you test (a line without arches gets these; every line is "
+                                       "limited to them); separated by spaces")
+    flavours = forms.CharField(max_length=400, initial="openrc", help_text="stage3 flavours, separated by spaces")
+    combinations = forms.IntegerField(min_value=0, max_value=64, initial=12,
+                                      help_text="USE combinations per package, satisfying REQUIRED_USE (tatt's "
+                                                "usecombis), besides the defaults, all-off and all-on")
+    rdeps = forms.IntegerField(min_value=0, max_value=64, initial=10, label="reverse dependencies",
+                               help_text="per package and arch (tatt's rdeps)")
+    seed = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1,
+                              help_text="what draws them (empty: a new one, recorded on the group)")
+    filter = forms.CharField(required=False, max_length=2000, strip=False,
+                             help_text='drop combinations: !(arch == "x86" && kind == "rdep")')
+    second_opinion = forms.BooleanField(required=False, initial=True,
+                                        help_text="run a failed configuration once more on another slave")
+
+    def _words(self, name: str) -> list[str]:
+        items = [w for w in re.split(r"[\s,]+", self.cleaned_data[name] or "") if w]
+        for w in items:
+            word(w)
+        return list(dict.fromkeys(items))
+
+    def clean_arches(self) -> list[str]:
+        return self._words("arches")
+
+    def clean_flavours(self) -> list[str]:
+        items = self._words("flavours")
+        if not items:
+            raise forms.ValidationError("name at least one flavour, e.g. openrc")
+        return items
+
+    def save(self, owner):
+        """The group, or None with the faults as form errors (nothing is stored then)."""
+        from autotua_master.groups.archtest import ArchTestRequest, create_archtest
+        from autotua_master.groups.create import GroupInvalid
+        from autotua_master.snapshots.models import UnknownSnapshot
+
+        d = self.cleaned_data
+        req = ArchTestRequest(packages=d["packages"], bug=d["bug"], stable=d["stable"] == "1",
+                              arches=tuple(d["arches"]), flavours=tuple(d["flavours"]),
+                              combinations=d["combinations"], rdeps=d["rdeps"], seed=d["seed"], filter=d["filter"],
+                              second_opinion=d["second_opinion"])
+        try:
+            return create_archtest(req, owner)
+        except GroupInvalid as e:
+            for err in e.errors:
+                where = " ".join(x for x in (err["row"], err["arch"]) if x)
+                self.add_error("packages" if not where else None, f"{where}: {err['message']}" if where
+                               else err["message"])
+        except (TreeError, UnknownSnapshot) as e:
+            self.add_error(None, str(e))
         return None
 
 

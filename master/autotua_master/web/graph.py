@@ -89,7 +89,7 @@ def job_dot(page) -> str:
     nodes: dict[tuple[str, str], str] = {}
     for s in page.sidepends:
         req = s.requirement
-        key = (req["jobuild"], req["digest"])
+        key = (req["jobuild"], req.get("identity") or req["digest"])
         if key not in nodes:
             nodes[key] = f"s{len(nodes)}"
             extra = s.state

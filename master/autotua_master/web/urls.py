@@ -5,7 +5,7 @@ from django.urls import path
 
 from autotua_master import converters  # noqa: F401 (registers <id:...>)
 
-from .views import dashboard, jobs, logs, slaves, tree
+from .views import dashboard, groups, jobs, logs, slaves, tree
 
 app_name = "web"
 log = "jobs/<id:job_id>/runs/<uuid:run>/jobuilds/<id:index>/"
@@ -25,6 +25,13 @@ urlpatterns = [
     path(log + "log", logs.log_page, name="log"),
     path(log + "log.txt", logs.log_text, name="log-text"),
     path(log + "attachments/<str:name>", logs.attachment, name="attachment"),
+    # groups
+    path("groups/", groups.group_list, name="groups"),
+    path("groups/archtest", groups.archtest_create, name="archtest-create"),
+    path("groups/<id:group_id>/", groups.group_detail, name="group"),
+    path("groups/<id:group_id>/report.txt", groups.group_report, name="group-report"),
+    path("groups/<id:group_id>/cancel", groups.group_cancel, name="group-cancel"),
+    path("groups/<id:group_id>/rerun", groups.group_rerun, name="group-rerun"),
     # slaves
     path("slaves/", slaves.slave_list, name="slaves"),
     path("slaves/new", slaves.slave_create, name="slave-create"),

@@ -5,7 +5,9 @@
     autotua-jobuild sign [--local-user KEY] [--export-key USER] PATH...
     autotua-jobuild check [--tree DIR] [--revision REV] [--trust ...]
     autotua-jobuild metadata FILE [--json]
-    autotua-jobuild graph --tree PATH [--revision REV] [--arch A] ATOM [--json] [--trust ...]
+    autotua-jobuild graph --tree PATH [--revision REV] [--arch A] [--param NAME=VALUE...] ATOM [--json]
+    autotua-jobuild archtest --master URL [--token T] [--bug N] [--arch A...] [--flavour F...] FILE|-
+    autotua-jobuild report --master URL GROUP [--json]
 
 and, on the master (its REST API, with your API token: autotua/cli/master.py says where it is read):
 
@@ -153,10 +155,12 @@ def print_resolution(res: Resolution) -> None:
         print("Plan (DEPEND, run in order in one container):")
         for i, e in enumerate(res.plan, 1):
             print(f"  {i:2}. {e.jobuild:<36} {e.digest[:12]}  {e.description}")
+            for name, value in e.parameters.items():
+                print(f"        {name} = {value!r}")
     if res.sidepends:
         print("SIDEPEND (must have passed somewhere):")
         for s in res.sidepends:
-            print(f"      {s.atom:<24} -> {s.jobuild} {s.digest[:12]}  (for {s.required_by})")
+            print(f"      {s.atom:<24} -> {s.jobuild} {s.identity[:12]}  (for {s.required_by})")
     _print_problems(res.errors, res.warnings)
     print(">>> valid" if res.valid else f">>> INVALID: {len(res.errors)} error(s)")
 
@@ -165,12 +169,88 @@ def cmd_graph(args) -> int:
     tree = open_tree(args.tree, args.revision)
     trusted = _trust(args, tree)
     with MetadataReader(_cache(args)) as reader, Verifier(trusted, reader.cache) as verifier:
-        res = Resolver(tree, verifier, reader).resolve(args.atom, args.arch)
+        res = Resolver(tree, verifier, reader).resolve(args.atom, args.arch, parameters=_params(args.param) or None)
     if args.json:
         print(json.dumps(res.to_json(), indent=2))
     else:
         print_resolution(res)
     return EXIT_OK if res.valid else EXIT_INVALID
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq:
+            raise AutotuaError(f"--param {pair!r}: write NAME=VALUE")
+        out[name] = value
+    return out
+
+
+# -- the master: arch testing ---------------------------------------------------------------------
+def _master(args):
+    """A requests session for the master's API with the maintainer's token (--token or AUTOTUA_TOKEN)."""
+    import requests
+
+    token = args.token or os.environ.get("AUTOTUA_TOKEN", "")
+    if not token:
+        raise AutotuaError("no API token: --token, or AUTOTUA_TOKEN (your token is on the master's admin page, or "
+                           "`autotua-master createmaintainer --token`)")
+    s = requests.Session()
+    s.headers["Authorization"] = f"Token {token}"
+    return s, args.master.rstrip("/") + "/api/v1/"
+
+
+def _answer(r) -> dict:
+    try:
+        body = r.json()
+    except ValueError:
+        raise AutotuaError(f"the master answered {r.status_code}: {r.text[:300]}") from None
+    if r.status_code >= 400:
+        for e in body.get("errors") or []:
+            where = " ".join(x for x in (e.get("row", ""), e.get("arch", "")) if x)
+            print(f" * ERROR {where + ': ' if where else ''}{e.get('message')}", file=sys.stderr)
+        raise AutotuaError(body.get("detail") or f"the master answered {r.status_code}")
+    return body
+
+
+def cmd_archtest(args) -> int:
+    import time
+
+    session, api = _master(args)
+    text = sys.stdin.read() if args.packages == "-" else Path(args.packages).read_text()
+    body = {"packages": text, "bug": args.bug, "stable": not args.keyword, "arches": args.arch,
+            "flavours": args.flavour or ["openrc"], "combinations": args.combinations, "rdeps": args.rdeps,
+            "seed": args.seed, "filter": args.filter or "", "second_opinion": not args.no_second_opinion,
+            "snapshot": args.snapshot or ""}
+    try:
+        group = _answer(session.post(api + "groups/archtest", json=body, timeout=300))
+    except AutotuaError as e:
+        print(f" * {e}", file=sys.stderr)
+        return EXIT_INVALID
+    jobs = sum(len(c["jobs"]) for c in group["cells"])
+    print(f">>> group #{group['id']}: {group['title']}: {len(group['rows'])} configurations, {jobs} jobs, "
+          f"seed {group['seed']}, snapshot {group['snapshot']}")
+    print(f"    {args.master.rstrip('/')}/groups/{group['id']}/")
+    if not args.wait:
+        return EXIT_OK
+    while group["state"] in ("queued", "running"):
+        time.sleep(args.poll)
+        group = _answer(session.get(api + f"groups/{group['id']}/", timeout=60))
+    print(session.get(api + f"groups/{group['id']}/report.txt", timeout=60).text, end="")
+    return EXIT_OK if group["state"] == "passed" else EXIT_INVALID
+
+
+def cmd_report(args) -> int:
+    import requests
+
+    session, api = requests.Session(), args.master.rstrip("/") + "/api/v1/"  # reports are public
+    path = f"groups/{args.group}/report" + ("" if args.json else ".txt")
+    r = session.get(api + path, timeout=60)
+    if r.status_code != 200:
+        raise AutotuaError(f"group {args.group}: the master answered {r.status_code}: {r.text[:200]}")
+    print(json.dumps(r.json(), indent=2) if args.json else r.text.rstrip("\n"))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,8 +296,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", "-r", help="with a bzr branch: revno or revision id (default: tip)")
     s.add_argument("--arch", help="the machine's arch, checked against ARCH")
     s.add_argument("--trust", action="append", default=[], help=trust_help)
+    s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a value for the root jobuild's PARAMETERS (repeatable)")
     s.add_argument("--json", action="store_true", help="machine-readable output (docs/maintainer.md)")
     s.set_defaults(func=cmd_graph)
+
+    master = argparse.ArgumentParser(add_help=False)
+    master.add_argument("--master", required=True, help="the master's URL (https://autotua.example.org)")
+    master.add_argument("--token", help="your API token (default: $AUTOTUA_TOKEN)")
+
+    s = sub.add_parser("archtest", parents=[master],
+                       help="arch-test a bug's package list on the master (docs/arch-testing.md)")
+    s.add_argument("packages", metavar="FILE", help="the package list, as in the bug (NATTkA's format); - for stdin")
+    s.add_argument("--bug", type=int, help="the Gentoo bug number")
+    s.add_argument("--keyword", action="store_true", help="a keywording request (default: a stabilisation)")
+    s.add_argument("--arch", action="append", default=[], help="an arch you test (repeatable; NATTkA's CC)")
+    s.add_argument("--flavour", action="append", default=[], help="a stage3 flavour (repeatable; default openrc)")
+    s.add_argument("--combinations", type=int, default=12, help="USE combinations per package (default 12)")
+    s.add_argument("--rdeps", type=int, default=10, help="reverse dependencies per package and arch (default 10)")
+    s.add_argument("--seed", type=int, help="what draws them (default: a new one, recorded on the group)")
+    s.add_argument("--filter", help='drop combinations: !(arch == "x86" && kind == "rdep")')
+    s.add_argument("--snapshot", help="the Gentoo snapshot (YYYYMMDD; default: the newest)")
+    s.add_argument("--no-second-opinion", action="store_true", help="do not run a failure again on another slave")
+    s.add_argument("--wait", action="store_true", help="wait until the group ends and print its report")
+    s.add_argument("--poll", type=float, default=10, help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_archtest)
+
+    s = sub.add_parser("report", parents=[master], help="print a group's report (to paste into the bug)")
+    s.add_argument("group", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_report)
 
     from autotua.cli import jobs
 

@@ -3,8 +3,10 @@
 Fresh keys sign the sample tree into a real bzr branch the master owns; a tiny stage3 in Gentoo's
 autobuilds layout (cached after the first run) and the sample distfiles are served from a local HTTP
 mirror; the master runs under gunicorn on 127.0.0.1 with SQLite; two slaves with different stage3
-flavours take the sample jobs. What happens is printed as it happens; then the web UI's address and
-a login; Ctrl-C stops every process and leaves no mount behind.
+flavours take the sample jobs. What happens is printed as it happens; then a bug's package list
+becomes an arch-testing group (the tiny ebuild repository published as a signed Gentoo snapshot),
+which runs, and its report is printed; then the web UI's address and a login; Ctrl-C stops every
+process and leaves no mount behind.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import requests
 
 from autotua.demo.httpserver import MirrorServer
+from autotua.demo.repository import make_snapshot_key, publish_snapshot
 from autotua.demo.sampletree import REPO_ROOT, build_sample_tree, stop_agent
 from autotua.demo.stage3 import ReleaseKey, publish_stage3
 from autotua.demo.watch import JobWatcher
@@ -43,6 +46,17 @@ JOBS = [
 ]
 CANCEL = "bob/slow"
 NOTIFY = "alice/hello-suite"
+#: the arch-testing group the demo ends with: two packages of the test repository (autotua.demo.repository)
+ARCHTEST_LIST = "=app-misc/hello-1.0 amd64\n=dev-libs/libgreet-1.0 ^\n"
+ARCHTEST_BUG = 900001
+#: until the slave's jobs can emerge (the job container, issues 11 and 12) the demo's groups run the
+#: stand-in: gentoo/arch-test's own template, with portage's output faked from the job's USE flags.
+#: When they can, this becomes gentoo/arch-test, the slaves get repository = "snapshot" and a stage3
+#: that carries portage (autotua.demo.portage), and nothing else changes.
+ARCHTEST_JOBUILD = "gentoo/arch-test-standin"
+#: a third slave, started for the arch testing: the second opinion on an openrc failure needs another
+#: openrc slave (it would have taken some of the sample jobs above, whose story names their slaves)
+SECOND_OPINION_SLAVE = ("demo-openrc-2", "openrc")
 
 
 def say(msg: str) -> None:
@@ -138,6 +152,13 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     else:
         stage3_dir, release_key = stage3_mirror(cache)
         (served / "releases").symlink_to(stage3_dir / "releases")
+    key = make_snapshot_key(work / "snapshot-gpg")
+    stack.append(_Stopper(lambda: stop_agent(key.gnupghome)))
+    date = time.strftime("%Y%m%d", time.gmtime(time.time() - 86400))
+    release = publish_snapshot(work / "repository-mirror", key, date)
+    (served / "snapshots").symlink_to(release.snapshots)
+    print(f"    the test repository (egencache's md5-cache) as Gentoo's snapshot of {date}, signed by "
+          f"{key.fingerprint}")
     mirror = MirrorServer(served).start()
     stack.append(mirror)
     stage3_url = args.gentoo_mirror or mirror.url
@@ -148,9 +169,12 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
                         RETRY_AFTER=2, WAIT_RETRY_AFTER=2,
                         MIRRORS=json.dumps({"autotua-samples": [mirror.url + "/distfiles/"]}),
                         EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend",
-                        EMAIL_FROM="autotua@demo.example")
+                        EMAIL_FROM="autotua@demo.example",
+                        SNAPSHOT_MIRROR=mirror.url, SNAPSHOT_KEY=key.key_file, SNAPSHOT_KEY_FINGERPRINT=key.fingerprint,
+                        ARCHTEST_JOBUILD=ARCHTEST_JOBUILD)
     master.env["AUTOTUA_SITE_URL"] = master.url
     master.migrate()
+    print("    " + master.manage("refreshsnapshots").strip().replace("\n", "\n    "))
     passwords = {user: secrets.token_urlsafe(9) for user in (*sample.fingerprints, VOLUNTEER, "admin")}
     tokens = {user: master.add_maintainer(user, fpr, password=passwords[user], email=f"{user}@jobtage.example")
               for user, fpr in sample.fingerprints.items()}
@@ -215,6 +239,8 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
 
     say("Where things ended")
     print("\n".join(watcher.summary()))
+
+    archtest(master, people["alice"], root, slaves, work, cache, stage3_url, release_key, stack)
     say("The web UI and the admin are up")
     print(f"    web UI  {master.url}/")
     print(f"    admin   {master.url}/admin/")
@@ -272,6 +298,49 @@ def write_maintainer_env(home: Path, master_url: str, token: str, sample, user: 
                    f"export BRZ_EMAIL='{user} <{user}@jobtage.example>'\n"
                    f"export PATH={venv_bin}:$PATH\n")
     return env
+
+
+def archtest(master, alice, root: bool, slaves: list, work: Path, cache: Path, stage3_url: str, release_key,
+             stack: list) -> None:
+    """The demo's last act: a bug's package list to an arch-testing group, run, and its report."""
+    say(f"Arch testing: bug {ARCHTEST_BUG}'s package list to a group of {ARCHTEST_JOBUILD} jobs (tatt's sampling "
+        "from the pinned snapshot; the stand-in for emerge, until jobs emerge)")
+    for line in ARCHTEST_LIST.splitlines():
+        print(f"    {line}")
+    if root and slaves:
+        from autotua.demo.slaves import SlaveSetup
+
+        name, flavour = SECOND_OPINION_SLAVE
+        token = master.add_slave(name, arch="amd64", flavours=(flavour,), owner=VOLUNTEER)
+        s = SlaveSetup(work / name, master.url, token, stage3_url, str(release_key), name=name, flavours=[flavour],
+                       cache_dir=str(cache / "slave-cache"), extra={"max_poll_interval": 1})
+        s.start()
+        stack.append(s)
+        slaves.append(s)
+        print(f"    {name} started too ({flavour}): a failure on one openrc slave is asked again on the other")
+    r = alice.post(master.url + "/api/v1/groups/archtest", timeout=300, json={
+        "packages": ARCHTEST_LIST, "bug": ARCHTEST_BUG, "flavours": list(dict.fromkeys(FLAVOURS.values())),
+        "combinations": 2, "rdeps": 10, "seed": 1})
+    if r.status_code != 201:
+        print(f"!!! the group was refused: {r.text[:2000]}")
+        return
+    group = r.json()
+    jobs = sum(len(c["jobs"]) for c in group["cells"])
+    print(f"    group #{group['id']}: {len(group['rows'])} configurations x {len(group['columns'])} flavours = "
+          f"{jobs} jobs (seed {group['seed']}, snapshot {group['snapshot']}): {master.url}/groups/{group['id']}/")
+    said, started = None, time.monotonic()
+    while root and slaves and group["state"] in ("queued", "running") and time.monotonic() - started < 900:
+        counts = ", ".join(f"{n} {v}" for v, n in group["counts"].items())
+        if counts != said:
+            print(f"{time.strftime('%H:%M:%S')}  group #{group['id']} {group['state']}: {counts}", flush=True)
+            said = counts
+        if any(s.proc.poll() is not None for s in slaves):
+            print("!!! a slave stopped; its log: " + ", ".join(str(s.base / "slave.log") for s in slaves))
+            break
+        time.sleep(1)
+        group = alice.get(master.url + f"/api/v1/groups/{group['id']}/", timeout=60).json()
+    say("The group's report, to paste into the bug" + ("" if root and slaves else " (no slaves: nothing ran)"))
+    print(alice.get(master.url + f"/api/v1/groups/{group['id']}/report.txt", timeout=60).text, end="")
 
 
 def _running_for(watcher: JobWatcher, job_id: int) -> float:

@@ -23,7 +23,13 @@ and these eclass-free EAPI 8 packages, each with a ``src_test``:
 * ``app-misc/hello-1.0`` (``amd64 x86 ~arm64``): ``IUSE="+english french broken-test"``,
   ``REQUIRED_USE="^^ ( english french )"``, depends on ``dev-libs/slowlib``, and its ``src_test``
   fails on purpose with ``USE=broken-test``;
-* ``app-misc/tiny-1.0`` (``amd64``) and ``app-misc/tiny-1.1`` (``~amd64``): quick, no dependencies.
+* ``app-misc/tiny-1.0`` (``amd64``) and ``app-misc/tiny-1.1`` (``~amd64``): quick, no dependencies;
+* for arch testing (:mod:`autotua.archtest`), quick too: ``dev-libs/libgreet-0.9`` (``amd64 x86``)
+  and ``-1.0`` (``~amd64 ~x86``, ``IUSE="doc static-libs +unicode"``, no REQUIRED_USE, so all-on
+  and all-off are both valid), and its reverse dependencies ``app-misc/greeter-1.0``
+  (``RDEPEND=">=dev-libs/libgreet-0.9"``), ``app-misc/greeter-extras-1.0`` (only with
+  ``USE=fancy``: ``fancy? ( >=dev-libs/libgreet-1.0[unicode] )``) and ``app-misc/oldgreet-1.0``
+  (``<dev-libs/libgreet-1.0``: an reverse dependency of 0.9, not of 1.0).
 
 Their SRC_URI is ``https://autotua.example.org/distfiles/...``, a host that does not exist: portage
 fetches every file from ``GENTOO_MIRRORS`` first (``<mirror>/distfiles/<file>``), which points at the
@@ -142,6 +148,40 @@ src_install() {
 EBUILDS["app-misc/tiny/tiny-1.1.ebuild"] = EBUILDS["app-misc/tiny/tiny-1.0.ebuild"].replace(
     'KEYWORDS="amd64"', 'KEYWORDS="~amd64"')
 
+_GREET = '''EAPI=8
+
+DESCRIPTION="%(description)s"
+HOMEPAGE="https://autotua.example.org/"
+SRC_URI="%%(src)s/${P}.tar.gz"
+
+LICENSE="GPL-2"
+SLOT="0"
+KEYWORDS="%(keywords)s"
+IUSE="%(iuse)s"
+%(deps)s
+src_test() {
+	[[ $(cat VERSION) == "${PV}" ]] || die "VERSION is not ${PV}"
+}
+
+src_install() {
+	insinto /usr/share/${PN}
+	doins VERSION
+}
+'''
+for _path, _fields in {
+    "dev-libs/libgreet/libgreet-0.9.ebuild": ("A greeting library, the stable version", "amd64 x86", "", ""),
+    "dev-libs/libgreet/libgreet-1.0.ebuild": ("A greeting library, the version being stabilised", "~amd64 ~x86",
+                                              "doc static-libs +unicode", ""),
+    "app-misc/greeter/greeter-1.0.ebuild": ("Greets, with libgreet", "amd64 x86", "nls",
+                                            'RDEPEND=">=dev-libs/libgreet-0.9"\nDEPEND="${RDEPEND}"\n'),
+    "app-misc/greeter-extras/greeter-extras-1.0.ebuild": (
+        "Fancy greetings: needs libgreet 1.0 with USE=fancy only", "amd64", "fancy",
+        'RDEPEND="fancy? ( >=dev-libs/libgreet-1.0[unicode] )"\n'),
+    "app-misc/oldgreet/oldgreet-1.0.ebuild": ("Greets with the libgreet before 1.0", "amd64", "",
+                                              'DEPEND="<dev-libs/libgreet-1.0"\nRDEPEND="${DEPEND}"\n'),
+}.items():
+    EBUILDS[_path] = _GREET % dict(zip(("description", "keywords", "iuse", "deps"), _fields, strict=True))
+
 SOURCES = {
     "slowlib-1.0": {
         "data.txt": ("slowlib test data\n" * 4096, 0o644),
@@ -157,6 +197,8 @@ SOURCES = {
     },
     "tiny-1.0": {"VERSION": ("1.0\n", 0o644)},
     "tiny-1.1": {"VERSION": ("1.1\n", 0o644)},
+    **{p: {"VERSION": (p.rsplit("-", 1)[1] + "\n", 0o644)}
+       for p in ("libgreet-0.9", "libgreet-1.0", "greeter-1.0", "greeter-extras-1.0", "oldgreet-1.0")},
 }
 
 METADATA_XML = '''<?xml version="1.0" encoding="UTF-8"?>
@@ -168,7 +210,11 @@ METADATA_XML = '''<?xml version="1.0" encoding="UTF-8"?>
 %s</pkgmetadata>
 '''
 USE_FLAGS = {"app-misc/hello": {"english": "Say hello in English", "french": "Say hello in French",
-                                "broken-test": "Make src_test fail, on purpose"}}
+                                "broken-test": "Make src_test fail, on purpose"},
+             "dev-libs/libgreet": {"doc": "Install the documentation", "static-libs": "Build static libraries",
+                                   "unicode": "Greet in Unicode"},
+             "app-misc/greeter": {"nls": "Translated greetings"},
+             "app-misc/greeter-extras": {"fancy": "Fancy greetings, with libgreet 1.0"}}
 
 
 def timestamp_of(date: str) -> datetime.datetime:
@@ -201,13 +247,16 @@ def egencache(repo: Path) -> None:
         raise RuntimeError(f"egencache failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
-def build_repository(root: str | os.PathLike, date: str, distdir: str | os.PathLike) -> Path:
-    """Write the repository as of ``date`` (``YYYYMMDD``) into ``root``, its distfiles into ``distdir``."""
+def build_repository(root: str | os.PathLike, date: str, distdir: str | os.PathLike, *,
+                     extra: dict[str, str] | None = None) -> Path:
+    """Write the repository as of ``date`` (``YYYYMMDD``) into ``root``, its distfiles into ``distdir``;
+    ``extra`` (path -> ebuild text, no SRC_URI) adds packages (the group bench's)."""
     root = Path(root)
     dist = build_distfiles(distdir)
+    ebuilds = {**EBUILDS, **(extra or {})}
     files = {
         "profiles/repo_name": f"{REPO_NAME}\n",
-        "profiles/categories": "".join(f"{c}\n" for c in sorted({k.split("/")[0] for k in EBUILDS})),
+        "profiles/categories": "".join(f"{c}\n" for c in sorted({k.split("/")[0] for k in ebuilds})),
         "profiles/arch.list": "amd64\narm64\nx86\n",
         "profiles/profiles.desc": f"amd64\t{PROFILE}\tstable\n",
         "profiles/use.desc": "test - Run the package's tests (FEATURES=test)\n",
@@ -224,14 +273,16 @@ def build_repository(root: str | os.PathLike, date: str, distdir: str | os.PathL
     }
     for path, ebuild in EBUILDS.items():
         files[path] = HEADER + ebuild % {"src": SRC_BASE}
-    for pkg in {"/".join(p.split("/")[:2]) for p in EBUILDS}:
+    for path, ebuild in (extra or {}).items():
+        files[path] = HEADER + ebuild
+    for pkg in {"/".join(p.split("/")[:2]) for p in ebuilds}:
         flags = USE_FLAGS.get(pkg, {})
         use = "".join(f'\t\t<flag name="{f}">{d}</flag>\n' for f, d in flags.items())
         files[f"{pkg}/metadata.xml"] = METADATA_XML % (f"\t<use>\n{use}\t</use>\n" if use else "")
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    for pkg in sorted({"/".join(p.split("/")[:2]) for p in EBUILDS}):
+    for pkg in sorted({"/".join(p.split("/")[:2]) for p in ebuilds}):
         mine = {n: dist[n] for n in dist if n.rsplit("-", 1)[0] == pkg.split("/")[1]}
         (root / pkg / "Manifest").write_text(Manifest.build(mine, {}).to_text())
     egencache(root)

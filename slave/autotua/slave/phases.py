@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from autotua import faults
 from autotua.bridge import parse_record
+from autotua.params import environment
 from autotua.slave.container import INSIDE, Container
 from autotua.slave.logstream import LogStream
 from autotua.slave.sync import Prepared
@@ -93,10 +94,12 @@ class Outcome:
 
 
 def jobuild_env(p: Prepared, record_fd: int = RECORD_FD) -> dict[str, str]:
-    """The variables jobuild.sh needs, as paths inside the container (see :mod:`autotua.slave.container`)."""
+    """The variables jobuild.sh needs, as paths inside the container (see :mod:`autotua.slave.container`),
+    and the job's parameter values as ``PARAM_<NAME>`` (data: bash never evaluates the environment)."""
     jid = p.jid
     tree = f"{INSIDE}/tree"
     return {
+        **environment(p.parameters),
         "PATH": PATH, "HOME": "/root", "TERM": "xterm", "NOCOLOR": "false",  # colour kept in the log (ANSI)
         "P": f"{jid.name}-{jid.version}", "PN": jid.name, "PV": str(jid.version), "JOBUILD_USER": jid.user,
         "FILESDIR": f"{tree}/{jid.user}/{jid.name}/files", "DISTDIR": "/var/cache/distfiles",

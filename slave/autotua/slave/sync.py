@@ -27,6 +27,7 @@ from autotua import faults
 from autotua.atom import AtomError, JobuildId
 from autotua.depgraph import content_digest
 from autotua.manifest import DigestMismatch, Manifest, ManifestError, verify_data
+from autotua.params import ParameterError, environment
 from autotua.signature import SignatureError, Verifier
 from autotua.slave import SlaveError
 from autotua.slave.locks import locked
@@ -59,6 +60,7 @@ class Prepared:
     path: str
     digest: str
     distfiles: list[Distfile] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)  # PARAM_<NAME> in its phases
 
     @property
     def src_uri(self) -> list[Distfile]:
@@ -165,7 +167,12 @@ class _Plan:
             raise _err(f"{jid}: the tree at revision {self.tree.describe()} does not match the plan the master "
                        f"validated (content digest {digest[:16]}…, expected {str(item.get('digest'))[:16]}…)")
         self.files.update(files)
-        return Prepared(index, jid, jid.path, digest, distfiles)
+        values = item.get("parameters") or {}
+        try:
+            environment(values if isinstance(values, dict) else {"": ""})
+        except ParameterError as e:
+            raise _err(f"plan entry {index}: parameters: {e}") from None
+        return Prepared(index, jid, jid.path, digest, distfiles, dict(values))
 
     def _manifest(self, jid: JobuildId, item: dict, files: dict[str, bytes]) -> list[Distfile]:
         mpath = self.tree.manifest_path(jid.user, jid.name)

@@ -28,6 +28,7 @@ from django.db import models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from autotua.params import identity
 from autotua_master import rows
 from autotua_master.snapshots.models import Snapshot, pin_payload
 from autotua_master.tree.validation import validate
@@ -44,9 +45,13 @@ __all__ = ["FINAL", "REVALIDATABLE", "Job", "JobError", "JobState"]
 
 
 class JobQuerySet(models.QuerySet):
-    def claimable(self, arch: str, flavours: list[str]):
-        """Queued jobs a slave of ``arch`` serving ``flavours`` can run, in the order claims take them."""
-        return self.filter(state=JobState.QUEUED, arch=arch, stage3__in=flavours).order_by(*CLAIM_ORDER)
+    def claimable(self, arch: str, flavours: list[str], slave=None):
+        """Queued jobs a slave of ``arch`` serving ``flavours`` can run, in the order claims take them; a
+        second opinion is never handed to the slave whose failure it checks."""
+        qs = self.filter(state=JobState.QUEUED, arch=arch, stage3__in=flavours)
+        if slave is not None:
+            qs = qs.filter(models.Q(avoid_slave__isnull=True) | ~models.Q(avoid_slave=slave))
+        return qs.order_by(*CLAIM_ORDER)
 
     def active(self):
         return self.exclude(state__in=[*FINAL, JobState.INVALID])
@@ -62,9 +67,10 @@ CLAIM_ORDER = ("-priority", "turn", "id")
 class JobManager(models.Manager.from_queryset(JobQuerySet)):
     def create_job(self, *, root: str, revision: str | int | None = None, arch: str | None = None,
                    stage3: str | None = None, owner=None, snapshot: str | None = None, notify: bool = False,
-                   rerun_of: Job | None = None) -> Job:
-        """Validate ``root`` at ``revision`` (None: the tip) and store the job, held, queued or invalid,
-        pinned to the Gentoo repository snapshot ``snapshot`` (None: the newest the master knows).
+                   rerun_of: Job | None = None, parameters: dict | None = None) -> Job:
+        """Validate ``root`` with its ``parameters`` at ``revision`` (None: the tip) and store the job,
+        held, queued or invalid, pinned to the Gentoo repository snapshot ``snapshot`` (None: the newest
+        the master knows), whose repository checks the values.
 
         Raises :class:`~autotua.tree.TreeError` for an unknown revision and
         :class:`~autotua_master.snapshots.models.UnknownSnapshot` for a snapshot the master does not
@@ -72,11 +78,12 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         """
         arch = arch or settings.AUTOTUA_DEFAULT_ARCH
         pinned = Snapshot.objects.pin(snapshot or "")
-        validation = validate(root, revision, arch)
+        validation = validate(root, revision, arch, parameters=parameters, snapshot=pinned)
         with transaction.atomic():
             job = self.model(root=root, arch=arch, owner=owner, stage3_asked=stage3 or "",
                              snapshot=pinned, snapshot_asked=pinned if snapshot else "",
-                             max_attempts=settings.AUTOTUA_MAX_ATTEMPTS, notify=notify, rerun_of=rerun_of)
+                             parameters=dict(parameters or {}), max_attempts=settings.AUTOTUA_MAX_ATTEMPTS,
+                             notify=notify, rerun_of=rerun_of)
             job.apply(validation)
             job.save()
             job.hold_or_queue()
@@ -88,19 +95,22 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         provision's provider before its own SIDEPENDs are linked, so a waiting cycle is seen."""
         root = "=" + provision.jobuild
         arch = waiter.arch
-        validation = validate(root, waiter.revision.revision_id, arch)
+        values = provision.parameters or None
+        validation = validate(root, waiter.revision.revision_id, arch, parameters=values, snapshot=waiter.snapshot)
         res = validation.resolution
         keywords = res.plan[-1].arch if res.plan else []
         if keywords and arch not in keywords:
             arch = keywords[0]
-            validation = validate(root, waiter.revision.revision_id, arch)
+            validation = validate(root, waiter.revision.revision_id, arch, parameters=values,
+                                  snapshot=waiter.snapshot)
         # the waiter's repository too: the SIDEPEND is run against what the waiter will see
         job = self.model(root=root, arch=arch, owner=None, max_attempts=settings.AUTOTUA_MAX_ATTEMPTS,
-                         snapshot=waiter.snapshot, snapshot_asked=waiter.snapshot)
+                         snapshot=waiter.snapshot, snapshot_asked=waiter.snapshot, parameters=dict(values or {}))
         job.apply(validation)
-        if job.plan and job.plan[-1]["digest"] != provision.digest:
+        got = identity(job.plan[-1]["digest"], job.plan[-1].get("parameters") or {}) if job.plan else ""
+        if job.plan and got != provision.digest:
             job.errors.append({"kind": "digest", "jobuild": provision.jobuild,
-                               "message": f"{provision.jobuild} has digest {job.plan[-1]['digest']} at "
+                               "message": f"{provision.jobuild} has digest {got} at "
                                           f"{job.revision}, not {provision.digest}"})
             job.state = JobState.INVALID
         if depth >= MAX_DEPTH:
@@ -175,6 +185,17 @@ class Job(JobLifecycle, models.Model):
                                 help_text="the Gentoo repository snapshot (YYYYMMDD) it runs against; empty: none")
     snapshot_asked = models.CharField(max_length=8, blank=True,
                                       help_text="the snapshot its maintainer named; empty: the newest at validation")
+    parameters = models.JSONField(default=dict, blank=True,
+                                  help_text="the root jobuild's parameter values, as asked (the plan holds them "
+                                            "checked, defaults filled in)")
+    group = models.ForeignKey("groups.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs",
+                              help_text="the group (a matrix, an arch-testing bug) it was made in")
+    row = models.PositiveIntegerField(null=True, blank=True, help_text="its configuration: a row of the group")
+    second_opinion_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE,
+                                          related_name="second_opinions",
+                                          help_text="the failed job of its group it runs again, on another slave")
+    avoid_slave = models.ForeignKey("slaves.Slave", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", help_text="never handed to this slave (a second opinion)")
     state = models.CharField(max_length=10, choices=JobState.choices, db_index=True)
     reason = models.TextField(blank=True, help_text="why it failed, errored, was cancelled or is waiting")
     plan = models.JSONField(default=list, blank=True)
@@ -233,6 +254,20 @@ class Job(JobLifecycle, models.Model):
     def root_jobuild(self) -> str | None:
         return self.plan[-1]["jobuild"] if self.plan else None
 
+    @property
+    def values(self) -> dict[str, str]:
+        """The root jobuild's parameter values: checked ones from the plan, else (invalid) as asked."""
+        if self.plan and not self.errors:
+            return self.plan[-1].get("parameters") or {}
+        return self.parameters or {}
+
+    @property
+    def label(self) -> str:
+        """The root with its values, as people read a job: ``gentoo/arch-test-1[atom==app-misc/hello-1.0]``."""
+        from autotua.params import label
+
+        return label(self.root_jobuild or self.root, self.values)
+
     def can_change(self, user) -> bool:
         return bool(user and user.is_authenticated and (user.is_staff or user.pk == self.owner_id))
 
@@ -250,7 +285,7 @@ class Job(JobLifecycle, models.Model):
         self.revision = validation.revision
         self.stage3 = self.stage3_asked or res.stage3 or "openrc"
         self.plan = [{"index": i, **_entry(e)} for i, e in enumerate(res.plan)]
-        self.sidepends = [vars(s) for s in res.sidepends]
+        self.sidepends = [{**vars(s), "identity": s.identity} for s in res.sidepends]
         self.warnings = [vars(p) for p in res.warnings] + coverage_warnings(self.arch, self.stage3, self.root)
         self.errors = [vars(p) for p in res.errors]
         self.stamp(validation.keys)
@@ -338,7 +373,7 @@ class Job(JobLifecycle, models.Model):
         self._check_revalidatable()
         asked = self.snapshot_asked if snapshot is None else snapshot
         pinned = Snapshot.objects.pin(asked)
-        validation = validate(self.root, revision, self.arch)
+        validation = validate(self.root, revision, self.arch, parameters=self.parameters or None, snapshot=pinned)
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=self.pk)
             locked._check_revalidatable()
@@ -393,6 +428,10 @@ class Job(JobLifecycle, models.Model):
             self.provider_ended()
         if self.notify:
             transaction.on_commit(lambda pk=self.pk: notify_owner(pk))
+        if state == JobState.FAILED and self.group_id:
+            from autotua_master.groups.secondopinion import ask_again
+
+            ask_again(self)
         log.info("job #%s %s%s", self.pk, state, f": {reason}" if reason else "")
 
     def provider_ended(self) -> None:
@@ -468,7 +507,7 @@ def _entry(e) -> dict:
     dist = lambda specs: [vars(s) for s in specs]  # noqa: E731
     return {"jobuild": e.jobuild, "path": e.path, "digest": e.digest, "description": e.description,
             "arch": list(e.arch), "inherited": list(e.inherited), "depend": e.depend, "sidepend": e.sidepend,
-            "src_uri": dist(e.src_uri), "portconf_uri": dist(e.portconf_uri)}
+            "src_uri": dist(e.src_uri), "portconf_uri": dist(e.portconf_uri), "parameters": dict(e.parameters)}
 
 
 def restamp(name: str, fingerprint: str | None) -> int:

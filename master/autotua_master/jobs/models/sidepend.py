@@ -26,12 +26,15 @@ MAX_DEPTH = 32
 
 
 class ProvisionQuerySet(models.QuerySet):
-    def lock(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Provision]:
-        """The provisions for ``(jobuild, digest)`` keys, made when missing, locked, in key order."""
+    def lock(self, keys: list[tuple[str, str]], values: dict | None = None) -> dict[tuple[str, str], Provision]:
+        """The provisions for ``(jobuild, identity)`` keys, made when missing (with the parameter
+        ``values`` of each key, if any), locked, in key order."""
         keys = sorted(set(keys))
         if not keys:
             return {}
-        self.bulk_create([Provision(jobuild=j, digest=d) for j, d in keys], ignore_conflicts=True)
+        values = values or {}
+        self.bulk_create([Provision(jobuild=j, digest=d, parameters=values.get((j, d)) or {}) for j, d in keys],
+                         ignore_conflicts=True)
         query = models.Q()
         for j, d in keys:
             query |= models.Q(jobuild=j, digest=d)
@@ -39,11 +42,12 @@ class ProvisionQuerySet(models.QuerySet):
         return {(p.jobuild, p.digest): p for p in rows}
 
     def require(self, job) -> dict[tuple[str, str], Provision]:
-        """Record ``job``'s SIDEPEND requirements; their provisions, locked."""
-        provisions = self.lock([(s["jobuild"], s["digest"]) for s in job.sidepends])
+        """Record ``job``'s SIDEPEND requirements; their provisions (keyed by jobuild and identity), locked."""
+        keys = [(s["jobuild"], sidepend_identity(s)) for s in job.sidepends]
+        provisions = self.lock(keys, {k: s.get("parameters") or {} for k, s in zip(keys, job.sidepends, strict=True)})
         Requirement.objects.bulk_create([
-            Requirement(job=job, provision=provisions[(s["jobuild"], s["digest"])], atom=s["atom"],
-                        required_by=s["required_by"]) for s in job.sidepends
+            Requirement(job=job, provision=provisions[k], atom=s["atom"], required_by=s["required_by"])
+            for k, s in zip(keys, job.sidepends, strict=True)
         ])
         return provisions
 
@@ -88,9 +92,18 @@ class ProvisionQuerySet(models.QuerySet):
                                                                        reason="", updated=timezone.now())
 
 
+def sidepend_identity(s: dict) -> str:
+    """A SIDEPEND requirement's key: its content digest, with its parameter values folded in."""
+    from autotua.params import identity
+
+    return s.get("identity") or identity(s["digest"], s.get("parameters") or {})
+
+
 class Provision(models.Model):
     jobuild = models.CharField(max_length=255)
-    digest = models.CharField(max_length=64)
+    digest = models.CharField(max_length=64, help_text="the content digest, with the parameter values folded in "
+                                                       "when it takes any (autotua.params.identity)")
+    parameters = models.JSONField(default=dict, blank=True, help_text="the values it must pass with")
     state = models.CharField(max_length=8, choices=ProvisionState.choices, default=ProvisionState.PENDING)
     provider = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="provides", help_text="the job the master runs to make it pass")

@@ -112,7 +112,7 @@ class JobPage:
 
 
 def job_page(job_id: int, run_uuid: str | None = None) -> JobPage:
-    job = Job.objects.select_related("owner", "revision").filter(pk=job_id).first()
+    job = Job.objects.select_related("owner", "revision", "group", "avoid_slave").filter(pk=job_id).first()
     if job is None:
         raise Http404(f"no job #{job_id}")
     runs = list(job.runs.select_related("slave").order_by("-claimed"))

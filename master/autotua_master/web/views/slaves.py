@@ -17,8 +17,19 @@ from ..permissions import can_manage_slave
 from ..queries import slaves as q
 
 
+def _flag(request, slaves) -> None:
+    """``flag``: why a slave is flagged, for the slaves the person may see it of (their own; staff: all)."""
+    from autotua_master.slaves.flags import flagged
+
+    mine = [s.pk for s in slaves if can_manage_slave(request.user, s)]
+    flags = flagged(mine)
+    for s in slaves:
+        s.flag = flags.get(s.pk, "")
+
+
 def slave_list(request):
     slaves = q.decorate(q.with_stats())
+    _flag(request, slaves)
     mine = [s for s in slaves if request.user.is_authenticated and s.owner_id == request.user.pk]
     return render(request, "web/slave_list.html", {"slaves": slaves, "mine": mine})
 
@@ -28,6 +39,7 @@ def slave_detail(request, slave_id: int):
     if not slave:
         raise Http404(f"no slave {slave_id}")
     slave = slave[0]
+    _flag(request, [slave])
     runs = slave.runs.select_related("job").order_by("-claimed")[:50]
     manage = can_manage_slave(request.user, slave)
     return render(request, "web/slave_detail.html", {"slave": slave, "runs": runs, "can_manage": manage,
