@@ -25,6 +25,12 @@ def other_slaves(arch: str, flavour: str, but) -> list:
             if flavour in (s.flavours or [])]
 
 
+def on_job_ended(sender, job, **kwargs) -> None:
+    """The jobs app's ``job_ended`` (connected in :mod:`.apps`): a group's failed job may ask again."""
+    if job.state == "failed" and job.group_id:
+        ask_again(job)
+
+
 def ask_again(job) -> None:
     """``job`` (of a group) just failed, under its row lock: queue its second opinion if one is due."""
     from autotua_master.jobs.models import Job

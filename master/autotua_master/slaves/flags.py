@@ -25,9 +25,7 @@ def _work(plan: list) -> tuple[str, str] | None:
 
 def flagged(slave_ids: list[int], n: int | None = None) -> dict[int, str]:
     """slave id -> why it is flagged, for those of ``slave_ids`` that are (three queries)."""
-    from autotua_master.jobs.models import JobuildResult
-
-    from .models import Run
+    from autotua_master.jobs.models import JobuildResult, Run
 
     n = n or settings.AUTOTUA_FLAG_AFTER_RUNS
     if not slave_ids:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import contextvars
 import logging
 import threading
 import time
@@ -37,7 +36,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import branch
+from . import branch, pushcheck
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +66,8 @@ class Pusher:
     landed: list[str] = field(default_factory=list)
 
 
-#: set for the length of one smart request; the tip hooks read it (they run in the same thread)
-current_pusher: contextvars.ContextVar[Pusher | None] = contextvars.ContextVar("autotua_pusher", default=None)
+#: set for the length of one smart request (a :class:`Pusher`); the tip hooks read it (same thread)
+current_pusher = pushcheck.current_pusher
 
 
 def _commands():
@@ -210,8 +209,6 @@ class PushView(View):
     http_method_names = ["post"]
 
     def post(self, request, path: str = ""):
-        from . import pushcheck
-
         pusher, why = authenticate(request.headers.get("Authorization", ""))
         if pusher is None:
             return _challenge(why)

@@ -9,6 +9,7 @@ the pushed revision, plus the ownership problems, so the maintainer sees exactly
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 
@@ -16,13 +17,17 @@ from autotua.depgraph import Problem
 
 log = logging.getLogger(__name__)
 
+#: the push's :class:`~.push.Pusher` for the length of one smart request (set by :mod:`.push`); the
+#: hooks act only while it is set
+current_pusher: contextvars.ContextVar = contextvars.ContextVar("autotua_pusher", default=None)
+
 _installed = False
 _install_lock = threading.Lock()
 
 
 def install_hooks() -> None:
     """Install the tip hooks in this process, once. They act only inside a push request (they look
-    at :data:`.push.current_pusher`), so the master's own use of breezy is not affected."""
+    at :data:`current_pusher`), so the master's own use of breezy is not affected."""
     global _installed
     with _install_lock:
         if _installed:
@@ -37,8 +42,6 @@ def install_hooks() -> None:
 def _pre_change(params) -> None:
     from breezy.errors import TipChangeRejected
 
-    from .push import current_pusher
-
     pusher = current_pusher.get()
     if pusher is None:
         return
@@ -50,8 +53,6 @@ def _pre_change(params) -> None:
 
 
 def _post_change(params) -> None:
-    from .push import current_pusher
-
     pusher = current_pusher.get()
     if pusher is not None:
         pusher.landed.append(params.new_revid.decode())

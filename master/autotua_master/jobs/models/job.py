@@ -33,7 +33,7 @@ from autotua_master import rows
 from autotua_master.snapshots.models import Snapshot, pin_payload
 from autotua_master.tree.validation import validate
 
-from .. import wakeup
+from .. import signals, wakeup
 from ..errors import JobError
 from .lifecycle import JobLifecycle, coverage_warnings, notify_owner
 from .sidepend import MAX_DEPTH, Provision, find_cycle
@@ -428,10 +428,7 @@ class Job(JobLifecycle, models.Model):
             self.provider_ended()
         if self.notify:
             transaction.on_commit(lambda pk=self.pk: notify_owner(pk))
-        if state == JobState.FAILED and self.group_id:
-            from autotua_master.groups.secondopinion import ask_again
-
-            ask_again(self)
+        signals.job_ended.send(sender=type(self), job=self)
         log.info("job #%s %s%s", self.pk, state, f": {reason}" if reason else "")
 
     def provider_ended(self) -> None:

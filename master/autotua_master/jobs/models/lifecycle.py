@@ -10,7 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from django.apps import apps
 from django.db import transaction
+
+from ..errors import JobError
+from .states import FINAL, JobState
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +27,14 @@ class JobLifecycle:
     @property
     def deletable(self) -> bool:
         """Invalid, or never started (no slave ever took it): nothing ran, nothing is lost."""
-        from .job import JobState
-
         return not self.automatic and (self.state == JobState.INVALID or not self.runs.exists())
 
     def remove(self, by) -> None:
         """Delete the job for ``by`` (its owner or staff), if it never started; raises JobError."""
-        from .job import Job, JobError
-
         if not self.can_change(by):
             raise JobError("only the job's owner or staff may delete it", "permission_denied")
         with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=self.pk)  # a claim takes this row too
+            job = type(self).objects.select_for_update().get(pk=self.pk)  # a claim takes this row too
             if job.automatic:
                 raise JobError(f"job #{job.pk} was queued by the master for a SIDEPEND; it is not deleted", "automatic")
             if not job.deletable:
@@ -47,8 +47,6 @@ class JobLifecycle:
     # -- rerunning ----------------------------------------------------------------------------------
     @property
     def rerunnable(self) -> bool:
-        from .job import FINAL
-
         return self.state in FINAL
 
     def rerun(self, by, *, notify: bool | None = None):
@@ -60,8 +58,6 @@ def rerun_jobs(jobs: Iterable, by, *, notify: bool | None = None) -> list:
     """Rerun ended jobs with their pins, as new jobs owned by ``by`` (who must be allowed to create
     jobs); each new job records which it reran. Raises JobError before creating any when one of
     them has not ended."""
-    from .job import Job, JobError
-
     jobs = list(jobs)
     for job in jobs:
         if not job.rerunnable:
@@ -70,7 +66,7 @@ def rerun_jobs(jobs: Iterable, by, *, notify: bool | None = None) -> list:
     made = []
     for job in jobs:
         pins = {f: getattr(job, f) for f in PINS}
-        new = Job.objects.create_job(root=pins["root"], revision=job.revision.revision_id, arch=pins["arch"],
+        new = type(job).objects.create_job(root=pins["root"], revision=job.revision.revision_id, arch=pins["arch"],
                                      stage3=pins["stage3_asked"] or None, snapshot=pins["snapshot"] or None,
                                      owner=by, notify=job.notify if notify is None else notify, rerun_of=job)
         made.append(new)
@@ -81,9 +77,8 @@ def rerun_jobs(jobs: Iterable, by, *, notify: bool | None = None) -> list:
 # -- warnings -----------------------------------------------------------------------------------------
 def coverage_warnings(arch: str, stage3: str, root: str) -> list[dict]:
     """A warning when no active slave runs ``arch`` with the ``stage3`` flavour: the job would wait."""
-    from autotua_master.slaves.models import Slave, SlaveState
-
-    served = {(a, f) for a, fl in Slave.objects.filter(state=SlaveState.ACTIVE).values_list("arch", "flavours")
+    Slave = apps.get_model("slaves", "Slave")  # the slaves app sits above this one: no import of it
+    served = {(a, f) for a, fl in Slave.objects.filter(state="active").values_list("arch", "flavours")
               for f in fl or ()}
     if (arch, stage3) in served:
         return []
@@ -100,9 +95,7 @@ def notify_owner(job_id: int) -> None:
     from django.conf import settings
     from django.core.mail import send_mail
 
-    from .job import Job
-
-    job = Job.objects.select_related("owner").filter(pk=job_id).first()
+    job = apps.get_model("jobs", "Job").objects.select_related("owner").filter(pk=job_id).first()
     if job is None or not job.notify or job.owner is None or not job.owner.email:
         return
     url = f"{settings.AUTOTUA_SITE_URL.rstrip('/')}/jobs/{job.pk}/" if settings.AUTOTUA_SITE_URL else f"/jobs/{job.pk}/"
