@@ -284,6 +284,8 @@ class JobRunner:
             "attachments": sent,
             "log_size": outcome.log_size,
         }
+        if not outcome.passed and (outcome.limit or outcome.timed_out):
+            result["reason"] = outcome.limit or outcome.timed_out  # the job's reason ends with it
         self._report(p, result)
         return outcome
 
