@@ -137,7 +137,8 @@ CELLS = [
     Spec("slave:last-result", "slave SIGKILLed after the last result", slave="result:bob/faulty-1.0"),
     *(Spec(f"slave:teardown-{name}", f"slave SIGKILLed while the keeper undoes the {name} step",
            slave=f"teardown:{name}") for name in reversed(STEP_NAMES)),
-    Spec("slave:finish", "slave SIGKILLed torn down, before its finish", slave="finish"),
+    Spec("slave:finish", "slave SIGKILLed torn down, before its finish (or before it knows the results "
+                          "finished the run)", slave="finish"),
     Spec("slave:waiting", "slave SIGKILLed while it waits (container up) for a SIDEPEND running elsewhere",
          slave="wait:alice/hello-suite-1.1", root=WAITING, holder=True),
     # -- the master: a worker SIGKILLed with the request's database work half done or done, unanswered
