@@ -5,9 +5,18 @@ synced, the Gentoo repository (the pinned snapshot's date, or the host's reposit
 
 from __future__ import annotations
 
+import os
+import select
+import time
 from pathlib import Path
 
+from autotua.slave import SlaveError
 from autotua.slave.snapshot import Repository
+
+#: what the master keeps of it (autotua_master.api.inputs.EMERGE_INFO_CHARS)
+EMERGE_INFO_CHARS = 256 << 10
+_NO_PORTAGE = 127
+_EMERGE_INFO = f"command -v emerge >/dev/null 2>&1 || exit {_NO_PORTAGE}; exec emerge --info"
 
 
 def stage3_input(tarball: Path) -> dict:
@@ -22,3 +31,41 @@ def run_inputs(tarball: Path, revision: str, repository: Repository | None, emer
     if emerge_info is not None:
         body["emerge_info"] = emerge_info
     return body
+
+
+def emerge_info(container, timeout: float = 120) -> str | None:
+    """``emerge --info`` run in the job's container as its root, before any jobuild: portage's own
+    account of the job's configuration (the slave's make.conf and PORTCONF included); None where the
+    stage3 has no portage."""
+    r, w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        proc = container.spawn(["/bin/bash", "-c", _EMERGE_INFO],
+                               {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "NOCOLOR": "true",
+                                "LC_ALL": "C"}, {0: null, 1: w, 2: w})
+    finally:
+        os.close(w)
+        os.close(null)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                container.killall()
+                raise SlaveError(f"it ran longer than {timeout:.0f} s", "container")
+            if select.select([r], [], [], min(left, 0.5))[0]:
+                chunk = os.read(r, 1 << 16)
+                if not chunk:
+                    break
+                if len(out) < 4 * EMERGE_INFO_CHARS:
+                    out += chunk
+        code = proc.wait(max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(r)
+    if code == _NO_PORTAGE:
+        return None
+    text = out.decode(errors="replace")
+    if code != 0:
+        raise SlaveError(f"exit status {code}: {text.strip()[-300:]}", "container")
+    return text[:EMERGE_INFO_CHARS]
