@@ -34,6 +34,9 @@ def test_the_make_conf_block():
         in block
     assert 'DISTDIR="/var/cache/distfiles"\n' in block and 'PKGDIR="/var/cache/binpkgs"\n' in block
     assert makeconf.portage_spec(2.0)["binrepos_conf"] == ""
+    assert "GENTOO_MIRRORS" not in block
+    assert 'GENTOO_MIRRORS="http://a.example/gentoo http://b.example"\n' in makeconf.make_conf(
+        1, gentoo_mirrors=["http://a.example/gentoo", 'http://x" FEATURES="-sandbox', "http://b.example"])
     assert 'MAKEOPTS="-j3 -l3"' in makeconf.make_conf(2.5)  # a share of 2.5 CPUs: three jobs
     assert f'MAKEOPTS="-j{os.cpu_count()} -l{os.cpu_count()}"' in makeconf.make_conf(0)  # no quota: every CPU
 

@@ -232,9 +232,9 @@ class JobRunner:
         portconf = [paths[d.name] for p in prepared for d in p.portconf]
         repository = str(self.repository.path) if self.repository else ""
         pkgdir = self._pkgdir(arch, flavour, tarball, profile)
+        portage = portage_spec(cfg.cpus, cfg.binhost, cfg.mirrors.get("gentoo", []))
         self.ns = Container(self.ws.dir, self.ws.spec(lower, prepared, cfg.distdir, self.host,
-                                                       repository=repository, portconf=portconf,
-                                                       portage=portage_spec(cfg.cpus, cfg.binhost),
+                                                       repository=repository, portconf=portconf, portage=portage,
                                                        pkgdir=str(pkgdir)), self.keeper)
         self.keeper = None  # the container has it now
         info = self.ns.start()

@@ -5,7 +5,8 @@ The keeper writes the job's ``/etc/portage/make.conf`` as the stage3's own ``mak
 
 * the block extends the stage3's settings (``FEATURES="${FEATURES} ..."``, incremental as portage's
   FEATURES are) and sets what the slave decides: ``MAKEOPTS`` from the CPU share it gives the job,
-  the FEATURES that work in the job container, and ``DISTDIR``/``PKGDIR`` where it mounts them;
+  the FEATURES that work in the job container, ``DISTDIR``/``PKGDIR`` where it mounts them, and
+  ``GENTOO_MIRRORS`` from the slave's ``[mirrors]`` ``gentoo`` entry, when it has one;
 * a PORTCONF tarball extends it with ``etc/portage/package.*``, ``env/``... and overrides it by
   shipping ``etc/portage/make.conf``, which *replaces* the file as a Gentoo user's own make.conf
   would. DISTDIR and PKGDIR are portage's default locations, so a replaced make.conf still uses the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 
 #: FEATURES portage runs with in the job container: its sandbox (where sys-apps/sandbox is
 #: installed, as in every real stage3; portage says so and goes on without it elsewhere), building
@@ -43,10 +45,12 @@ def jobs(cpus: float) -> int:
     return max(1, math.ceil(cpus)) if cpus else max(1, os.cpu_count() or 1)
 
 
-def make_conf(cpus: float, binhost: str = "") -> str:
-    """The slave's block of the job's ``make.conf``."""
+def make_conf(cpus: float, binhost: str = "", gentoo_mirrors: Iterable[str] = ()) -> str:
+    """The slave's block of the job's ``make.conf``; ``gentoo_mirrors``: the slave's ``[mirrors]``
+    ``gentoo`` entry, portage's GENTOO_MIRRORS (where it fetches distfiles first)."""
     n = jobs(cpus)
     features = FEATURES + (BINHOST_FEATURES if binhost else ())
+    mirrors = " ".join(m for m in gentoo_mirrors if m and '"' not in m and "$" not in m and "\\" not in m)
     return (
         "# The AutotuA slave's portage defaults (docs/slave.md, \"Portage in the job\"); a PORTCONF's\n"
         "# etc/portage/make.conf replaces this file (and may `source /etc/portage/autotua.conf`).\n"
@@ -55,6 +59,7 @@ def make_conf(cpus: float, binhost: str = "") -> str:
         f'EMERGE_DEFAULT_OPTS="${{EMERGE_DEFAULT_OPTS}} {" ".join(EMERGE_OPTS)}"\n'
         f'DISTDIR="{DISTDIR}"\n'
         f'PKGDIR="{PKGDIR}"\n'
+        + (f'GENTOO_MIRRORS="{mirrors}"\n' if mirrors else "")
     )
 
 
@@ -65,9 +70,9 @@ def binrepos_conf(binhost: str) -> str:
     return f"[autotua-binhost]\npriority = 1\nsync-uri = {binhost}\n"
 
 
-def portage_spec(cpus: float, binhost: str = "") -> dict:
+def portage_spec(cpus: float, binhost: str = "", gentoo_mirrors: Iterable[str] = ()) -> dict:
     """What the keeper writes into the job's root (``{"make_conf", "binrepos_conf"}``)."""
-    return {"make_conf": make_conf(cpus, binhost), "binrepos_conf": binrepos_conf(binhost)}
+    return {"make_conf": make_conf(cpus, binhost, gentoo_mirrors), "binrepos_conf": binrepos_conf(binhost)}
 
 
 def job_make_conf(stage3_make_conf: str, block: str) -> str:
