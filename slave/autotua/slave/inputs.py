@@ -33,14 +33,13 @@ def run_inputs(tarball: Path, revision: str, repository: Repository | None, emer
     return body
 
 
-def emerge_info(container, timeout: float = 120) -> str | None:
-    """``emerge --info`` run in the job's container as its root, before any jobuild: portage's own
-    account of the job's configuration (the slave's make.conf and PORTCONF included); None where the
-    stage3 has no portage."""
+def run_in_job(container, script: str, timeout: float = 120, keep: int = 1 << 20) -> tuple[int, str]:
+    """``bash -c script`` in the job's container as its root, outside any jobuild; (exit status, its
+    output: the first ``keep`` bytes). Past ``timeout`` every process of the job is killed."""
     r, w = os.pipe()
     null = os.open(os.devnull, os.O_RDONLY)
     try:
-        proc = container.spawn(["/bin/bash", "-c", _EMERGE_INFO],
+        proc = container.spawn(["/bin/bash", "-c", script],
                                {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "NOCOLOR": "true",
                                 "LC_ALL": "C"}, {0: null, 1: w, 2: w})
     finally:
@@ -58,14 +57,21 @@ def emerge_info(container, timeout: float = 120) -> str | None:
                 chunk = os.read(r, 1 << 16)
                 if not chunk:
                     break
-                if len(out) < 4 * EMERGE_INFO_CHARS:
+                if len(out) < keep:
                     out += chunk
         code = proc.wait(max(1.0, deadline - time.monotonic()))
     finally:
         os.close(r)
+    return code, out[:keep].decode(errors="replace")
+
+
+def emerge_info(container, timeout: float = 120) -> str | None:
+    """``emerge --info`` run in the job's container as its root, before any jobuild: portage's own
+    account of the job's configuration (the slave's make.conf and PORTCONF included); None where the
+    stage3 has no portage."""
+    code, text = run_in_job(container, _EMERGE_INFO, timeout, EMERGE_INFO_CHARS)
     if code == _NO_PORTAGE:
         return None
-    text = out.decode(errors="replace")
     if code != 0:
         raise SlaveError(f"exit status {code}: {text.strip()[-300:]}", "container")
-    return text[:EMERGE_INFO_CHARS]
+    return text
