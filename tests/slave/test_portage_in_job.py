@@ -99,7 +99,7 @@ def repo_and_files(tmp_path):
     return repo, files
 
 
-@pytest.mark.bad_input("slave", "a job's DISTDIR layer with a distfile of wrong content, of the wrong size, links, "
+@pytest.mark.bad_input("manifest", "a job's DISTDIR layer with a distfile of wrong content, of the wrong size, links, "
                        "a directory, a fifo, names no Manifest lists", "dropped, the cache unchanged")
 def test_the_harvest_keeps_only_what_the_manifest_says(tmp_path, repo_and_files):
     repo, files = repo_and_files
@@ -165,7 +165,7 @@ def repository(tmp_path_factory, snapshot_key, snapshots):
 @pytest.mark.slow
 @pytest.mark.root
 @needs_root
-@pytest.mark.bad_input("slave", "a jobuild that writes a distfile of wrong content into DISTDIR",
+@pytest.mark.bad_input("container", "a jobuild that writes a distfile of wrong content into DISTDIR",
                        "not harvested; the verified one beside it is")
 def test_portage_in_the_job_container(tmp_path, portage_root, repository, snapshots, host):
     """The slave's make.conf in the job (emerge --info says so), its PKGDIR cache filled by buildpkg,
