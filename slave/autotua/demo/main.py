@@ -54,10 +54,10 @@ NOTIFY = "alice/hello-suite"
 #: the arch-testing group the demo ends with: two packages of the test repository (autotua.demo.repository)
 ARCHTEST_LIST = "=app-misc/hello-1.0 amd64\n=dev-libs/libgreet-1.0 ^\n"
 ARCHTEST_BUG = 900001
-#: until the slave's jobs can emerge (the job container, issues 11 and 12) the demo's groups run the
-#: stand-in: gentoo/arch-test's own template, with portage's output faked from the job's USE flags.
-#: When they can, this becomes gentoo/arch-test, the slaves get repository = "snapshot" and a stage3
-#: that carries portage (autotua.demo.portage), and nothing else changes.
+#: the demo's group runs the stand-in: gentoo/arch-test's own template, with portage's output faked
+#: from the job's USE flags, on the sample jobs' slaves (tiny stage3s without portage, two flavours).
+#: The emerge act before it runs gentoo/arch-test itself; a group of it needs only slaves with
+#: repository = "snapshot" and a stage3 that carries portage (autotua.demo.portage), as that act's.
 ARCHTEST_JOBUILD = "gentoo/arch-test-standin"
 #: a third slave, started for the arch testing: the second opinion on an openrc failure needs another
 #: openrc slave (it would have taken some of the sample jobs above, whose story names their slaves)
@@ -393,7 +393,7 @@ def archtest(master, alice, root: bool, slaves: list, work: Path, cache: Path, s
              stack: list) -> None:
     """The demo's last act: a bug's package list to an arch-testing group, run, and its report."""
     say(f"Arch testing: bug {ARCHTEST_BUG}'s package list to a group of {ARCHTEST_JOBUILD} jobs (tatt's sampling "
-        "from the pinned snapshot; the stand-in for emerge, until jobs emerge)")
+        "from the pinned snapshot; the stand-in for emerge: these slaves' tiny stage3s have no portage)")
     for line in ARCHTEST_LIST.splitlines():
         print(f"    {line}")
     if root and slaves:

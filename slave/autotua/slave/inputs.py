@@ -1,7 +1,8 @@
 """What a run is made of, as the slave tells the master (``PUT /api/v1/runs/<run>/inputs``,
 docs/protocol.md): the stage3 it used (file name and release timestamp), the tree revision it
 synced, the Gentoo repository (the pinned snapshot's date, or the host's repository and its
-``metadata/timestamp.chk``, or none) and, once the job's container can run it, ``emerge --info``."""
+``metadata/timestamp.chk``, or none) and, once the job's container is up, ``emerge --info`` from
+inside it (:func:`emerge_info`; none where the stage3 has no portage)."""
 
 from __future__ import annotations
 
