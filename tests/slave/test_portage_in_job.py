@@ -207,3 +207,44 @@ def test_portage_in_the_job_container(tmp_path, portage_root, repository, snapsh
                                                                                   .stat().st_size))
     assert sorted(p.name for p in distdir.iterdir() if not p.name.startswith(".")) == ["slowlib-1.0.tar.gz"]
     assert wait_nothing_left(tmp_path, [ws.run], [c.info["netns"]]) == {}
+
+
+def test_the_keeper_writes_the_defaults_and_the_binhost_into_the_root(tmp_path):
+    """As the keeper writes them into the job's root: the stage3's make.conf kept first, the block
+    after it and in autotua.conf; the binhost's entry beside a stage3's own binrepos.conf; a make.conf
+    directory gets the block as its last file; a make.conf that is a link is replaced, not followed."""
+    from autotua.slave.config import from_dict
+    from autotua.slave.container.keeper import write_portage_defaults
+
+    url = "https://distfiles.gentoo.org/releases/amd64/binpackages/23.0/x86-64"
+    cfg = from_dict({"master": "http://m", "binhost": url, "cpus": 3}, "<test>")
+    spec = makeconf.portage_spec(cfg.cpus, cfg.binhost)
+    root = tmp_path / "root"
+    (root / "etc/portage").mkdir(parents=True)
+    (root / "etc/portage/make.conf").write_text('COMMON_FLAGS="-O2"\n')
+    (root / "etc/portage/binrepos.conf").write_text("[gentoobinhost]\nsync-uri = https://example.org/old\n")
+    owner = (os.getuid(), os.getgid())
+    write_portage_defaults(str(root), spec, owner)
+    conf = (root / "etc/portage/make.conf").read_text()
+    assert conf.startswith('COMMON_FLAGS="-O2"\n') and conf.endswith(spec["make_conf"]) and 'MAKEOPTS="-j3 -l3"' in conf
+    assert "getbinpkg binpkg-request-signature" in conf
+    assert (root / "etc/portage/autotua.conf").read_text() == spec["make_conf"]
+    assert (root / "etc/portage/binrepos.conf/autotua.conf").read_text() == \
+        f"[autotua-binhost]\npriority = 1\nsync-uri = {url}\n"
+    assert (root / "etc/portage/binrepos.conf/stage3.conf").read_text().startswith("[gentoobinhost]")
+    # a stage3 whose make.conf is a directory; then one whose make.conf is a link out of the root
+    other = tmp_path / "other"
+    (other / "etc/portage/make.conf").mkdir(parents=True)
+    (other / "etc/portage/make.conf/00-stage3").write_text("X=1\n")
+    write_portage_defaults(str(other), makeconf.portage_spec(1), owner)
+    assert (other / "etc/portage/make.conf/zz-autotua.conf").read_text() == makeconf.make_conf(1)
+    assert not (other / "etc/portage/binrepos.conf").exists()  # no binhost, no entry
+    linked = tmp_path / "linked"
+    (linked / "etc/portage").mkdir(parents=True)
+    outside = tmp_path / "outside.conf"
+    outside.write_text("SECRET=1\n")
+    (linked / "etc/portage/make.conf").symlink_to(outside)
+    write_portage_defaults(str(linked), makeconf.portage_spec(1), owner)
+    assert outside.read_text() == "SECRET=1\n"
+    assert (linked / "etc/portage/make.conf").read_text() == makeconf.make_conf(1)
+    assert not (linked / "etc/portage/make.conf").is_symlink()

@@ -131,8 +131,6 @@ def harvest(upper: str | os.PathLike, distdir: str | os.PathLike, repository: st
                 stamps.close()
     finally:
         os.close(upper_fd)
-    for name, why in sorted(done.dropped.items()):
-        log.info("harvest: %s dropped: %s", name, why)
     return done
 
 

@@ -300,9 +300,11 @@ class JobRunner:
         except Exception as e:  # a harvest that failed leaves the cache as it was
             log.warning("%s: distfile harvest failed: %s", self.label, e)
             return
-        if done.kept or done.dropped:
-            log.info("%s: distfiles harvested: %s; dropped: %s", self.label, ", ".join(done.kept) or "none",
-                     ", ".join(f"{n} ({why})" for n, why in sorted(done.dropped.items())) or "none")
+        if done.kept or done.dropped:  # a job can leave many files: the first few of each are named
+            dropped = sorted(done.dropped.items())
+            log.info("%s: %d distfiles harvested (%s); %d dropped (%s)", self.label, len(done.kept),
+                     ", ".join(done.kept[:10]) + (", ..." if len(done.kept) > 10 else ""), len(dropped),
+                     ", ".join(f"{n}: {why}" for n, why in dropped[:10]) + (", ..." if len(dropped) > 10 else ""))
 
     def _phase_timeout(self) -> float:
         job_limit = self.limits.get("phase_timeout") or 0
