@@ -245,7 +245,7 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     say("Where things ended")
     print("\n".join(watcher.summary()))
 
-    emerge(master, people["alice"], root, work, cache, release, key, stack)
+    emerge(master, people["alice"], root, work, cache, release, key, stack, slaves)
     archtest(master, people["alice"], root, slaves, work, cache, stage3_url, release_key, stack)
     say("The web UI and the admin are up")
     print(f"    web UI  {master.url}/")
@@ -331,8 +331,11 @@ def portage_stage3_mirror(cache: Path) -> tuple[Path, Path]:
     return mirror, key.key_file
 
 
-def emerge(master, alice, root: bool, work: Path, cache: Path, snapshot, snapshot_key, stack: list) -> None:
-    """gentoo/arch-test for real, twice: the second job gets the first's binary package."""
+def emerge(master, alice, root: bool, work: Path, cache: Path, snapshot, snapshot_key, stack: list,
+           others: list) -> None:
+    """gentoo/arch-test for real, twice: the second job gets the first's binary package. The sample
+    jobs' slaves (``others``: tiny stage3s without portage) pause meanwhile, so that the slave with
+    portage takes both jobs."""
     say(f"Emerging in the job: {EMERGE_ATOM} with FEATURES=test, twice, on a slave whose stage3 carries "
         "portage (the repository: the pinned snapshot, read-only)")
     if not root:
@@ -354,10 +357,24 @@ def emerge(master, alice, root: bool, work: Path, cache: Path, snapshot, snapsho
                    extra={"max_poll_interval": 1, "repository": "snapshot", "snapshot_key": str(snapshot_key.key_file),
                           "snapshot_key_fingerprint": snapshot_key.fingerprint,
                           "network": "host"})  # its GENTOO_MIRRORS is on 127.0.0.1
+    for other in others:
+        other.stop()
+    print(f"    {', '.join(o.name for o in others)} pause: their tiny stage3s have no portage")
     s.start()
     stack.append(s)
     print(f"    {name}: GENTOO_MIRRORS={mirror.url}, network = \"host\" (the mirror is on 127.0.0.1); "
           f"log {s.base / 'slave.log'}")
+    try:
+        _emerge_twice(master, alice, s)
+    finally:
+        s.stop()
+        stack.remove(s)
+        for other in others:
+            other.start()
+
+
+def _emerge_twice(master, alice, s) -> None:
+    name = s.name
     for n in (1, 2):
         r = alice.post(master.url + "/api/v1/jobs/", timeout=120, json={
             "root": "gentoo/arch-test", "parameters": {"atom": EMERGE_ATOM, "use": "-broken-test english -french"}})
@@ -385,8 +402,6 @@ def emerge(master, alice, root: bool, work: Path, cache: Path, snapshot, snapsho
         if job["state"] != "passed":
             print(f"!!! {job.get('reason') or 'see the job page'}")
             return
-    s.stop()
-    stack.remove(s)
 
 
 def archtest(master, alice, root: bool, slaves: list, work: Path, cache: Path, stage3_url: str, release_key,
