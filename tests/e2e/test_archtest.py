@@ -15,25 +15,12 @@ from __future__ import annotations
 import pytest
 import requests
 
-from autotua.demo.httpserver import MirrorServer
 from autotua_master.jobs.models.job import FINAL
 from tests.slave.helpers import needs_root
-from tests.support.live import create, job, latest, log_of, wait_for
+from tests.support.live import create, group, job, latest, log_of, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, needs_root]
 LIST = "=app-misc/hello-1.0 amd64\n=dev-libs/libgreet-1.0 ^\n"
-
-
-@pytest.fixture
-def snapshot_mirror(snapshots):
-    with MirrorServer(snapshots[0].mirror) as m:
-        yield m
-
-
-def group(master, gid: int) -> dict:
-    r = requests.get(f"{master.url}/api/v1/groups/{gid}/", timeout=60)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_a_bugs_package_list_on_two_slaves(e2e_master, make_slave, snapshot_mirror, snapshot_key, snapshots):
