@@ -1,13 +1,14 @@
 """Arch testing end to end on real slaves, with the stand-in for emerge (gentoo/arch-test-standin: the
 real template's setup, classification and report, portage's output faked from the job's USE flags,
-until jobs can emerge): a bug's package list of two packages makes the group on a real master that
-fetched and verified the snapshot itself; two real slaves with different flavours run it; the
-combination with USE=broken-test fails, classified as a test failure, and is asked again on the
-other slave; the report names exactly it. And values reach a real slave's phases as data.
+for slaves whose stage3 has no portage, as the demo's): a bug's package list of two packages makes
+the group on a real master that fetched and verified the snapshot itself; two real slaves with
+different flavours run it; the combination with USE=broken-test fails, classified as a test
+failure, and is asked again on the other slave; the report names exactly it. And values reach a
+real slave's phases as data.
 
-What changes when the job container emerges for real (the follow-up): ARCHTEST_JOBUILD becomes
-gentoo/arch-test, the slaves get repository = "snapshot", the stage3 carries portage
-(autotua.demo.portage), and the same assertions hold.
+The same with real emerge (gentoo/arch-test, stage3s that carry portage, repository = "snapshot")
+is tests/e2e/test_archtest_emerge.py, on a smaller list; this one keeps the larger group (libgreet's
+all-off/all-on rows and reverse dependencies) quick.
 """
 
 from __future__ import annotations
