@@ -85,7 +85,7 @@ def test_a_bugs_package_list_emerged_on_two_slaves(e2e_master, make_slave, snaps
     ran = {c["slaves"][0] for c in cells.values()}
     assert ran == {"box-openrc", "box-both"}
     assert {c["slaves"][0] for (_, f), c in cells.items() if f == "systemd"} == {"box-both"}
-    # portage itself failed hello's src_test, after building slowlib; the template classified it
+    # portage itself failed hello's src_test; the template classified it
     for jid in on_openrc["jobs"]:
         j = job(master, jid)
         results = latest(j)["results"][0]["results"]
