@@ -13,6 +13,7 @@ interrupted.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -35,16 +36,17 @@ def _config(args, flavour: str | None = None):
                        ("network", args.network), ("cache_dir", args.cache_dir)):
         if value:
             overrides[key] = os.path.abspath(value) if key in ("release_key", "cache_dir") else value
+    path = args.config or os.environ.get("AUTOTUA_SLAVE_CONFIG")
     mirrors = args.mirrors or os.environ.get("AUTOTUA_MIRRORS") or (
-        "/etc/autotua/mirrors" if not args.config and os.path.exists("/etc/autotua/mirrors") else "")
+        "/etc/autotua/mirrors" if not path and os.path.exists("/etc/autotua/mirrors") else "")
     if mirrors:
         overrides["mirrors_file"] = os.path.abspath(mirrors)
     if flavour:
         overrides["flavours"] = [flavour]
     if args.keep:
         overrides["keep_failed_roots"] = True
-    if args.config:
-        cfg = load(args.config, need_master=False, **overrides)
+    if path:
+        cfg = load(path, need_master=False, **overrides)
     else:
         cfg = from_dict(overrides, "autotua-jobuild run", need_master=False)
     return dataclasses.replace(cfg, work_dir=os.path.join(cfg.work_dir, "local"))
@@ -57,6 +59,16 @@ def _out_dir(args, atom: str) -> Path:
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
     return Path(f"autotua-run-{jobuild_name(0, atom.lstrip('=<>~'))[2:]}-{stamp}")
+
+
+def _logging() -> None:
+    """The slave's own messages (fetching a stage3, a distfile; warnings) on stderr, as ``>>>`` lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(">>> %(message)s"))
+    root = logging.getLogger("autotua")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("autotua.slave.job").setLevel(logging.WARNING)  # the terminal has each jobuild already
 
 
 def cmd_run(args) -> int:
@@ -90,6 +102,7 @@ def cmd_run(args) -> int:
     job = local_job(res, tree, cfg.arch, flavour)
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     reporter = Reporter(out, job["plan"], sys.stdout.buffer, colour)
+    _logging()
     reporter.say(f"running {res.root} in a job container on the {cfg.arch} {flavour} stage3 of {cfg.stage3_mirror}")
 
     stopping, at_once = threading.Event(), threading.Event()
@@ -137,7 +150,8 @@ def add_parser(sub, trust_help: str) -> None:
     s.add_argument("--out", metavar="DIR", help="where results, logs and attachments go "
                                                 "(default: ./autotua-run-<atom>-<time>/)")
     s.add_argument("--config", metavar="FILE", help="a slave's configuration to take the stage3 mirror, release "
-                                                    "key, caches and limits from (e.g. /etc/autotua/slave.toml)")
+                                                    "key, caches and limits from (e.g. /etc/autotua/slave.toml; "
+                                                    "default: $AUTOTUA_SLAVE_CONFIG, else the slave's defaults)")
     s.add_argument("--stage3-url", metavar="URL", help="the stage3 mirror (default: the config's stage3_mirror, "
                                                        "https://distfiles.gentoo.org)")
     s.add_argument("--release-key", metavar="FILE", help="the key file stage3s are signed with (default: the "
