@@ -119,21 +119,26 @@ def cmd_run(args) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        report, _ = run(cfg, reporter, job, tree, res.plan, stopping=stopping, at_once=at_once,
-                        on_runner=lambda r: state.__setitem__("runner", r))
+        report, runner = run(cfg, reporter, job, tree, res.plan, stopping=stopping, at_once=at_once,
+                             on_runner=lambda r: state.__setitem__("runner", r))
     except KeyboardInterrupt:
-        report = None
+        report = runner = None
     finally:
         for s, h in old.items():
             signal.signal(s, h)
     from autotua.slave.job import Report
 
     if report is None or "signal" in state:
-        report = Report("error", f"interrupted ({state.get('signal', 'SIGINT')})")
+        report = Report("error", f"interrupted ({state.get('signal', 'SIGINT')})",
+                        teardown_failed=bool(report and report.teardown_failed))
     path = reporter.write(job, report, {"unsigned": sorted(verifier.unsigned),
                                         "sidepends_not_checked": sorted({s.atom for s in res.sidepends})})
     reporter.say(f"{res.root} {report.status}" + (f": {report.reason}" if report.reason else "")
                  + f"; results in {path}")
+    if report.teardown_failed:
+        reporter.say(f"teardown failed: {runner.ws.dir} is left for the next local run to clean")
+    elif runner is not None and runner.ws.dir.exists():
+        reporter.say(f"kept {runner.ws.dir} (--keep); the next local run removes it")
     if "signal" in state:
         return EXIT_INTERRUPTED
     return EXIT.get(report.status, EXIT["error"])
