@@ -12,6 +12,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,6 +163,33 @@ def test_ctrl_c_in_the_middle_of_a_phase_tears_it_all_down(tmp_path, slave, tree
     assert b"interrupted (SIGINT)" in rest
     nothing_left(slave, out)
     assert not jobs[0].exists()
+
+
+def test_ctrl_c_while_the_stage3_is_fetched_stops_at_once(tmp_path, slave, sample):
+    """Before the container exists a Ctrl-C interrupts whatever runs (here: a mirror that never answers)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "autotua.cli.jobuild", "--no-cache", "run", "alice/toolchain-sanity", "--tree",
+           str(sample.branch), "--out", str(out), "--config", str(slave.config), "--stage3-url",
+           f"http://127.0.0.1:{port}"]
+    proc = subprocess.Popen(cmd, env=slave.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        listener.settimeout(120)
+        conn, _ = listener.accept()  # it asks for latest-stage3-amd64-openrc.txt, and waits
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        conn.close()
+    finally:
+        listener.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stdout + stderr
+    got = json.loads((out / "results.json").read_text())
+    assert (got["state"], got["reason"], got["results"]) == ("error", "interrupted (SIGINT)", [])
+    assert b"Traceback" not in stderr
+    nothing_left(slave, out)
 
 
 # -- bad inputs ------------------------------------------------------------------------------------------
