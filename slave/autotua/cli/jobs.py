@@ -18,7 +18,7 @@ from autotua.cli.master import MasterClient, load_settings
 
 EXIT = {"passed": 0, "failed": 1, "invalid": 1, "error": 3, "cancelled": 4}
 FINAL = ("passed", "failed", "error", "cancelled")
-_ANSI_RE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+ANSI_RE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.+@=,~-]")
 
 
@@ -96,7 +96,7 @@ class Watcher:
         self.out.flush()
 
     def write(self, data: bytes) -> None:
-        self.out.write(data if self.colour else _ANSI_RE.sub(b"", data))
+        self.out.write(data if self.colour else ANSI_RE.sub(b"", data))
         self.out.flush()
 
     def run(self) -> int:

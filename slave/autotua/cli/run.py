@@ -55,10 +55,9 @@ def _config(args, flavour: str | None = None):
 def _out_dir(args, atom: str) -> Path:
     if args.out:
         return Path(args.out)
-    from autotua.slave.local import jobuild_name
+    from autotua.slave.job import attachment_name
 
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    return Path(f"autotua-run-{jobuild_name(0, atom.lstrip('=<>~'))[2:]}-{stamp}")
+    return Path(f"autotua-run-{attachment_name(atom.lstrip('=<>~'))}-{time.strftime('%Y%m%dT%H%M%S')}")
 
 
 def _logging() -> None:

@@ -19,29 +19,27 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import threading
 import uuid
 from pathlib import Path
 
+from autotua.cli.jobs import ANSI_RE, result_line
 from autotua.depgraph import PlanEntry, Resolution, content_digest
 from autotua.signature import SignatureError, Signed, Verifier
 from autotua.slave import SlaveError
 from autotua.slave.config import Config
-from autotua.slave.job import DEFAULT_LIMITS, JobRunner, Report
+from autotua.slave.job import DEFAULT_LIMITS, JobRunner, Report, attachment_name
 from autotua.slave.preflight import Host
 from autotua.slave.sync import Distfile, Prepared, write_files
 from autotua.tree import Tree
 
-_ANSI_RE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.+@=,~-]")
 _CLEARSIGNED = b"-----BEGIN PGP SIGNED MESSAGE-----"
 
 
 def jobuild_name(index: int, jobuild: str) -> str:
     """``3-bob_integration-1.0``: a plan entry's name in the output directory."""
-    return f"{index + 1}-{_SAFE_NAME.sub('_', jobuild)}"
+    return f"{index + 1}-{attachment_name(jobuild)}"
 
 
 def clearsigned_body(text: bytes) -> bytes:
@@ -135,7 +133,7 @@ class Reporter:
 
     def _write(self, data: bytes) -> None:
         if self.terminal is not None:
-            self.terminal.write(data if self.colour else _ANSI_RE.sub(b"", data))
+            self.terminal.write(data if self.colour else ANSI_RE.sub(b"", data))
             self.terminal.flush()
 
     def _begin(self, index: int) -> None:
@@ -175,8 +173,6 @@ class Reporter:
         return {}
 
     def put_result(self, run: str, index: int, result: dict, hold: int = 0, abandon=None) -> dict:
-        from autotua.cli.jobs import result_line
-
         with self._lock:
             self._begin(index)
             self.results[index] = {"index": index, "jobuild": self.plan[index]["jobuild"], **result}
