@@ -163,7 +163,7 @@ def test_ctrl_c_in_the_middle_of_a_phase_tears_it_all_down(tmp_path, slave, tree
     got = json.loads((out / "results.json").read_text())
     assert got["state"] == "error" and got["reason"] == "interrupted (SIGINT)"
     log = next(out.glob("1-bob_sleeper-1.0.log")).read_text()
-    assert "going to sleep" in log and "woke up" not in log and "killed" in log
+    assert "going to sleep" in log and "woke up" not in log and ">>> autotua-slave: interrupted; killed" in log
     assert b"interrupted (SIGINT)" in rest
     nothing_left(slave, out)
     assert not jobs[0].exists()

@@ -225,6 +225,9 @@ class LocalRunner(JobRunner):
         self.label = f"{job['root']} (local run {self.run_id[:8]})"
         self.building = False  # from the container's first step on, a signal stops the run, never interrupts it
 
+    def stop_reason(self) -> str | None:
+        return "interrupted" if self.stopping.is_set() or self.at_once.is_set() else None
+
     def _sync(self) -> list[Prepared]:
         files: dict[str, bytes] = {}
         prepared = []
