@@ -98,6 +98,48 @@ def test_the_sample_jobs_end_locally_as_on_a_slave(tmp_path, slave, sample, root
     nothing_left(slave, out)
 
 
+def _bare_slave(base: Path, servers, release_key) -> SlaveSetup:
+    """A slave's configuration with no mirrors and caches of its own (nothing fetched yet)."""
+    return SlaveSetup(base, "http://127.0.0.1:9/", "unused", servers[0].url, str(release_key.key_file))
+
+
+def test_distfiles_come_through_a_mirrors_file_verified(tmp_path, servers, release_key, sample):
+    """mirror:// names from --mirrors, as `autotua-jobuild manifest` takes them; the PORTCONF tarball
+    is fetched into the slave's distfiles cache, checked against the Manifest, and unpacked in the root."""
+    bare = _bare_slave(tmp_path / "slave", servers, release_key)
+    mirrors = tmp_path / "mirrors"
+    mirrors.write_text(f"autotua-samples {servers[1].url}\n")
+    out = tmp_path / "out"
+    r = run(bare, "bob/portconf-check", "--tree", str(sample.branch), "--out", str(out), "--mirrors", str(mirrors))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PORTCONF settings are in place" in r.stdout
+    fetched = tmp_path / "slave/cache/distfiles/bob-portconf-1.tar.gz"
+    assert fetched.read_bytes() == (sample.distdir / "bob-portconf-1.tar.gz").read_bytes()
+    nothing_left(bare, out)
+
+
+@pytest.mark.bad_input("manifest", "autotua-jobuild run: a PORTCONF_URI file the mirror serves altered",
+                       "exit 3: distfiles: digest mismatch, the download deleted, nothing built")
+def test_a_distfile_that_does_not_match_its_manifest(tmp_path, servers, release_key, sample):
+    bad = tmp_path / "bad-mirror"
+    bad.mkdir()
+    data = bytearray((sample.distdir / "bob-portconf-1.tar.gz").read_bytes())
+    data[-10] ^= 0xFF
+    (bad / "bob-portconf-1.tar.gz").write_bytes(bytes(data))
+    bare = _bare_slave(tmp_path / "slave", servers, release_key)
+    out = tmp_path / "out"
+    with MirrorServer(bad) as m:
+        (tmp_path / "mirrors").write_text(f"autotua-samples {m.url}\n")
+        r = run(bare, "bob/portconf-check", "--tree", str(sample.branch), "--out", str(out), "--mirrors",
+                str(tmp_path / "mirrors"))
+    assert r.returncode == 3, r.stdout + r.stderr
+    got = json.loads((out / "results.json").read_text())
+    assert got["state"] == "error" and got["reason"].startswith("distfiles: bob-portconf-1.tar.gz"), got["reason"]
+    assert "(the download was deleted)" in got["reason"] and got["results"] == []
+    assert not list((tmp_path / "slave/cache/distfiles").glob("bob-portconf-1.tar.gz*"))
+    nothing_left(bare, out)
+
+
 UNSIGNED_FAILING = '''# never signed: run locally as it is
 src_test() {
 	echo "some output" >"${T}/notes.txt"
