@@ -169,7 +169,10 @@ def test_an_unsigned_failing_jobuild_exits_1_with_its_log(tmp_path, slave, tree_
     nothing_left(slave, out)
 
 
-SLEEPER = '''src_test() {
+SLEEPER = '''# deaf to Ctrl-C, and leaving a process behind
+src_test() {
+	trap "" INT TERM HUP
+	( trap "" INT TERM HUP; sleep 300 ) &
 	einfo "going to sleep"
 	sleep 120
 	einfo "woke up"
