@@ -26,6 +26,7 @@ from autotua.linux import mounts_under
 from tests.slave.helpers import needs_root
 from tests.slave.test_e2e import SAMPLE_OUTCOMES, assert_outcome
 from tests.support.container import left_behind
+from tests.support.leftovers import alive
 
 pytestmark = [pytest.mark.root, needs_root]
 EXIT = {"passed": 0, "failed": 1, "error": 3}
@@ -58,8 +59,12 @@ def run(slave: SlaveSetup, *args: str, timeout: float = 300, by_env: bool = Fals
 
 
 def nothing_left(slave: SlaveSetup, out: Path | None = None) -> None:
+    """No job directory, and nothing of the run's container (its cgroups are named by the run's id)."""
     jobs = slave.base / "work/local/jobs"
-    assert left_behind(slave.base, [p.name for p in jobs.iterdir()] if jobs.is_dir() else []) == {}
+    runs = [p.name for p in jobs.iterdir()] if jobs.is_dir() else []
+    if out is not None and (out / "results.json").exists():
+        runs.append(json.loads((out / "results.json").read_text())["run"])
+    assert left_behind(slave.base, [r for r in runs if r]) == {}
     assert not jobs.is_dir() or list(jobs.iterdir()) == []
     if out is not None:
         assert mounts_under(out) == []
@@ -94,7 +99,7 @@ def test_the_sample_jobs_end_locally_as_on_a_slave(tmp_path, slave, sample, root
         assert "JOBUILD_USER=bob" in (out / att["path"]).read_text()
     if state == "failed":
         assert "this jobuild fails on purpose" in (out / got["results"][-1]["log"]).read_text()
-    assert got["inputs"]["stage3"]["name"].startswith("stage3-amd64-openrc-")
+    assert got["inputs"]["stage3"]["name"].startswith("stage3-amd64-openrc-") and len(got["run"]) == 32
     nothing_left(slave, out)
 
 
@@ -198,6 +203,8 @@ def test_ctrl_c_in_the_middle_of_a_phase_tears_it_all_down(tmp_path, slave, tree
                 seen += chunk
         jobs = list((slave.base / "work/local/jobs").iterdir())
         assert len(jobs) == 1 and mounts_under(jobs[0]) == []  # its mounts are in the keeper's namespace
+        keeper, init = (int(w) for w in (jobs[0] / "keeper.pid").read_text().split())
+        assert alive(keeper) and alive(init)
         proc.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C
         rest, err = proc.communicate(timeout=60)
     finally:
@@ -211,6 +218,8 @@ def test_ctrl_c_in_the_middle_of_a_phase_tears_it_all_down(tmp_path, slave, tree
     assert "going to sleep" in log and "woke up" not in log and ">>> autotua-slave: interrupted; killed" in log
     assert b"interrupted (SIGINT)" in rest
     nothing_left(slave, out)
+    assert left_behind(slave.base, [jobs[0].name]) == {}  # its cgroups too
+    assert not alive(keeper) and not alive(init)  # the job's PID 1 is gone: the kernel killed the rest with it
     assert not jobs[0].exists()
 
 

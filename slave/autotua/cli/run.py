@@ -130,7 +130,8 @@ def cmd_run(args) -> int:
     if report is None or "signal" in state:
         report = Report("error", f"interrupted ({state.get('signal', 'SIGINT')})",
                         teardown_failed=bool(report and report.teardown_failed))
-    path = reporter.write(job, report, {"unsigned": sorted(verifier.unsigned),
+    path = reporter.write(job, report, {"run": runner.run_id if runner else None,
+                                        "unsigned": sorted(verifier.unsigned),
                                         "sidepends_not_checked": sorted({s.atom for s in res.sidepends})})
     reporter.say(f"{res.root} {report.status}" + (f": {report.reason}" if report.reason else "")
                  + f"; results in {path}")
