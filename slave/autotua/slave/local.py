@@ -161,6 +161,7 @@ class Reporter:
             fd = os.open(self.log_path(index), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 os.pwrite(fd, data, offset)
+                os.ftruncate(fd, offset + len(data))  # an --out used before holds no older log's tail
             finally:
                 os.close(fd)
             self._write(data)
