@@ -100,6 +100,7 @@ def cmd_run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     job = local_job(res, tree, cfg.arch, flavour)
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    sys.stdout.flush()  # what print() holds goes first: the reporter writes the bytes below it
     reporter = Reporter(out, job["plan"], sys.stdout.buffer, colour)
     _logging()
     reporter.say(f"running {res.root} in a job container on the {cfg.arch} {flavour} stage3 of {cfg.stage3_mirror}")
