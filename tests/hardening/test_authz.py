@@ -32,6 +32,8 @@ SLAVES = ["slave", "other slave", "pending slave", "revoked slave"]
 ROLES = PEOPLE + SLAVES
 PASSWORD = "pw-matrix-1"
 LOGIN = "302 login"
+#: the root of the groups the matrix makes (on the musl flavour, which no slave of the world serves)
+GROUP_ROOT = "alice/toolchain-sanity"
 
 
 def expect(default, **by_role) -> dict[str, str]:
@@ -91,6 +93,7 @@ class World:
     runs: dict = field(default_factory=dict)
     result0: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)
     counter: int = 0
 
     def unique(self, prefix: str) -> str:
@@ -102,6 +105,18 @@ class World:
         from autotua_master.jobs.models import Job
 
         return Job.objects.create_job(root="alice/no-such-jobuild", owner=self.users["maintainer"]).pk
+
+    def target_group(self, ended: bool = False) -> int:
+        """A fresh group of alice's, one job on a flavour no slave of the world serves (never claimed);
+        ``ended``: its job cancelled, so that a rerun has a cell to take again."""
+        from autotua_master.groups import actions
+        from autotua_master.groups.create import RowSpec, create_group
+
+        group = create_group(owner=self.users["maintainer"], kind="matrix", title="matrix", root=GROUP_ROOT,
+                             rows=[RowSpec(GROUP_ROOT, {})], columns=[("amd64", "musl")])
+        if ended:
+            actions.cancel_group(group, "alice", "for the matrix")
+        return group.pk
 
     def target_slave(self) -> int:
         """A fresh slave vera owns (a new token or a revoke changes nothing anyone else uses)."""
@@ -187,6 +202,7 @@ def build_world(url: str, keys) -> World:
     w.jobs["live"] = create("alice/hello-suite")
     w.runs["live"] = claim()
     w.log0, w.result0 = report(w.runs["live"], 0)
+    w.groups["live"] = w.target_group()
     w.inputs = {"stage3": {"name": "stage3-amd64-openrc-20261117T170000Z.tar.xz", "timestamp": "20261117T170000Z"},
                 "revision": "matrix", "repository": {"source": "none"}}
     assert box1.put(url + f"/api/v1/runs/{w.runs['live']}/inputs", json=w.inputs).status_code == 201
@@ -259,6 +275,25 @@ def cells(w: World) -> list[Cell]:
              lambda w, r: f"/api/v1/jobs/{w.target_job()}/"),
         Cell("job-rerun", "POST", "/api/v1/jobs/{id}/rerun (ended)", api_people(201, anonymous=401, volunteer=403),
              lambda w, r: f"/api/v1/jobs/{done_job}/rerun", body=lambda w, r: {"json": {}}),
+        Cell("group-list", "GET", "/api/v1/groups/", api_people(), lambda w, r: "/api/v1/groups/"),
+        Cell("group-list", "POST", "/api/v1/groups/ (a matrix)", api_people(201, anonymous=401, volunteer=403),
+             lambda w, r: "/api/v1/groups/",
+             body=lambda w, r: {"json": {"root": GROUP_ROOT, "flavours": ["musl"], "parameters": {}}}),
+        Cell("group-archtest", "POST", "/api/v1/groups/archtest (a package the snapshot lacks)",
+             api_people(400, anonymous=401, volunteer=403), lambda w, r: "/api/v1/groups/archtest",
+             body=lambda w, r: {"json": {"packages": "=app-misc/nothing-1.0 amd64\n"}}, always_unchanged=True),
+        Cell("group-detail", "GET", "/api/v1/groups/{id}/", api_people(),
+             lambda w, r: f"/api/v1/groups/{w.groups['live']}/"),
+        Cell("group-report", "GET", "/api/v1/groups/{id}/report", api_people(),
+             lambda w, r: f"/api/v1/groups/{w.groups['live']}/report"),
+        Cell("group-report-text", "GET", "/api/v1/groups/{id}/report.txt", api_people(),
+             lambda w, r: f"/api/v1/groups/{w.groups['live']}/report.txt"),
+        Cell("group-cancel", "POST", "/api/v1/groups/{id}/cancel",
+             api_people(200, anonymous=401, other_maintainer=403, volunteer=403),
+             lambda w, r: f"/api/v1/groups/{w.target_group()}/cancel", body=lambda w, r: {"json": {"reason": "m"}}),
+        Cell("group-rerun", "POST", "/api/v1/groups/{id}/rerun (a cell cancelled)",
+             api_people(200, anonymous=401, other_maintainer=403, volunteer=403),
+             lambda w, r: f"/api/v1/groups/{w.target_group(ended=True)}/rerun", body=lambda w, r: {"json": {}}),
         # breezy's smart protocol wants HTTP Basic with a maintainer's token (tests/master/test_push.py):
         # a session, an API token header or a slave token is nobody here
         Cell("tree-push", "POST", "/tree/push/.bzr/smart", expect(401), lambda w, r: "/tree/push/.bzr/smart",
@@ -297,6 +332,21 @@ def cells(w: World) -> list[Cell]:
              lambda w, r: log_base + "log.txt"),
         Cell("web:attachment", "GET", "/jobs/{id}/runs/{run}/jobuilds/{n}/attachments/{name}", web(),
              lambda w, r: log_base + "attachments/report.txt"),
+        Cell("web:groups", "GET", "/groups/", web(), lambda w, r: "/groups/"),
+        Cell("web:archtest-create", "GET", "/groups/archtest", web_login(200, volunteer=403),
+             lambda w, r: "/groups/archtest"),
+        Cell("web:archtest-create", "POST", "/groups/archtest (a package the snapshot lacks)",
+             web_login(400, volunteer=403), lambda w, r: "/groups/archtest", always_unchanged=True,
+             body=lambda w, r: {"data": {"packages": "=app-misc/nothing-1.0 amd64", "stable": "1", "flavours": "openrc",
+                                         "combinations": "2", "rdeps": "0"}}),
+        Cell("web:group", "GET", "/groups/{id}/", web(), lambda w, r: f"/groups/{w.groups['live']}/"),
+        Cell("web:group-report", "GET", "/groups/{id}/report.txt", web(),
+             lambda w, r: f"/groups/{w.groups['live']}/report.txt"),
+        Cell("web:group-cancel", "POST", "/groups/{id}/cancel", web_login(302, other_maintainer=403, volunteer=403),
+             lambda w, r: f"/groups/{w.target_group()}/cancel", body=lambda w, r: {"data": {"reason": "m"}}),
+        Cell("web:group-rerun", "POST", "/groups/{id}/rerun (a cell cancelled)",
+             web_login(302, other_maintainer=403, volunteer=403),
+             lambda w, r: f"/groups/{w.target_group(ended=True)}/rerun", body=lambda w, r: {"data": {}}),
         Cell("web:slaves", "GET", "/slaves/", web(), lambda w, r: "/slaves/"),
         Cell("web:slave-create", "GET", "/slaves/new", web_login(200), lambda w, r: "/slaves/new"),
         Cell("web:slave-create", "POST", "/slaves/new", web_login(200), lambda w, r: "/slaves/new",

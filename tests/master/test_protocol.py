@@ -418,6 +418,18 @@ def test_failed_jobuild_fails_the_job(master):
     assert master.job(job["id"])["reason"] == "bob/fail-on-purpose-1.0 failed in src_test"
 
 
+def test_a_failed_results_reason_ends_the_jobs(master):
+    """The slave knows what the phase does not (a limit of the container it hit): the job says it."""
+    job = master.create_job("bob/fail-on-purpose")
+    slave = master.slave()
+    run = claim(slave)["run"]
+    phases = [{"name": "src_test", "status": "failed", "exit_code": 137}]
+    why = "more than 200 processes (the slave's pids_limit)"
+    assert slave.result(run, 0, "failed", phases=phases, reason=why).json()["finished"] is True
+    assert master.job(job["id"])["reason"] == f"bob/fail-on-purpose-1.0 failed in src_test: {why}"
+    assert slave.result(run, 0, "failed", phases=phases, reason=why).json()["job"]["state"] == "failed"  # a repeat
+
+
 @pytest.mark.bad_input('protocol', 'a finish that contradicts the recorded one', '409 conflict')
 def test_error_finish_requeues_then_errors(master, settings):
     job = master.create_job("alice/toolchain-sanity")

@@ -137,7 +137,8 @@ CELLS = [
     Spec("slave:last-result", "slave SIGKILLed after the last result", slave="result:bob/faulty-1.0"),
     *(Spec(f"slave:teardown-{name}", f"slave SIGKILLed while the keeper undoes the {name} step",
            slave=f"teardown:{name}") for name in reversed(STEP_NAMES)),
-    Spec("slave:finish", "slave SIGKILLed torn down, before its finish", slave="finish"),
+    Spec("slave:finish", "slave SIGKILLed torn down, before its finish (or before it knows the results "
+                          "finished the run)", slave="finish"),
     Spec("slave:waiting", "slave SIGKILLed while it waits (container up) for a SIDEPEND running elsewhere",
          slave="wait:alice/hello-suite-1.1", root=WAITING, holder=True),
     # -- the master: a worker SIGKILLed with the request's database work half done or done, unanswered
@@ -527,6 +528,10 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
                 if spec.slave.startswith(("container:", "phase:", "teardown:", "wait:")):
                     assert run.after_kill["keepers"], "no keeper after a kill with the container up"
                 proc = run.slave.start(log=run.base / "slave-2.log")
+                # its cleanup comes before it serves: waited for, since the job may be over already (its
+                # last result decided it before the kill) and stopping it sooner would check nothing
+                wait_for(lambda: ": serving " in (run.base / "slave-2.log").read_text(errors="replace"), TIMEOUT,
+                         "the next start to clean up and serve")
                 if spec.holder:  # the next start waits again; then its SIDEPEND passes
                     wait_for(lambda: any(not r["ended"] and has_result(r, 1) for r in run.job()["runs"]),
                              TIMEOUT, "the next run to wait for its SIDEPEND")

@@ -32,9 +32,10 @@ def clone_jobs(conn, template_id: int, n: int) -> None:
     conn.execute("""
         INSERT INTO jobs_job (owner_id, root, arch, stage3, stage3_asked, revision_id, snapshot, snapshot_asked,
                               state, reason, plan, sidepends, warnings, errors, maintainers, signers, priority, turn,
-                              attempts, max_attempts, created, validated, queued)
+                              attempts, max_attempts, created, validated, queued, parameters)
         SELECT owner_id, root, arch, stage3, stage3_asked, revision_id, snapshot, snapshot_asked, 'queued', '',
-               plan, sidepends, warnings, errors, maintainers, signers, 0, n, 0, max_attempts, now(), now(), now()
+               plan, sidepends, warnings, errors, maintainers, signers, 0, n, 0, max_attempts, now(), now(), now(),
+               parameters
         FROM jobs_job, generate_series(1, %s) AS n WHERE id = %s""", (n, template_id))
     conn.execute("ANALYZE jobs_job")
 
@@ -48,6 +49,7 @@ class Ledger:
     log_acked: dict[tuple[str, int], int] = field(default_factory=dict)    # (run, index) -> offset answered
     results_acked: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     finishes: dict[str, tuple[str, str]] = field(default_factory=dict)     # run -> (status sent, job state answered)
+    decided: dict[str, str] = field(default_factory=dict)  # run -> job state a result's answer said finished it
     abandoned: set[str] = field(default_factory=set)                       # runs answered run_over / not found
     aborted: set[str] = field(default_factory=set)                         # runs told to abort (a cancel)
     behaviours: Counter = field(default_factory=Counter)
@@ -187,6 +189,8 @@ class SimSlave(threading.Thread):
                     self.ledger.note("surprise", f"result repeated: {answer} then {again}")
             with self.ledger.lock:
                 self.ledger.results_acked[run].add(i)
+                if answer.get("finished"):  # this result decided the job (the finish below is an old slave's)
+                    self.ledger.decided[run] = answer["job"]["state"]
             if answer["action"] == "abort":
                 self.finish(run, "cancelled", f"aborted: {answer.get('reason')}")
                 return

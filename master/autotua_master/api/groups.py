@@ -22,7 +22,7 @@ from autotua_master.groups.models import Group, GroupKind
 from autotua_master.snapshots.models import UnknownSnapshot
 
 from .jobs import _unknown_revision, _unknown_snapshot
-from .permissions import CanChangeJob
+from .permissions import CanChangeGroup
 from .schema import ErrorSerializer
 from .serializers import CancelSerializer, Word, _snapshot_date, _text_value
 
@@ -156,7 +156,7 @@ INVALID = OpenApiResponse(ErrorSerializer, description="invalid_group: every fau
 
 
 class GroupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    permission_classes = [CanChangeJob]
+    permission_classes = [CanChangeGroup]
     lookup_value_regex = ID_RE
     queryset = Group.objects.select_related("owner", "revision")
 

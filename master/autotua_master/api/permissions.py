@@ -50,3 +50,15 @@ class CanChangeJob(permissions.BasePermission):
         if request.method in permissions.SAFE_METHODS or getattr(view, "action", None) == "rerun":
             return True  # a rerun is a new job of the caller's, made like any other
         return obj.can_change(request.user)
+
+
+class CanChangeGroup(CanChangeJob):
+    """As for jobs, but a group's rerun adds jobs to the group: its owner's and staff's alone (a
+    maintainer reruns someone else's job as a new job of their own; a group they would have to copy)."""
+
+    message = "only the group's owner or staff may change it"
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return obj.can_change(request.user)

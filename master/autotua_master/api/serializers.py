@@ -257,6 +257,10 @@ class ResultSerializer(Shape):
                                     required=False, default=dict)
     attachments = ResultAttachmentSerializer(many=True, required=False, default=list, max_length=1000)
     log_size = serializers.IntegerField(**SIZE)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="",
+                                   validators=[lambda v: _text_value(v)],
+                                   help_text="a failed jobuild: what more than its phase the slave knows (a limit "
+                                             "it hit, a timeout); the job's reason ends with it")
 
     def validate_results(self, value: dict) -> dict:
         if len(value) > 1000:

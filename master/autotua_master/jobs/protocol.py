@@ -244,6 +244,8 @@ def report(slave, run_id: str, index: int, data: dict, request: dict) -> Answer:
         if data["log_size"] != log_held:
             raise Conflict(f"log_size is {data['log_size']}, but {log_held} bytes of the log were received",
                            offset=log_held)
+        failure = data.get("reason", "")  # the job's, not the result's: in the job's reason when it decides it
+        data = {k: v for k, v in data.items() if k != "reason"}
         result = rows.insert(JobuildResult(run=run, job=run.job, index=index, jobuild=entry["jobuild"],
                                            digest=entry["digest"], request=request, **data))
         if result.status == "passed" and not run.provided:
@@ -253,7 +255,7 @@ def report(slave, run_id: str, index: int, data: dict, request: dict) -> Answer:
             provision = Provision.objects.mark_passed(result.jobuild, key, result)
             if provision is not None:
                 Job.objects.release(provision)
-        answer = _next(run, index, result.status, result.phases)
+        answer = _next(run, index, result.status, result.phases, failure)
         faults.point("master:result:locked")  # the result's rows are written, not committed
         return answer
 
@@ -263,7 +265,7 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _next(run: Run, index: int, status: str, phases: list | None = None) -> Answer:
+def _next(run: Run, index: int, status: str, phases: list | None = None, failure: str = "") -> Answer:
     """What the slave does after jobuild ``index``: continue, wait for a SIDEPEND, or abort; after
     the last result, or a failed one, the job is decided and the run finished here."""
     why = abort_reason(run)
@@ -272,7 +274,7 @@ def _next(run: Run, index: int, status: str, phases: list | None = None) -> Answ
     job = run.job
     last = index + 1 == len(job.plan)
     if status == "failed" or last:
-        return _decided(run) if run.finish is not None else _decide(run, index, status, phases or [])
+        return _decided(run) if run.finish is not None else _decide(run, index, status, phases or [], failure)
     nxt = job.plan[index + 1]["jobuild"]
     if not any(s["required_by"] == nxt for s in job.sidepends):
         return Answer(action="continue")
@@ -307,12 +309,14 @@ def _next(run: Run, index: int, status: str, phases: list | None = None) -> Answ
     return answer
 
 
-def _decide(run: Run, index: int, status: str, phases: list) -> Answer:
-    """The last result, or a failed one: the job ends as the results say, the run is finished."""
+def _decide(run: Run, index: int, status: str, phases: list, failure: str = "") -> Answer:
+    """The last result, or a failed one: the job ends as the results say (a ``failure`` from
+    the slave, such as a limit it hit, ends the reason), the run is finished."""
     job = run.job
     if status == "failed":
         phase = next((p.get("name") for p in phases if p.get("status") == "failed"), None)
         state, reason = JobState.FAILED, f"{job.plan[index]['jobuild']} failed" + (f" in {phase}" if phase else "")
+        reason += f": {failure}" if failure else ""
     else:
         state, reason = JobState.PASSED, ""
     run.finish = {"request": {"status": state, "reason": reason}, "answer": {"job": {"id": job.pk, "state": state}},

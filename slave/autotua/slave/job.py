@@ -300,6 +300,8 @@ class JobRunner:
             "attachments": sent,
             "log_size": outcome.log_size,
         }
+        if not outcome.passed and (outcome.limit or outcome.timed_out):
+            result["reason"] = outcome.limit or outcome.timed_out  # the job's reason ends with it
         self._report(p, result)
         return outcome
 
@@ -396,6 +398,7 @@ class JobRunner:
     def _finish(self, report: Report) -> None:
         if report.run_over:
             return
+        faults.point("finish")  # torn down; the finish (if the results did not decide the job) not sent
         if self.decided is not None:  # the last result (or a failed one) finished the run on the master
             log.info("%s: the master finished the run with its results: job %s", self.label,
                      self.decided.get("state", "?"))
@@ -403,7 +406,6 @@ class JobRunner:
         payload = {"status": report.status}
         if report.reason:
             payload["reason"] = report.reason
-        faults.point("finish")  # torn down; the master has not heard how the job ended
         try:
             self.api.finish(self.run_id, payload, retry_for=5 if self.at_once.is_set() else None)
         except (RunOver, Interrupted):
