@@ -77,6 +77,13 @@ def test_demo_runs_the_whole_story(tmp_path, capsys, demo_cache):
     for line in ("#1   alice/hello-suite        passed", "#2   bob/integration          passed",
                  "#4   bob/fail-on-purpose      failed", "#7   bob/slow                 cancelled"):
         assert line in summary
+    # gentoo/arch-test for real: the first job builds slowlib, the second installs its binary package
+    emerged = out[out.index("Emerging in the job"):]
+    assert re.search(r"#\d+ job 1: passed in \d+ s; built from source: dev-libs/slowlib-1.0 app-misc/hello-1.0; "
+                     r"from binary packages: -\n", emerged), emerged[:3000]
+    assert re.search(r"#\d+ job 2: passed in \d+ s; built from source: app-misc/hello-1.0; "
+                     r"from binary packages: dev-libs/slowlib-1.0\n", emerged), emerged[:3000]
+    assert "emerge --info from inside the job: Portage 3.0.83" in emerged
     assert "no mount left behind; all stopped" in out
     assert mounts_under(work) == []
 

@@ -93,14 +93,17 @@ def test_a_passing_combination_builds_tests_and_installs(root, repository):
     rc, log, records, out = run_jobuild(root, repository, atom="=app-misc/hello-1.0",
                                         use="-broken-test english -french", unmask="=app-misc/hello-1.0")
     assert rc == 0, log[-4000:]
-    assert results(records) == {"archtest.outcome": "passed"}
+    assert results(records) == {"archtest.outcome": "passed", "archtest.binary": "",  # what emerge merged
+                                "archtest.built": "dev-libs/slowlib-1.0 app-misc/hello-1.0"}
     assert "Completed testing app-misc/hello-1.0" in log  # FEATURES=test
     assert (root / "var/db/pkg/app-misc/hello-1.0").is_dir() and (root / "var/db/pkg/dev-libs/slowlib-1.0").is_dir()
     assert (root / "etc/portage/package.use/autotua-arch-test").read_text() == (
         "=app-misc/hello-1.0 -broken-test english -french\n")
-    assert attachments(records) == ["emerge --info"]
+    assert attachments(records) == ["emerge --info", "build log"]
     info = next(p for p in out.iterdir() if p.name.endswith("emerge-info.txt")).read_text()
     assert "Portage 3.0.83" in info
+    build_log = next(p for p in out.iterdir() if p.name.endswith("build.log")).read_text()
+    assert "Completed testing app-misc/hello-1.0" in build_log  # portage's log of hello's build
 
 
 def test_a_failing_src_test_is_a_test_failure(root, repository):
@@ -142,7 +145,10 @@ def test_a_reverse_dependency_builds_with_the_version_under_test(root, repositor
     rc, log, records, _ = run_jobuild(root, repository, atom="=app-misc/greeter-extras-1.0", use="fancy",
                                       unmask="=dev-libs/libgreet-1.0", **{"with": "=dev-libs/libgreet-1.0"})
     assert rc == 0, log[-4000:]
-    assert results(records) == {"archtest.outcome": "passed"}
+    assert results(records) == {"archtest.outcome": "passed", "archtest.binary": "",
+                                # as a dependency, then again as the version under test (the "with" step)
+                                "archtest.built": "dev-libs/libgreet-1.0 dev-libs/libgreet-1.0 "
+                                                  "app-misc/greeter-extras-1.0"}
     assert (root / "var/db/pkg/dev-libs/libgreet-1.0").is_dir()  # the ~amd64 version under test, not 0.9
     assert not (root / "var/db/pkg/dev-libs/libgreet-0.9").exists()
     assert (root / "var/db/pkg/app-misc/greeter-extras-1.0").is_dir()

@@ -56,6 +56,7 @@ def test_mirrors_table_and_file(tmp_path):
     ({"master": "http://m", "subids": "Not A User"}, "subids: must be a user name"),
     ({"master": "http://m", "trust": ["DEADBEEF"]}, "trust: 'DEADBEEF' is not a full OpenPGP fingerprint"),
     ({"master": "http://m", "trust": "alice"}, "trust: must be a list"),
+    ({"master": "http://m", "binhost": "distfiles.gentoo.org/binpackages"}, "binhost: .* is not an http"),
 ])
 @pytest.mark.bad_input('slave', 'the configuration {values!r}', 'ConfigError: {error}')
 def test_bad_values_are_named(tmp_path, values, error):

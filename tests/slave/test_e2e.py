@@ -257,12 +257,18 @@ def test_sigterm_stops_the_job_cleanly_and_the_master_requeues_it(master, slave)
 
 def test_a_slave_runs_nothing_of_a_maintainer_it_does_not_trust(tmp_path, master, slave, stage3_server,
                                                               release_key, tree):
-    """trust = alice's key only: bob's job (the master does not filter yet) ends as an error naming
-    bob and his key, before anything of it is fetched; a slave trusting everyone then runs it."""
+    """trust = alice's key only. The master hands such a slave only jobs all of whose signers it
+    trusts (tests/master/test_dispatch.py); so this attacks the slave's own check, as a compromised
+    master would: the job's signers are forged in the master's database to say alice's key, while the
+    claim's maintainers (what the slave verifies signatures against) still name bob. The job ends as
+    an error naming bob and his key, before anything of it is fetched; a slave trusting everyone then
+    runs it."""
     token = master.add_slave("box-trusts-alice")
     careful = SlaveSetup(tmp_path / "careful", master.url, token, stage3_server.url, str(release_key.key_file),
                          extra={"trust": [tree.fingerprints["alice"]]})
     j = create(master, "bob", "bob/fail-on-purpose")
+    master.manage("shell", "-c", "from autotua_master.jobs.models import Job; "
+                  f"Job.objects.filter(pk={j['id']}).update(signers=[{tree.fingerprints['alice']!r}])")
     err = run_once(careful)
     run = latest(job(master, j["id"]))
     bob = tree.fingerprints["bob"]

@@ -364,7 +364,8 @@ def test_publish_snapshot_writes_gentoos_layout(snapshots):
     with tarfile.open(new.tarball) as tar:
         assert {n.split("/")[0] for n in tar.getnames()} == {f"gentoo-{new.date}"}
     assert sorted(p.name for p in (new.mirror / "distfiles").iterdir()) == [
-        "hello-1.0.tar.gz", "slowlib-1.0.tar.gz", "tiny-1.0.tar.gz", "tiny-1.1.tar.gz"]
+        "greeter-1.0.tar.gz", "greeter-extras-1.0.tar.gz", "hello-1.0.tar.gz", "libgreet-0.9.tar.gz",
+        "libgreet-1.0.tar.gz", "oldgreet-1.0.tar.gz", "slowlib-1.0.tar.gz", "tiny-1.0.tar.gz", "tiny-1.1.tar.gz"]
     assert publish_snapshot  # the fixture's builder
 
 

@@ -3,10 +3,12 @@
 Fresh keys sign the sample tree into a real bzr branch the master owns; a tiny stage3 in Gentoo's
 autobuilds layout (cached after the first run) and the sample distfiles are served from a local HTTP
 mirror; the master runs under gunicorn on 127.0.0.1 with SQLite; two slaves with different stage3
-flavours take the sample jobs. What happens is printed as it happens; then a bug's package list
-becomes an arch-testing group (the tiny ebuild repository published as a signed Gentoo snapshot),
-which runs, and its report is printed; then the web UI's address and a login; Ctrl-C stops every
-process and leaves no mount behind.
+flavours take the sample jobs. What happens is printed as it happens; then a slave whose stage3
+carries real portage runs gentoo/arch-test twice (the first job emerges app-misc/hello and its
+dependency, fetched into the job's DISTDIR; the second installs the dependency from the slave's
+binary package cache); then a bug's package list becomes an arch-testing group (the tiny ebuild
+repository published as a signed Gentoo snapshot), which runs, and its report is printed; then the
+web UI's address and a login; Ctrl-C stops every process and leaves no mount behind.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import secrets
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,14 +48,16 @@ JOBS = [
     ("bob", "bob/slow", None, "takes a minute: the demo cancels it while it runs"),
 ]
 CANCEL = "bob/slow"
+#: the package the demo emerges for real (its dependency dev-libs/slowlib is the slow compile)
+EMERGE_ATOM = "=app-misc/hello-1.0"
 NOTIFY = "alice/hello-suite"
 #: the arch-testing group the demo ends with: two packages of the test repository (autotua.demo.repository)
 ARCHTEST_LIST = "=app-misc/hello-1.0 amd64\n=dev-libs/libgreet-1.0 ^\n"
 ARCHTEST_BUG = 900001
-#: until the slave's jobs can emerge (the job container, issues 11 and 12) the demo's groups run the
-#: stand-in: gentoo/arch-test's own template, with portage's output faked from the job's USE flags.
-#: When they can, this becomes gentoo/arch-test, the slaves get repository = "snapshot" and a stage3
-#: that carries portage (autotua.demo.portage), and nothing else changes.
+#: the demo's group runs the stand-in: gentoo/arch-test's own template, with portage's output faked
+#: from the job's USE flags, on the sample jobs' slaves (tiny stage3s without portage, two flavours).
+#: The emerge act before it runs gentoo/arch-test itself; a group of it needs only slaves with
+#: repository = "snapshot" and a stage3 that carries portage (autotua.demo.portage), as that act's.
 ARCHTEST_JOBUILD = "gentoo/arch-test-standin"
 #: a third slave, started for the arch testing: the second opinion on an openrc failure needs another
 #: openrc slave (it would have taken some of the sample jobs above, whose story names their slaves)
@@ -240,6 +245,7 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     say("Where things ended")
     print("\n".join(watcher.summary()))
 
+    emerge(master, people["alice"], root, work, cache, release, key, stack, slaves)
     archtest(master, people["alice"], root, slaves, work, cache, stage3_url, release_key, stack)
     say("The web UI and the admin are up")
     print(f"    web UI  {master.url}/")
@@ -304,11 +310,109 @@ def write_maintainer_env(home: Path, master_url: str, token: str, sample, user: 
     return env
 
 
+def portage_stage3_mirror(cache: Path) -> tuple[Path, Path]:
+    """A test stage3 that carries real portage (autotua.demo.portage), in the autobuilds layout, built
+    once and kept in ``cache``; returns (mirror directory, release key file)."""
+    from autotua.demo.portage import build_portage_rootfs, portage_wheel
+    from autotua.demo.repository import PROFILE
+
+    mirror, key_home = cache / "portage-mirror", cache / "portage-release-gpg"
+    if (mirror / "releases/amd64/autobuilds/latest-stage3-amd64-openrc.txt").exists() and \
+            (key_home / "release.asc").exists():
+        print(f"    using the portage stage3 built before, in {mirror}")
+        return mirror, key_home / "release.asc"
+    shutil.rmtree(mirror, ignore_errors=True)
+    shutil.rmtree(key_home, ignore_errors=True)
+    key = ReleaseKey.make(key_home)
+    try:
+        with tempfile.TemporaryDirectory(prefix="autotua-demo-portage-", dir=cache) as tmp:
+            root = build_portage_rootfs(Path(tmp) / "root", portage_wheel(), PROFILE)
+            release = publish_stage3(mirror, key, arch="amd64", flavour="openrc", rootfs=root, compression="gz")
+        print(f"    built {release.path} ({release.tarball.stat().st_size // 2**20} MiB: portage "
+              f"and the host's Python), signed by {key.fingerprint}")
+    finally:
+        stop_agent(key.gnupghome)
+    return mirror, key.key_file
+
+
+def emerge(master, alice, root: bool, work: Path, cache: Path, snapshot, snapshot_key, stack: list,
+           others: list) -> None:
+    """gentoo/arch-test for real, twice: the second job gets the first's binary package. The sample
+    jobs' slaves (``others``: tiny stage3s without portage) pause meanwhile, so that the slave with
+    portage takes both jobs."""
+    say(f"Emerging in the job: {EMERGE_ATOM} with FEATURES=test, twice, on a slave whose stage3 carries "
+        "portage (the repository: the pinned snapshot, read-only)")
+    if not root:
+        print("    (no slaves: nothing runs)")
+        return
+    from autotua.demo.slaves import SlaveSetup
+
+    stage3_dir, release_key = portage_stage3_mirror(cache)
+    served = work / "emerge-mirror"
+    served.mkdir()
+    (served / "releases").symlink_to(stage3_dir / "releases")
+    (served / "distfiles").symlink_to(snapshot.mirror / "distfiles")  # the repository's SRC_URI files
+    mirror = MirrorServer(served).start()
+    stack.append(mirror)
+    name = "demo-portage"
+    token = master.add_slave(name, arch="amd64", flavours=("openrc",), owner=VOLUNTEER)
+    s = SlaveSetup(work / name, master.url, token, mirror.url, str(release_key), name=name,
+                   cache_dir=str(work / name / "cache"), mirrors={"gentoo": [mirror.url]},
+                   extra={"max_poll_interval": 1, "repository": "snapshot", "snapshot_key": str(snapshot_key.key_file),
+                          "snapshot_key_fingerprint": snapshot_key.fingerprint,
+                          "network": "host"})  # its GENTOO_MIRRORS is on 127.0.0.1
+    for other in others:
+        other.stop()
+    print(f"    {', '.join(o.name for o in others)} pause: their tiny stage3s have no portage")
+    s.start()
+    stack.append(s)
+    print(f"    {name}: GENTOO_MIRRORS={mirror.url}, network = \"host\" (the mirror is on 127.0.0.1); "
+          f"log {s.base / 'slave.log'}")
+    try:
+        _emerge_twice(master, alice, s)
+    finally:
+        s.stop()
+        stack.remove(s)
+        for other in others:
+            other.start()
+
+
+def _emerge_twice(master, alice, s) -> None:
+    name = s.name
+    for n in (1, 2):
+        r = alice.post(master.url + "/api/v1/jobs/", timeout=120, json={
+            "root": "gentoo/arch-test", "parameters": {"atom": EMERGE_ATOM, "use": "-broken-test english -french"}})
+        if r.status_code != 201:
+            print(f"!!! the job was refused: {r.text[:2000]}")
+            return
+        job = r.json()
+        started = time.monotonic()
+        while job["state"] not in ("passed", "failed", "error", "cancelled") and time.monotonic() - started < 900:
+            if s.proc.poll() is not None:
+                print(f"!!! {name} stopped; its log: {s.base / 'slave.log'}")
+                return
+            time.sleep(1)
+            job = alice.get(master.url + f"/api/v1/jobs/{job['id']}/", timeout=60).json()
+        took = time.monotonic() - started
+        run = max(job["runs"], key=lambda x: x["attempt"]) if job["runs"] else {}
+        got = (run.get("results") or [{}])[0].get("results") or {}
+        print(f"    #{job['id']} job {n}: {job['state']} in {took:.0f} s; built from source: "
+              f"{got.get('archtest.built') or '-'}; from binary packages: {got.get('archtest.binary') or '-'}")
+        info = ((run.get("inputs") or {}).get("emerge_info") or "").splitlines()
+        first = next((x for x in info if x.startswith("Portage ")), "")
+        if first:
+            print(f"        emerge --info from inside the job: {first}")
+        print(f"        {master.url}/jobs/{job['id']}/")
+        if job["state"] != "passed":
+            print(f"!!! {job.get('reason') or 'see the job page'}")
+            return
+
+
 def archtest(master, alice, root: bool, slaves: list, work: Path, cache: Path, stage3_url: str, release_key,
              stack: list) -> None:
     """The demo's last act: a bug's package list to an arch-testing group, run, and its report."""
     say(f"Arch testing: bug {ARCHTEST_BUG}'s package list to a group of {ARCHTEST_JOBUILD} jobs (tatt's sampling "
-        "from the pinned snapshot; the stand-in for emerge, until jobs emerge)")
+        "from the pinned snapshot; the stand-in for emerge: these slaves' tiny stage3s have no portage)")
     for line in ARCHTEST_LIST.splitlines():
         print(f"    {line}")
     if root and slaves:

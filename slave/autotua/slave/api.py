@@ -230,7 +230,7 @@ class Api:
                             abandon=abandon).json()
 
     def put_inputs(self, run: str, inputs: dict) -> dict:
-        """Record what the run is made of (stage3, revision, repository; emerge --info later)."""
+        """Record what the run is made of (stage3, revision, repository; then again with emerge --info)."""
         return self.request("PUT", f"runs/{run}/inputs", json=inputs).json()
 
     def finish(self, run: str, payload: dict, retry_for: float | None = None) -> dict:

@@ -78,6 +78,7 @@ class Config:
     snapshot_key: str = GENTOO_RELEASE_KEY
     snapshot_key_fingerprint: str = GENTOO_SNAPSHOT_KEY
     keep_snapshots: int = 3
+    binhost: str = ""  # opt-in: a signed binhost for dependencies (docs/slave.md, "Portage in the job")
     min_free_disk: int = 10 * 1024**3
     # the job container (docs/slave.md, "The job container")
     network: str = "outbound"
@@ -159,6 +160,9 @@ def _check(cfg: Config, where: str, need_master: bool = True) -> None:
             normalise_fingerprint(cfg.snapshot_key_fingerprint)
         except ValueError as e:
             raise bad("snapshot_key_fingerprint", f"{e}; \"\" accepts any key of snapshot_key") from None
+    if cfg.binhost and not re.match(r"\Ahttps?://[^/\s]+\S*\Z", cfg.binhost):
+        raise bad("binhost", f"{cfg.binhost!r} is not an http(s) URL (e.g. Gentoo's \"https://distfiles.gentoo"
+                             ".org/releases/amd64/binpackages/23.0/x86-64\"), or \"\" for none")
     for key in ("phase_timeout", "max_poll_interval", "retry_for", "keep_snapshots"):
         if getattr(cfg, key) <= 0:
             raise bad(key, "must be a positive number" + (" of seconds" if key != "keep_snapshots" else ""))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from autotua import faults
 from autotua.bridge import jobuild_sh
-from autotua.slave import Cancelled, SlaveError, Stopped
+from autotua.slave import Cancelled, SlaveError, Stopped, binpkgs
 from autotua.slave.api import (
     LONG_POLL,
     Api,
@@ -36,13 +36,16 @@ from autotua.slave.api import (
     TooLarge,
     Unreachable,
 )
+from autotua.slave.binpkgs import stage3_profile
 from autotua.slave.claim import Heartbeat
 from autotua.slave.config import Config
 from autotua.slave.container import INSIDE, Container, Keeper
 from autotua.slave.distfiles import Distfiles, merge_mirrors
 from autotua.slave.fsutil import UnsafePath, read_regular_in, remove_tree
-from autotua.slave.inputs import run_inputs
+from autotua.slave.harvest import harvest
+from autotua.slave.inputs import emerge_info, run_inputs, stage3_input
 from autotua.slave.logstream import LogStream
+from autotua.slave.makeconf import portage_spec
 from autotua.slave.phases import Outcome, iso, run_jobuild
 from autotua.slave.preflight import Host
 from autotua.slave.rootfs import RootCache
@@ -84,11 +87,13 @@ class Workspace:
             d.chmod(0o755)
 
     def spec(self, lower: Path, prepared: list[Prepared], distdir: Path, host: Host, *, repository: str = "",
-             portconf: list[Path] = ()) -> dict:
-        """What the keeper builds: the root, its mounts, PORTCONF, the limits and the network."""
+             portconf: list[Path] = (), portage: dict | None = None, pkgdir: str = "") -> dict:
+        """What the keeper builds: the root, its mounts, the slave's portage defaults, PORTCONF, the
+        binary package cache, the limits and the network."""
         return {
             **host.container, "lower": str(lower), "tree": str(self.tree), "bridge": str(self.bridge),
             "distdir": str(distdir), "repository": repository if repository and os.path.isabs(repository) else "",
+            "portage": portage or {}, "pkgdir": pkgdir if pkgdir and os.path.isabs(pkgdir) else "",
             "portconf": [str(p) for p in portconf], "outs": [p.index for p in prepared],
             "dirs": [f"{INSIDE}/jobs/{p.index}/{d}" for p in prepared for d in ("work", "temp")],
             "hostname": f"autotua-{self.run[:8]}",
@@ -178,6 +183,7 @@ class JobRunner:
             report = Report("error", f"the slave failed: {type(e).__name__}: {e}")
         finally:
             self.heartbeat.stop()
+            self._harvest()
             report.teardown_failed = not self._teardown()
             if self.held is not None:  # the shared lock on the stage3 root
                 os.close(self.held)
@@ -217,6 +223,7 @@ class JobRunner:
         roots = RootCache(cfg.cache_dir)
         lower = roots.get(tarball)
         self.held = roots.hold(lower)
+        profile = stage3_profile(lower)
         if not self.host.idmap:
             lower = roots.shifted(lower, self.host.ids)
         self.repository = self._inputs(tarball, tree_info.get("revision", ""))
@@ -228,7 +235,9 @@ class JobRunner:
             distfiles.close()
         self.check()
         portconf = [paths[d.name] for p in prepared for d in p.portconf]
-        self._start_container(lower, prepared, portconf)
+        pkgdir = self._pkgdir(arch, flavour, tarball, profile)
+        self._start_container(lower, prepared, portconf, pkgdir)
+        self._send_emerge_info(tarball, tree_info.get("revision", ""))
         for p in prepared:
             self.check()
             outcome = self._jobuild(p)
@@ -244,10 +253,13 @@ class JobRunner:
                                                     tree_info.get("revision", ""))
         return prepare(tree, self.job, self.ws.tree)
 
-    def _start_container(self, lower: Path, prepared: list[Prepared], portconf: list[Path]) -> None:
+    def _start_container(self, lower: Path, prepared: list[Prepared], portconf: list[Path], pkgdir: Path) -> None:
+        cfg = self.cfg
         repository = str(self.repository.path) if self.repository else ""
-        self.ns = Container(self.ws.dir, self.ws.spec(lower, prepared, self.cfg.distdir, self.host,
-                                                       repository=repository, portconf=portconf), self.keeper)
+        portage = portage_spec(cfg.cpus, cfg.binhost, cfg.mirrors.get("gentoo", []))
+        self.ns = Container(self.ws.dir, self.ws.spec(lower, prepared, cfg.distdir, self.host,
+                                                       repository=repository, portconf=portconf, portage=portage,
+                                                       pkgdir=str(pkgdir)), self.keeper)
         self.keeper = None  # the container has it now
         info = self.ns.start()
         for w in info.get("warnings", []):
@@ -268,6 +280,48 @@ class JobRunner:
         except ApiError as e:  # refused (a conflict, a master without the endpoint): the run goes on
             log.warning("%s: the master did not record the run's inputs: %s", self.label, e)
         return repo
+
+    def _pkgdir(self, arch: str, flavour: str, tarball: Path, profile: str) -> Path:
+        """The binary package cache of this job's signers (:mod:`autotua.slave.binpkgs`)."""
+        repo = self.repository
+        k = binpkgs.key(arch=arch, flavour=flavour, stage3=stage3_input(tarball)["timestamp"], profile=profile,
+                        repository=(repo.snapshot or f"{repo.source}:{repo.timestamp}") if repo else "none",
+                        signers=binpkgs.signers(self.job.get("maintainers") or {}))
+        owner = None if self.host.idmap else self.host.ids.root
+        return binpkgs.BinpkgCache(self.cfg.cache_dir).get(k, owner)
+
+    def _send_emerge_info(self, tarball: Path, revision: str) -> None:
+        """``emerge --info`` from inside the job (where the stage3 has portage), added to the run's inputs."""
+        try:
+            info = emerge_info(self.ns)
+        except SlaveError as e:
+            log.warning("%s: emerge --info: %s", self.label, e)
+            return
+        if info is None:
+            return
+        try:
+            self.api.put_inputs(self.run_id, run_inputs(tarball, revision, self.repository, info))
+        except (RunOver, AuthError, Unreachable, Interrupted):
+            raise
+        except ApiError as e:
+            log.warning("%s: the master did not record emerge --info: %s", self.label, e)
+
+    def _harvest(self) -> None:
+        """The verified distfiles portage fetched in the job, into the shared cache (before teardown:
+        the job's DISTDIR layer is on its disk); never a reason for the job to fail."""
+        if self.ns is None or self.ns.proc is None or self.at_once.is_set():
+            return
+        try:
+            done = harvest(self.ns.host_path("disk", "dist-upper"), self.cfg.distdir,
+                           self.repository.path if self.repository else None)
+        except Exception as e:  # a harvest that failed leaves the cache as it was
+            log.warning("%s: distfile harvest failed: %s", self.label, e)
+            return
+        if done.kept or done.dropped:  # a job can leave many files: the first few of each are named
+            dropped = sorted(done.dropped.items())
+            log.info("%s: %d distfiles harvested (%s); %d dropped (%s)", self.label, len(done.kept),
+                     ", ".join(done.kept[:10]) + (", ..." if len(done.kept) > 10 else ""), len(dropped),
+                     ", ".join(f"{n}: {why}" for n, why in dropped[:10]) + (", ..." if len(dropped) > 10 else ""))
 
     def _phase_timeout(self) -> float:
         job_limit = self.limits.get("phase_timeout") or 0

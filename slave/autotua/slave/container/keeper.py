@@ -33,7 +33,7 @@ from autotua.slave import SlaveError
 from autotua.slave.container import cgroups, disk, init, netfilter, network
 from autotua.slave.container.idmap import IdRange, UserNamespace
 from autotua.slave.container.mounts import BindMount, FsMount, MountError, MountStack, dev_mounts, run_mount
-from autotua.slave.fsutil import ensure_dir, replace_file
+from autotua.slave.fsutil import UnsafePath, ensure_dir, read_regular_in, replace_file
 
 INSIDE = "/var/tmp/autotua"
 SLAVE_GONE = "the slave is gone"
@@ -154,17 +154,48 @@ class RootStep(Step):
 
 
 class PortconfStep(Step):
-    """PORTCONF tarballs, into the root before anything is mounted over it (only etc/portage/)."""
+    """The slave's portage defaults (:mod:`autotua.slave.makeconf`), then PORTCONF tarballs over them,
+    into the root before anything is mounted over it (only etc/portage/)."""
 
     name = "portconf"
 
     def setup(self, ctx):
+        portage = ctx.spec.get("portage")
+        if portage:
+            write_portage_defaults(ctx.root, portage, ctx.owner)
         if not ctx.spec.get("portconf"):
             return
         from autotua.slave.tarball import extract_into
 
         for path in ctx.spec["portconf"]:
             extract_into(path, ctx.root, id_shift=ctx.ids.base)
+
+
+def write_portage_defaults(root: str, portage: dict, owner: tuple[int, int]) -> None:
+    """``etc/portage/make.conf``: the stage3's own, then the slave's block (also kept as
+    ``etc/portage/autotua.conf``); a stage3 whose make.conf is a directory gets the block as its last
+    file. And the opt-in binhost's ``binrepos.conf`` entry. Written, never followed."""
+    from autotua.slave import makeconf
+
+    block = portage["make_conf"].encode()
+    replace_file(root, makeconf.AUTOTUA_CONF, block, owner=owner)
+    conf = os.path.join(root, "etc/portage/make.conf")
+    if os.path.isdir(conf) and not os.path.islink(conf):
+        replace_file(root, "etc/portage/make.conf/zz-autotua.conf", block, owner=owner)
+    else:
+        try:
+            stage3 = read_regular_in(root, ["etc", "portage"], "make.conf", 1 << 20).decode(errors="replace")
+        except UnsafePath:  # none (or a link): the block alone
+            stage3 = ""
+        replace_file(root, "etc/portage/make.conf", makeconf.job_make_conf(stage3, portage["make_conf"]).encode(),
+                     owner=owner)
+    if portage.get("binrepos_conf"):
+        binrepos = os.path.join(root, "etc/portage/binrepos.conf")
+        if os.path.isfile(binrepos) and not os.path.islink(binrepos):  # a file: make it the directory form
+            old = read_regular_in(root, ["etc", "portage"], "binrepos.conf", 1 << 20)
+            os.unlink(binrepos)
+            replace_file(root, "etc/portage/binrepos.conf/stage3.conf", old, owner=owner)
+        replace_file(root, makeconf.BINREPOS_CONF, portage["binrepos_conf"].encode(), owner=owner)
 
 
 class FilesStep(Step):
@@ -200,6 +231,8 @@ class MountsStep(Step):
         s.push(BindMount(spec["distdir"], "dist-lower", readonly=True, userns_fd=fd))
         s.push(FsMount("overlay", "root/var/cache/distfiles", source="overlay", flags=linux.MS_NODEV, owner=own,
                        data=f"lowerdir={ctx.job}/dist-lower,upperdir={d}/dist-upper,workdir={d}/dist-ovl"))
+        if spec.get("pkgdir"):  # the binary package cache of the job's signers (autotua.slave.binpkgs)
+            s.push(BindMount(spec["pkgdir"], "root/var/cache/binpkgs", userns_fd=fd, owner=own))
         repo = spec.get("repository")  # the job's snapshot, or the host's repository: where portage looks
         if repo and os.path.isdir(repo):
             s.push(BindMount(repo, "root/var/db/repos/gentoo", readonly=True, userns_fd=fd, owner=own))
