@@ -40,6 +40,30 @@ src_test() {
 '''
 
 
+#: What each sample job ends as on a slave: its state, its reason, and some of its jobuilds' `result`
+#: values. The tests below check the slave against it; tests/slave/test_local_run.py checks
+#: `autotua-jobuild run` against the same table.
+SAMPLE_OUTCOMES = {
+    "alice/toolchain-sanity": ("passed", "", {"alice/toolchain-sanity-1.0": {"machine": "x86_64"}}),
+    "bob/integration": ("passed", "", {"bob/integration-1.0": {"checked.variables": "8"},
+                                       "bob/portconf-check-1.0": {"portconf.features": "test"}}),
+    "=alice/hello-suite-1.1": ("passed", "", {"alice/hello-suite-1.1": {"tests.passed": "5", "tests.failed": "0"}}),
+    "bob/fail-on-purpose": ("failed", "bob/fail-on-purpose-1.0 failed in src_test", {}),
+}
+
+
+def _values(run: dict) -> dict[str, dict[str, str]]:
+    """jobuild -> its result values, for the jobuilds SAMPLE_OUTCOMES names."""
+    return {r["jobuild"]: r["results"] for r in run["results"]}
+
+
+def assert_outcome(root: str, state: str, reason: str, values: dict[str, dict[str, str]]) -> None:
+    want_state, want_reason, want_values = SAMPLE_OUTCOMES[root]
+    assert (state, reason) == (want_state, want_reason), (root, state, reason)
+    for jobuild, want in want_values.items():
+        assert {k: values.get(jobuild, {}).get(k) for k in want} == want, (root, jobuild, values.get(jobuild))
+
+
 CHATTY = '''# Prints a log of several chunks.
 DESCRIPTION="Print 3.4 MB"
 
@@ -101,13 +125,13 @@ def test_sample_jobs_pass_with_logs_results_and_attachments(master, slave):
             break
         run_once(slave)
     j = job(master, sanity["id"])
-    assert j["state"] == "passed", j
+    assert_outcome("alice/toolchain-sanity", j["state"], j["reason"], _values(latest(j)))
     result = latest(j)["results"][0]
     assert result["status"] == "passed" and result["results"]["machine"]
     assert [p["name"] for p in result["phases"]] == ["pkg_setup", "src_unpack", "src_compile", "src_test"]
     assert "bash and coreutils look sane" in log_of(master, j, 0)
     j = job(master, integration["id"])
-    assert j["state"] == "passed", j
+    assert_outcome("bob/integration", j["state"], j["reason"], _values(latest(j)))
     results = latest(j)["results"]
     assert [r["jobuild"] for r in results] == [e["jobuild"] for e in j["plan"]]
     assert results[-1]["results"]["checked.variables"] == "8"
@@ -119,8 +143,8 @@ def test_sample_jobs_pass_with_logs_results_and_attachments(master, slave):
     portconf = next(i for i, e in enumerate(j["plan"]) if e["jobuild"] == "bob/portconf-check-1.0")
     assert "PORTCONF settings are in place" in log_of(master, j, portconf)
     hello = [job(master, s["provider"]) for s in j["sidepends"]]
-    assert hello and hello[0]["state"] == "passed"
-    assert latest(hello[0])["results"][-1]["results"]["tests.passed"] == "5"
+    assert hello and hello[0]["root"] == "=alice/hello-suite-1.1"
+    assert_outcome(hello[0]["root"], hello[0]["state"], hello[0]["reason"], _values(latest(hello[0])))
     # nothing is left of the jobs on the slave
     assert list((slave.base / "work/jobs").iterdir()) == []
 
@@ -129,8 +153,7 @@ def test_a_failing_phase_fails_the_job(master, slave):
     j = create(master, "bob", "bob/fail-on-purpose")
     run_once(slave)
     j = job(master, j["id"])
-    assert j["state"] == "failed"
-    assert j["reason"] == "bob/fail-on-purpose-1.0 failed in src_test", j
+    assert_outcome("bob/fail-on-purpose", j["state"], j["reason"], _values(latest(j)))
     result = latest(j)["results"][0]
     assert result["status"] == "failed"
     assert result["phases"][-1] == {**result["phases"][-1], "name": "src_test", "status": "failed"}

@@ -18,7 +18,7 @@ from autotua.cli.master import MasterClient, load_settings
 
 EXIT = {"passed": 0, "failed": 1, "invalid": 1, "error": 3, "cancelled": 4}
 FINAL = ("passed", "failed", "error", "cancelled")
-_ANSI_RE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+ANSI_RE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.+@=,~-]")
 
 
@@ -96,7 +96,7 @@ class Watcher:
         self.out.flush()
 
     def write(self, data: bytes) -> None:
-        self.out.write(data if self.colour else _ANSI_RE.sub(b"", data))
+        self.out.write(data if self.colour else ANSI_RE.sub(b"", data))
         self.out.flush()
 
     def run(self) -> int:
@@ -141,13 +141,13 @@ class Watcher:
                 self.offset += len(data)
             result = results.get(i)
             if result is not None and self.offset >= sizes.get(i, 0):  # its result is in: the log is whole
-                self.say(_result_line(plan[i]["jobuild"], result))
+                self.say(result_line(plan[i]["jobuild"], result))
                 self.index, self.offset = i + 1, 0
                 continue
             break
 
 
-def _result_line(jobuild: str, r: dict) -> str:
+def result_line(jobuild: str, r: dict) -> str:
     phases = " ".join(f"{p['name']}:{'ok' if p['status'] == 'passed' else p['status']}" for p in r["phases"])
     values = ", ".join(f"{k}={v}" for k, v in sorted(r["results"].items()))
     return f"{jobuild} {r['status'].upper()}" + (f" [{phases}]" if phases else "") + (f"; {values}" if values else "")
@@ -174,7 +174,7 @@ def cmd_results(args) -> int:
             if r is None:
                 print(f"  {entry['index'] + 1:2}. {entry['jobuild']:<36} (no result)")
                 continue
-            print(f"  {entry['index'] + 1:2}. {_result_line(entry['jobuild'], r)}")
+            print(f"  {entry['index'] + 1:2}. {result_line(entry['jobuild'], r)}")
             for k, v in sorted(r["results"].items()):
                 print(f"        {k} = {v}")
             for a in r["attachments"]:

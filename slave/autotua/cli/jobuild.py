@@ -8,6 +8,8 @@
     autotua-jobuild graph --tree PATH [--revision REV] [--arch A] [--param NAME=VALUE...] ATOM [--json]
     autotua-jobuild archtest --master URL [--token T] [--bug N] [--arch A...] [--flavour F...] FILE|-
     autotua-jobuild report --master URL GROUP [--json]
+    autotua-jobuild run ATOM [--tree DIR] [--stage3 F] [--out DIR] [--config slave.toml]   (root; no master:
+                                     the job container on this machine, see autotua/cli/run.py)
 
 and, on the master (its REST API, with your API token: autotua/cli/master.py says where it is read):
 
@@ -327,8 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_report)
 
-    from autotua.cli import jobs
+    from autotua.cli import jobs, run
 
+    run.add_parser(sub, trust_help)
     jobs.add_parsers(sub)
     return p
 

@@ -256,7 +256,8 @@ def run(args, work: Path, cache: Path, root: bool, stack: list) -> int:
     print(f"    token   alice  {tokens['alice']}  (her API token: autotua-jobuild submit/watch, brz push)")
     print(f"    mail    the console backend writes alice's mail about #{created[NOTIFY]} to "
           f"{master.data_dir / 'gunicorn.log'}")
-    env = write_maintainer_env(work / "alice", master.url, tokens["alice"], sample, "alice")
+    env = write_maintainer_env(work / "alice", master.url, tokens["alice"], sample, "alice",
+                               slave_config=slaves[0].config if slaves else None)
     say("Your turn: push a jobuild as alice and watch it run (README.md, \"Your first jobuild\")")
     print(f"    . {env}        # in another shell: alice's keys, token and master")
     print("    brz branch $AUTOTUA_MASTER/tree/ jobtage && cd jobtage")
@@ -277,7 +278,8 @@ def push_url(master_url: str) -> str:
     return "bzr+" + master_url.rstrip("/") + "/tree/push"
 
 
-def write_maintainer_env(home: Path, master_url: str, token: str, sample, user: str) -> Path:
+def write_maintainer_env(home: Path, master_url: str, token: str, sample, user: str,
+                         slave_config: Path | None = None) -> Path:
     """A maintainer's setup for the demo's master, as docs/maintainer.md tells one to write it: breezy's
     authentication.conf (the API token, for brz push), autotua-jobuild's config (for submit/watch), and
     a file to source that points at them, the demo's GnuPG home and the venv's programs."""
@@ -302,7 +304,9 @@ def write_maintainer_env(home: Path, master_url: str, token: str, sample, user: 
                    f"export AUTOTUA_PUSH={push_url(master_url)}\n"
                    f"export KEY={sample.fingerprints[user]}\n"
                    f"export BRZ_EMAIL='{user} <{user}@jobtage.example>'\n"
-                   f"export PATH={venv_bin}:$PATH\n")
+                   f"export PATH={venv_bin}:$PATH\n"
+                   # `autotua-jobuild run` (root) takes the stage3 mirror, key and caches from a demo slave's
+                   + (f"export AUTOTUA_SLAVE_CONFIG={slave_config}\n" if slave_config else ""))
     return env
 
 

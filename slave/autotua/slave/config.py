@@ -137,13 +137,13 @@ class Config:
 _TYPES = {f.name: f.type for f in fields(Config)}
 
 
-def _check(cfg: Config, where: str) -> None:
+def _check(cfg: Config, where: str, need_master: bool = True) -> None:
     def bad(key: str, why: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {why}")
 
-    if not cfg.master:
+    if not cfg.master and need_master:
         raise bad("master", "the master's URL is required (e.g. master = \"https://autotua.example.org/\")")
-    if not re.match(r"\Ahttps?://[^/\s]+", cfg.master):
+    if cfg.master and not re.match(r"\Ahttps?://[^/\s]+", cfg.master):
         raise bad("master", f"{cfg.master!r} is not an http(s) URL")
     if not cfg.flavours or not all(isinstance(f, str) and _FLAVOUR_RE.match(f) for f in cfg.flavours):
         raise bad("flavours", "must be a non-empty list of stage3 flavours, e.g. [\"openrc\", \"systemd\"]")
@@ -191,8 +191,9 @@ def _check(cfg: Config, where: str) -> None:
                 raise bad("trust", f"{e}, nor an absolute path to an OpenPGP keyring file") from None
 
 
-def load(path: str | os.PathLike | None = None, **overrides) -> Config:
-    """Read the file (``path``, else $AUTOTUA_SLAVE_CONFIG, else the default) and check it."""
+def load(path: str | os.PathLike | None = None, *, need_master: bool = True, **overrides) -> Config:
+    """Read the file (``path``, else $AUTOTUA_SLAVE_CONFIG, else the default) and check it
+    (``need_master=False``: a local run, ``autotua-jobuild run``, which talks to no master)."""
     path = str(path or os.environ.get("AUTOTUA_SLAVE_CONFIG") or DEFAULT_PATH)
     try:
         with open(path, "rb") as f:
@@ -202,10 +203,10 @@ def load(path: str | os.PathLike | None = None, **overrides) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     data.update(overrides)
-    return from_dict(data, path)
+    return from_dict(data, path, need_master=need_master)
 
 
-def from_dict(data: dict, source: str = "<config>") -> Config:
+def from_dict(data: dict, source: str = "<config>", *, need_master: bool = True) -> Config:
     kwargs = {}
     for key, value in data.items():
         if key not in _TYPES or key == "source":
@@ -230,5 +231,5 @@ def from_dict(data: dict, source: str = "<config>") -> Config:
             raise ConfigError(f"{source}: {key}: {e}") from None
         kwargs[key] = float(value) if key == "cpus" else value
     cfg = Config(**kwargs, source=source)
-    _check(cfg, source)
+    _check(cfg, source, need_master)
     return cfg

@@ -111,6 +111,11 @@ class Report:
 
 
 class JobRunner:
+    """One claimed job through the pipeline; ``api`` is the master's (a local run,
+    :mod:`autotua.slave.local`, gives a stand-in that writes what the master would get to a directory)."""
+
+    log_interval = 1.0  # seconds between log chunks sent while a jobuild prints
+
     def __init__(self, cfg: Config, api: Api, claimed: dict, *, host: Host | None = None,
                  keeper: Keeper | None = None, stopping: threading.Event | None = None,
                  at_once: threading.Event | None = None):
@@ -171,6 +176,8 @@ class JobRunner:
             report = Report("cancelled", str(e), run_over=True)
         except (SlaveError, ApiError) as e:
             report = Report("error", str(e))
+        except KeyboardInterrupt:  # a local run, interrupted before its container was built (the daemon
+            report = Report("error", "interrupted")  # takes SIGINT as a stop, and never gets one)
         except Exception as e:  # a bug of ours: still tear down and report, never leave mounts
             log.exception("%s: unexpected failure", self.label)
             report = Report("error", f"the slave failed: {type(e).__name__}: {e}")
@@ -202,9 +209,7 @@ class JobRunner:
             raise SlaveError(f"the job wants a {flavour} stage3; this slave serves {', '.join(cfg.flavours)}",
                              "claim")
         tree_info = job.get("tree") or {}
-        tree = TreeCache(cfg.cache_dir).update(tree_info.get("url") or cfg.master.rstrip("/") + "/tree/",
-                                               tree_info.get("revision", ""))
-        prepared = prepare(tree, job, self.ws.tree)
+        prepared = self._sync()
         self.check()
         store = Stage3Store(cfg.stage3_mirror, cfg.cache_dir, cfg.release_key)
         try:
@@ -230,8 +235,27 @@ class JobRunner:
             distfiles.close()
         self.check()
         portconf = [paths[d.name] for p in prepared for d in p.portconf]
-        repository = str(self.repository.path) if self.repository else ""
         pkgdir = self._pkgdir(arch, flavour, tarball, profile)
+        self._start_container(lower, prepared, portconf, pkgdir)
+        self._send_emerge_info(tarball, tree_info.get("revision", ""))
+        for p in prepared:
+            self.check()
+            outcome = self._jobuild(p)
+            if not outcome.passed:
+                return Report("failed", outcome.reason())
+        return Report("passed")
+
+    def _sync(self) -> list[Prepared]:
+        """The plan's files, verified, in the job's ``tree/``: the master's branch, pulled into the
+        cache, at the pinned revision (:mod:`autotua.slave.sync`)."""
+        tree_info = self.job.get("tree") or {}
+        tree = TreeCache(self.cfg.cache_dir).update(tree_info.get("url") or self.cfg.master.rstrip("/") + "/tree/",
+                                                    tree_info.get("revision", ""))
+        return prepare(tree, self.job, self.ws.tree)
+
+    def _start_container(self, lower: Path, prepared: list[Prepared], portconf: list[Path], pkgdir: Path) -> None:
+        cfg = self.cfg
+        repository = str(self.repository.path) if self.repository else ""
         portage = portage_spec(cfg.cpus, cfg.binhost, cfg.mirrors.get("gentoo", []))
         self.ns = Container(self.ws.dir, self.ws.spec(lower, prepared, cfg.distdir, self.host,
                                                        repository=repository, portconf=portconf, portage=portage,
@@ -240,13 +264,6 @@ class JobRunner:
         info = self.ns.start()
         for w in info.get("warnings", []):
             log.warning("%s: %s", self.label, w)
-        self._send_emerge_info(tarball, tree_info.get("revision", ""))
-        for p in prepared:
-            self.check()
-            outcome = self._jobuild(p)
-            if not outcome.passed:
-                return Report("failed", outcome.reason())
-        return Report("passed")
 
     # -- what the run is made of (issue 12; the container mounts self.repository) -------------------
     def _inputs(self, tarball: Path, revision: str) -> Repository | None:
@@ -314,7 +331,7 @@ class JobRunner:
         log.info("%s: %s (%d/%d)", self.label, p.jid, p.index + 1, len(self.job["plan"]))
         stream = LogStream(self.ws.logs / f"{p.index}.log",
                            lambda offset, data: self.api.append_log(self.run_id, p.index, offset, data),
-                           chunk=int(self.limits["log_chunk_bytes"]))
+                           chunk=int(self.limits["log_chunk_bytes"]), interval=self.log_interval)
         try:
             outcome = run_jobuild(self.ns, p, stream, timeout=self._phase_timeout(), should_stop=self.stop_reason)
         except BaseException:

@@ -229,10 +229,15 @@ def prepare(tree: BzrTree, job: dict, dest: str | os.PathLike) -> list[Prepared]
     for i, p in enumerate(prepared):
         if p.index != (job["plan"][i].get("index", i)):
             raise _err(f"plan entry {i} has index {job['plan'][i].get('index')}")
+    write_files(dest, plan.files)
+    return prepared
+
+
+def write_files(dest: str | os.PathLike, files: dict[str, bytes]) -> None:
+    """The plan's files (tree path -> content) below ``dest``, readable by the job, as the job's tree."""
     dest = Path(dest)
-    for path, data in sorted(plan.files.items()):
+    for path, data in sorted(files.items()):
         full = dest / path
         full.parent.mkdir(parents=True, exist_ok=True)
         full.write_bytes(data)
         full.chmod(0o644)
-    return prepared
