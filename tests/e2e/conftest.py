@@ -63,6 +63,13 @@ def stage3_mirror(stage3_flavours):
 
 
 @pytest.fixture
+def snapshot_mirror(snapshots):
+    """The tiny repository's snapshots and distfiles (tests/conftest.py), served."""
+    with MirrorServer(snapshots[0].mirror) as m:
+        yield m
+
+
+@pytest.fixture
 def tree(tmp_path, sample):
     """The sample branch plus tests/e2e/jobuilds.py, as revision 2, owned by this test's master."""
     return extend_tree(sample, tmp_path / "jobtage", JOBUILDS, "the end-to-end tests' jobuilds")

@@ -1,13 +1,14 @@
 """Arch testing end to end on real slaves, with the stand-in for emerge (gentoo/arch-test-standin: the
 real template's setup, classification and report, portage's output faked from the job's USE flags,
-until jobs can emerge): a bug's package list of two packages makes the group on a real master that
-fetched and verified the snapshot itself; two real slaves with different flavours run it; the
-combination with USE=broken-test fails, classified as a test failure, and is asked again on the
-other slave; the report names exactly it. And values reach a real slave's phases as data.
+for slaves whose stage3 has no portage, as the demo's): a bug's package list of two packages makes
+the group on a real master that fetched and verified the snapshot itself; two real slaves with
+different flavours run it; the combination with USE=broken-test fails, classified as a test
+failure, and is asked again on the other slave; the report names exactly it. And values reach a
+real slave's phases as data.
 
-What changes when the job container emerges for real (the follow-up): ARCHTEST_JOBUILD becomes
-gentoo/arch-test, the slaves get repository = "snapshot", the stage3 carries portage
-(autotua.demo.portage), and the same assertions hold.
+The same with real emerge (gentoo/arch-test, stage3s that carry portage, repository = "snapshot")
+is tests/e2e/test_archtest_emerge.py, on a smaller list; this one keeps the larger group (libgreet's
+all-off/all-on rows and reverse dependencies) quick.
 """
 
 from __future__ import annotations
@@ -15,25 +16,12 @@ from __future__ import annotations
 import pytest
 import requests
 
-from autotua.demo.httpserver import MirrorServer
 from autotua_master.jobs.models.job import FINAL
 from tests.slave.helpers import needs_root
-from tests.support.live import create, job, latest, log_of, wait_for
+from tests.support.live import create, group, job, latest, log_of, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, needs_root]
 LIST = "=app-misc/hello-1.0 amd64\n=dev-libs/libgreet-1.0 ^\n"
-
-
-@pytest.fixture
-def snapshot_mirror(snapshots):
-    with MirrorServer(snapshots[0].mirror) as m:
-        yield m
-
-
-def group(master, gid: int) -> dict:
-    r = requests.get(f"{master.url}/api/v1/groups/{gid}/", timeout=60)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_a_bugs_package_list_on_two_slaves(e2e_master, make_slave, snapshot_mirror, snapshot_key, snapshots):

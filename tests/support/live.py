@@ -55,6 +55,12 @@ def job(master, job_id: int) -> dict:
     return r.json()
 
 
+def group(master, gid: int) -> dict:
+    r = requests.get(f"{master.url}/api/v1/groups/{gid}/", timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def latest(j: dict) -> dict:
     """The job's latest run (the API lists them newest first; this does not rely on it)."""
     return max(j["runs"], key=lambda r: r["attempt"])
