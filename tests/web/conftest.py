@@ -194,10 +194,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-dev-shm-usage"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Debian's chromium driven by Playwright (``bin/host-deps test`` installs it; Playwright's own
-    browser download is never used). Playwright gives it a fresh temporary profile (--user-data-dir)."""
+    browser download is never used). Playwright gives it a fresh temporary profile (--user-data-dir).
+    One per module: closed when its tests are done, so no renderer it starts later is taken for a
+    process another test left behind (tests/e2e's check)."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make between
