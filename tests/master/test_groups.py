@@ -197,6 +197,21 @@ def test_a_matrix_of_values_flavours_and_arches_with_a_filter(master, params_tre
     assert [(x["id"], x["state"], x["counts"]) for x in groups] == [(g["id"], "queued", {"queued": 9})]
 
 
+def test_a_groups_jobs_take_fair_turns(master, params_tree):
+    """A group's jobs are queued in bulk with the turns one at a time would get them (issue 14's fair
+    shares): consecutive for their owner, so another owner's job queued after them is not starved."""
+    from django.contrib.auth import get_user_model
+
+    r = post(master, "groups/", {"root": "carol/matrix", "parameters": {"mode": ["fast", "slow"],
+                                                                        "level": ["1", "2"]}}, user="carol")
+    assert r.status_code == 201, r.text
+    turns = list(Job.objects.filter(group_id=r.json()["id"]).order_by("row").values_list("turn", flat=True))
+    assert turns == [1, 2, 3, 4]
+    bobs = Job.objects.create_job(root="carol/matrix", parameters={"mode": "fast", "level": "1"},
+                                  owner=get_user_model().objects.get(username="bob"))
+    assert (bobs.state, bobs.turn) == ("queued", 1)  # not behind carol's four: the head of the queue's turn
+
+
 @bad('parameter', 'a matrix whose values the jobuild refuses',
      '400 invalid_group naming each row and arch; nothing stored')
 def test_a_matrix_with_bad_values_stores_nothing(master, params_tree):
