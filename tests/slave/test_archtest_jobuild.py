@@ -10,50 +10,18 @@ this into the container (issues 11 and 12); these tests say the jobuild is ready
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from autotua.bridge import jobuild_sh, parse_record
-from autotua.demo.httpserver import MirrorServer
-from autotua.demo.portage import build_portage_rootfs, portage_wheel, run_in_chroot
-from autotua.demo.repository import PROFILE
+from autotua.demo.portage import run_in_chroot
 from autotua.demo.sampletree import JOBTAGE
 from autotua.params import environment
-from autotua.slave.snapshot import SnapshotStore
 from tests.slave.helpers import needs_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, needs_root]
 INSIDE = "/var/tmp/autotua"
-
-
-@pytest.fixture(scope="module")
-def portage_root(tmp_path_factory) -> Path:
-    return build_portage_rootfs(tmp_path_factory.mktemp("stage3") / "root", portage_wheel(), PROFILE)
-
-
-@pytest.fixture(scope="module")
-def served(snapshots):
-    with MirrorServer(snapshots[0].mirror) as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory, served, snapshot_key, snapshots):
-    store = SnapshotStore([served.url], tmp_path_factory.mktemp("cache"), snapshot_key.key_file,
-                          fingerprint=snapshot_key.fingerprint)
-    return store.get(snapshots[1].date)
-
-
-@pytest.fixture
-def root(tmp_path, portage_root, served) -> Path:
-    copy = tmp_path / "root"
-    subprocess.run(["cp", "-a", str(portage_root), str(copy)], check=True)
-    conf = copy / "etc/portage/make.conf"
-    conf.write_text(conf.read_text() + f'GENTOO_MIRRORS="{served.url}"\nSLOWLIB_SECONDS=1\n')
-    yield copy
-    shutil.rmtree(copy, ignore_errors=True)
 
 
 def run_jobuild(root: Path, repository, jobuild: str = "gentoo/arch-test-1", **values):

@@ -10,49 +10,15 @@ userpriv, ipc-sandbox and network-sandbox for real (the job's root is not the ho
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from autotua.demo.httpserver import MirrorServer
-from autotua.demo.portage import PORTAGE_VERSION, REPOSITORY, build_portage_rootfs, portage_wheel, run_in_chroot
-from autotua.demo.repository import PROFILE
-from autotua.slave.snapshot import SnapshotStore
+from autotua.demo.portage import PORTAGE_VERSION, REPOSITORY, run_in_chroot
 from tests.slave.helpers import needs_root
 from tests.support.container import sh, start, wait_nothing_left, workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, needs_root]
-
-
-@pytest.fixture(scope="module")
-def portage_root(tmp_path_factory) -> Path:
-    return build_portage_rootfs(tmp_path_factory.mktemp("stage3") / "root", portage_wheel(), PROFILE)
-
-
-@pytest.fixture(scope="module")
-def served(snapshots):
-    with MirrorServer(snapshots[0].mirror) as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory, served, snapshot_key, snapshots):
-    store = SnapshotStore([served.url], tmp_path_factory.mktemp("cache"), snapshot_key.key_file,
-                          fingerprint=snapshot_key.fingerprint)
-    return store.get(snapshots[1].date)
-
-
-@pytest.fixture
-def root(tmp_path, portage_root, served) -> Path:
-    """A fresh copy of the portage stage3, fetching distfiles from the local mirror."""
-    copy = tmp_path / "root"
-    subprocess.run(["cp", "-a", str(portage_root), str(copy)], check=True)
-    conf = copy / "etc/portage/make.conf"
-    conf.write_text(conf.read_text() + f'GENTOO_MIRRORS="{served.url}"\nSLOWLIB_SECONDS=1\n')
-    yield copy
-    shutil.rmtree(copy, ignore_errors=True)
-
 
 
 def test_emerge_builds_tests_installs_and_packages(root, repository, served):
