@@ -414,3 +414,35 @@ def test_a_killed_process_s_work_directory_is_removed_by_the_next_sandbox(tmp_pa
         assert live.parent == base and sandbox.clean_stale(base) == [] and live.is_dir()
     finally:
         sandbox.remove_workdir(live)
+
+
+def test_a_directory_being_made_is_never_taken_for_stale(tmp_path, monkeypatch):
+    """make_workdir() racing clean_stale() (another thread's, or another slave's): seen once in CI, a
+    new directory's lock file was found before it was locked, and the directory was removed."""
+    import tempfile
+
+    base = tmp_path / "tmp"
+    base.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(base))
+    stop = threading.Event()
+    removed = []
+
+    def sweep():
+        while not stop.is_set():
+            removed.extend(sandbox.clean_stale(base))
+
+    sweepers = [threading.Thread(target=sweep) for _ in range(2)]
+    for t in sweepers:
+        t.start()
+    made = []
+    try:
+        for _ in range(300):
+            made.append(sandbox.make_workdir())
+            assert (made[-1] / "root").is_dir() and (made[-1] / "lock").is_file()
+    finally:
+        stop.set()
+        for t in sweepers:
+            t.join()
+        for path in made:
+            sandbox.remove_workdir(path)
+    assert removed == [] and len(made) == 300

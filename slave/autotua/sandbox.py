@@ -78,9 +78,12 @@ def make_workdir() -> Path:
     clean_stale()
     path = Path(tempfile.mkdtemp(prefix=PREFIX))
     path.chmod(0o755)  # the sandbox's user (nobody) reads what is bound in from below it
-    fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # The lock is taken under a private name and then renamed into place: a clean_stale() of another
+    # thread or process that found "lock" before it was locked would take this new directory for stale.
+    fd = os.open(path / "lock.new", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     (path / "root").mkdir()
+    os.rename(path / "lock.new", path / "lock")
     with _held_lock:
         _held[str(path)] = fd
     return path
