@@ -7,13 +7,18 @@ made into instances here, with the column converters the ORM applies, so a JSON 
 a SQLite date a datetime as anywhere else; :func:`update` and :func:`insert` write what
 ``save(update_fields=...)`` and ``create()`` write, with each field's own preparation (no model
 signals: nothing listens to these models'). Everything else uses the ORM.
+
+On PostgreSQL they are bound on the server and prepared (once per connection: psycopg keeps the
+last hundred; :mod:`autotua_master.postgresql`), so PostgreSQL stops parsing and planning them on every call: the
+claim's and the result's statements are long, and planning them cost the database several times
+what running them does (0.86 ms to plan the claim's pick, 0.13 ms to run it).
 """
 
 from __future__ import annotations
 
 import functools
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 
 @functools.cache
@@ -53,16 +58,27 @@ def build(model: type[models.Model], values) -> models.Model:
     return model.from_db(connection.alias, _fields(model)[0], converted)
 
 
+def _execute(sql: str, params, fetch):
+    """Run ``sql``; ``fetch(cursor)`` its rows. Prepared on PostgreSQL (:mod:`autotua_master.postgresql`)."""
+    db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of django.db.connection is a lookup
+    run = getattr(db, "execute_prepared", None)
+    if run is not None:
+        return fetch(run(sql, params))
+    with db.cursor() as c:
+        c.execute(sql, params)
+        return fetch(c)
+
+
+def _nothing(cursor) -> None:
+    return None
+
+
 def one(sql: str, params) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+    return _execute(sql, params, lambda c: c.fetchone())
 
 
 def all_rows(sql: str, params) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return _execute(sql, params, lambda c: c.fetchall())
 
 
 @functools.cache
@@ -77,8 +93,7 @@ def _update_sql(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str
 def update(obj: models.Model, *fields: str) -> None:
     """Write ``fields`` of ``obj`` (as ``obj.save(update_fields=fields)`` does)."""
     sql, cols = _update_sql(type(obj), fields)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in cols] + [obj.pk])
+    _execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in cols] + [obj.pk], _nothing)
 
 
 @functools.cache
@@ -93,9 +108,7 @@ def _insert_sql(model: type[models.Model]) -> tuple[str, tuple]:
 def insert(obj: models.Model) -> models.Model:
     """Store the new ``obj`` (as ``Model.objects.create()`` does) and set its primary key."""
     sql, cols = _insert_sql(type(obj))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols])
-        obj.pk = cursor.fetchone()[0]
+    obj.pk = one(sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols])[0]
     obj._state.adding = False
     obj._state.db = connection.alias
     return obj
