@@ -40,22 +40,31 @@ def width(model: type[models.Model]) -> int:
 
 @functools.cache
 def _converters(model: type[models.Model], vendor: str) -> tuple:
-    """(column expression, its converters) per field: what the ORM's compiler applies to each value."""
+    """(position, column expression, its converters) of each field that has any: what the ORM's compiler
+    applies to its value (most fields have none)."""
+    db = connections[DEFAULT_DB_ALIAS]
     out = []
-    for f in model._meta.concrete_fields:
+    for i, f in enumerate(model._meta.concrete_fields):
         col = f.get_col(model._meta.db_table)
-        out.append((col, tuple(connection.ops.get_db_converters(col) + f.get_db_converters(connection))))
+        convs = tuple(db.ops.get_db_converters(col) + f.get_db_converters(db))
+        if convs:
+            out.append((i, col, convs))
     return tuple(out)
 
 
 def build(model: type[models.Model], values) -> models.Model:
     """An instance of ``model`` from its columns' raw values (``columns()`` order), as the ORM makes it."""
-    converted = []
-    for value, (col, convs) in zip(values, _converters(model, connection.vendor), strict=True):
+    db = connections[DEFAULT_DB_ALIAS]
+    names = _fields(model)[0]
+    if len(values) != len(names):
+        raise ValueError(f"{model.__name__} has {len(names)} columns, not {len(values)}")
+    values = list(values)
+    for i, col, convs in _converters(model, db.vendor):
+        value = values[i]
         for conv in convs:
-            value = conv(value, col, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, _fields(model)[0], converted)
+            value = conv(value, col, db)
+        values[i] = value
+    return model.from_db(DEFAULT_DB_ALIAS, names, values)
 
 
 def _execute(sql: str, params, fetch):
@@ -93,7 +102,8 @@ def _update_sql(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str
 def update(obj: models.Model, *fields: str) -> None:
     """Write ``fields`` of ``obj`` (as ``obj.save(update_fields=fields)`` does)."""
     sql, cols = _update_sql(type(obj), fields)
-    _execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in cols] + [obj.pk], _nothing)
+    db = connections[DEFAULT_DB_ALIAS]
+    _execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), db) for f in cols] + [obj.pk], _nothing)
 
 
 @functools.cache
@@ -108,7 +118,8 @@ def _insert_sql(model: type[models.Model]) -> tuple[str, tuple]:
 def insert(obj: models.Model) -> models.Model:
     """Store the new ``obj`` (as ``Model.objects.create()`` does) and set its primary key."""
     sql, cols = _insert_sql(type(obj))
-    obj.pk = one(sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols])[0]
+    db = connections[DEFAULT_DB_ALIAS]
+    obj.pk = one(sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for f in cols])[0]
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = DEFAULT_DB_ALIAS
     return obj
