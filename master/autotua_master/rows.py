@@ -115,6 +115,25 @@ def _insert_sql(model: type[models.Model]) -> tuple[str, tuple]:
             f"VALUES ({', '.join(['%s'] * len(cols))}) RETURNING {q(meta.pk.column)}"), cols
 
 
+def insert_select(obj: models.Model, source: str, **from_source: str) -> tuple[str, list]:
+    """``INSERT INTO <obj's table> (...) SELECT ... FROM <source> RETURNING <pk>`` and its parameters: the
+    new ``obj``'s values, except the columns named in ``from_source`` (column -> an SQL expression on
+    ``source``, such as a CTE's row). One statement where the row depends on one just written."""
+    _, cols = _insert_sql(type(obj))
+    db = connections[DEFAULT_DB_ALIAS]
+    q = db.ops.quote_name
+    values, params = [], []
+    for f in cols:
+        if f.column in from_source:
+            values.append(from_source[f.column])
+        else:
+            values.append("%s")
+            params.append(f.get_db_prep_save(f.pre_save(obj, True), db))
+    meta = type(obj)._meta
+    return (f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in cols)}) "
+            f"SELECT {', '.join(values)} FROM {source} RETURNING {q(meta.pk.column)}"), params
+
+
 def insert(obj: models.Model) -> models.Model:
     """Store the new ``obj`` (as ``Model.objects.create()`` does) and set its primary key."""
     sql, cols = _insert_sql(type(obj))

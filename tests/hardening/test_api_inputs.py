@@ -104,6 +104,7 @@ def test_oversized_json_body(scene, unchanged):
 
 @bad("api", "a body that is not UTF-8", "400 parse_error")
 @bad("api", "a JSON string holding NUL (U+0000)", "400 parse_error: strings may not hold U+0000")
+@bad("api", "a NUL or a lone surrogate in a UTF-16 body", "400 parse_error")
 @bad("api", "a JSON key holding NUL", "400 parse_error: strings may not hold U+0000")
 @bad("api", "a JSON string holding a lone surrogate (\\ud800)", "400 parse_error: strings may not hold U+D800")
 @bad("api", "NaN and Infinity in JSON", "400 parse_error")
@@ -122,6 +123,11 @@ def test_undecodable_and_unstorable_json(scene, unchanged):
         for body, code in cases:
             refused(scene.post_raw("claim", body), 400, code)
             refused(scene.post_raw("slaves/register", body), 400, code)
+        # the same in UTF-16, where the parser's quick look at the bytes cannot see a \u escape
+        for body in (json.dumps({**scene.claim_body, "version": "a\x00b"}), json.dumps({**scene.claim_body,
+                                                                                        "version": "\ud800"})):
+            refused(scene.post_raw("claim", body.encode("utf-16"), "application/json; charset=utf-16"), 400,
+                    "parse_error")
 
 
 @bad("api", "a JSON body sent as text/plain", "415 unsupported_media_type")

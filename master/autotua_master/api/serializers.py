@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import threading
 
@@ -26,6 +27,14 @@ class Word(serializers.CharField):
     def __init__(self, **kw):
         kw.setdefault("max_length", 32)
         super().__init__(validators=[_word], **kw)
+
+
+class Instant(serializers.DateTimeField):
+    """A moment, kept in UTC (the master's zone): a fixed zone spares DRF a look-up of the current one
+    for every value, four or five times in each result."""
+
+    def __init__(self, **kw):
+        super().__init__(default_timezone=datetime.UTC, **kw)
 
 
 #: the bounds of the database's integer columns: a number outside them is a 400, not a database error
@@ -236,8 +245,8 @@ class PhaseSerializer(serializers.Serializer):
     name = serializers.RegexField(r"\A[a-z_][a-z0-9_]{0,63}\Z")
     status = serializers.ChoiceField(["passed", "failed", "skipped"])
     exit_code = serializers.IntegerField(required=False, allow_null=True, default=None, **EXIT_CODE)
-    started = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    finished = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    started = Instant(required=False, allow_null=True, default=None)
+    finished = Instant(required=False, allow_null=True, default=None)
 
 
 class ResultAttachmentSerializer(serializers.Serializer):
@@ -250,8 +259,8 @@ class ResultAttachmentSerializer(serializers.Serializer):
 class ResultSerializer(Shape):
     status = serializers.ChoiceField(["passed", "failed"])
     exit_code = serializers.IntegerField(required=False, allow_null=True, default=None, **EXIT_CODE)
-    started = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    finished = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    started = Instant(required=False, allow_null=True, default=None)
+    finished = Instant(required=False, allow_null=True, default=None)
     phases = PhaseSerializer(many=True, required=False, default=list, max_length=64)
     results = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=4096),
                                     required=False, default=dict)

@@ -15,6 +15,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -34,6 +35,14 @@ _RANGE_RE = re.compile(r"\A\s*bytes[ =]([0-9]{1,18})-([0-9]{1,18})(?:/(?:[0-9]{1
 class SlaveView(APIView):
     authentication_classes = [SlaveAuthentication]
     permission_classes = [IsActiveSlave]
+    renderer = JSONRenderer()
+
+    def perform_content_negotiation(self, request, force=False):
+        """JSON, the only answer there is, without parsing an ``Accept`` that takes anything (every
+        slave's); another ``Accept`` is DRF's to judge (a 406 when it refuses JSON)."""
+        if request.META.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json"):
+            return self.renderer, self.renderer.media_type
+        return super().perform_content_negotiation(request, force)
 
     @property
     def slave(self) -> Slave:

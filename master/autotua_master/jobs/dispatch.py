@@ -86,45 +86,81 @@ def _runs_of(slave, run_uuid) -> Run | None:
 def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
     """Take a job (inside the caller's transaction)."""
     swept = _sweep_due() and sweep(limit=20) is not None
-    job = _pick(slave, arch, flavours, trust)
-    if job is None and not swept and sweep(limit=20):
-        job = _pick(slave, arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
-    if job is None:
+    run = _take(slave, run_uuid, arch, flavours, trust)
+    if run is None and not swept and sweep(limit=20):
+        run = _take(slave, run_uuid, arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
+    if run is None:
         return None
-    now = timezone.now()
-    job.state = JobState.RUNNING
-    job.attempts += 1
-    job.accepted = job.accepted or now
-    job.reason = ""
-    rows.update(job, "state", "attempts", "accepted", "reason")
-    run = rows.insert(Run(uuid=run_uuid, job=job, slave=slave, attempt=job.attempts, claimed=now,
-                          lease_expires=now + timedelta(seconds=lease_seconds())))
-    if job.automatic:
-        Job.objects.provider_started(job)  # jobs waiting on it may be pipelined now
+    if run.job.automatic:
+        Job.objects.provider_started(run.job)  # jobs waiting on it may be pipelined now
     faults.point("master:claim:locked")  # the claim's rows are written, not committed
     return run
 
 
-def _pick(slave, arch: str, flavours: list[str], trust: list[str] | None) -> Job | None:
-    """The first claimable job with its revision, locked (PostgreSQL: skipping rows other claims hold);
-    never a second opinion on ``slave``'s own failure."""
-    postgres = connection.vendor == "postgresql"
+#: what a claim writes on the job it takes (the parameter: now), in both databases' SQL
+_TAKE = (f"state = '{JobState.RUNNING.value}', attempts = jobs_job.attempts + 1, "
+         "accepted = COALESCE(jobs_job.accepted, %s), reason = ''")
+
+
+def _take(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
+    """The first claimable job (:func:`_where`), taken as run ``run_uuid``, with its job and revision.
+
+    PostgreSQL picks, takes and inserts the run in one statement, skipping rows other claims hold;
+    SQLite (claims are serial there) picks, then takes, then inserts."""
+    now = timezone.now()
+    run = Run(uuid=run_uuid, slave=slave, attempt=0, claimed=now,
+              lease_expires=now + timedelta(seconds=lease_seconds()))
+    where, params = _where(slave, arch, flavours, trust)
+    if connection.vendor == "postgresql":
+        insert, insert_params = rows.insert_select(run, "taken", job_id="taken.id", attempt="taken.attempts")
+        row = rows.one(
+            f"WITH picked AS (SELECT jobs_job.id FROM jobs_job WHERE {where} ORDER BY {_ORDER}"
+            " LIMIT 1 FOR UPDATE OF jobs_job SKIP LOCKED),"
+            f" taken AS (UPDATE jobs_job SET {_TAKE} FROM picked WHERE jobs_job.id = picked.id"
+            f" RETURNING {rows.columns(Job)}),"
+            f" run AS ({insert})"
+            f" SELECT {rows.columns(Job, 'taken')}, {rows.columns(Revision)}, run.id FROM taken"
+            " JOIN tree_revision ON tree_revision.id = taken.revision_id CROSS JOIN run",
+            [*params, now, *insert_params])
+        if row is None:
+            return None
+        n, m = rows.width(Job), rows.width(Revision)
+        job, run.pk = rows.build(Job, row[:n]), row[n + m]
+        job.revision = rows.build(Revision, row[n:n + m])
+    else:
+        picked = _pick_sqlite(where, params, trust)
+        if picked is None:
+            return None
+        job = rows.build(Job, rows.one(f"UPDATE jobs_job SET {_TAKE} WHERE id = %s RETURNING {rows.columns(Job)}",
+                                       [now, picked.pk]))
+        job.revision = picked.revision
+        run.job_id = job.pk
+        run.attempt = job.attempts
+        rows.insert(run)
+    run.job, run.attempt = job, job.attempts
+    return run
+
+
+def _where(slave, arch: str, flavours: list[str], trust: list[str] | None) -> tuple[str, list]:
+    """What makes a job claimable by ``slave`` (SQL on jobs_job, its parameters); never a second opinion
+    on the slave's own failure. The trust filter is SQL on PostgreSQL (``<@``), Python on SQLite."""
     where = ["jobs_job.state = 'queued'", "jobs_job.arch = %s",
              f"jobs_job.stage3 IN ({', '.join(['%s'] * len(flavours))})",
              "(jobs_job.avoid_slave_id IS NULL OR jobs_job.avoid_slave_id <> %s)"]
     params: list = [arch, *flavours, slave.pk]
-    if trust is not None and postgres:
+    if trust is not None and connection.vendor == "postgresql":
         where.append("jobs_job.signers <@ %s::jsonb")
         params.append(json.dumps(trust))
+    return " AND ".join(where), params
+
+
+def _pick_sqlite(where: str, params: list, trust: list[str] | None) -> Job | None:
+    """SQLite: the first claimable job with its revision. It cannot ask "contained by" of JSON; claims
+    are serial there, so the candidates are looked through for one whose every signer is trusted."""
     sql = (f"SELECT {rows.columns(Job)}, {rows.columns(Revision)} FROM jobs_job"
            " JOIN tree_revision ON tree_revision.id = jobs_job.revision_id"
-           f" WHERE {' AND '.join(where)} ORDER BY {_ORDER}"
-           + (" LIMIT 1 FOR UPDATE OF jobs_job SKIP LOCKED" if postgres else " LIMIT %s"))
-    if postgres or trust is None:
-        found = rows.one(sql, params if postgres else [*params, 1])
-        candidates = [found] if found else []
-    else:  # SQLite cannot ask "contained by" of JSON; claims are serial there, so look through them
-        candidates = rows.all_rows(sql, [*params, -1])
+           f" WHERE {where} ORDER BY {_ORDER} LIMIT %s")
+    candidates = rows.all_rows(sql, [*params, 1 if trust is None else -1])
     trusted = None if trust is None else set(trust)
     n = rows.width(Job)
     for row in candidates:
