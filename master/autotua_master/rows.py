@@ -101,9 +101,26 @@ def _update_sql(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str
 
 def update(obj: models.Model, *fields: str) -> None:
     """Write ``fields`` of ``obj`` (as ``obj.save(update_fields=fields)`` does)."""
-    sql, cols = _update_sql(type(obj), fields)
+    sql, cols = _update_sql(type(obj), tuple(fields))
     db = connections[DEFAULT_DB_ALIAS]
     _execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), db) for f in cols] + [obj.pk], _nothing)
+
+
+def update_together(*writes: tuple[models.Model, tuple[str, ...]]) -> None:
+    """:func:`update` of each ``(obj, fields)``: on PostgreSQL in one statement (each but the last a
+    data-modifying CTE), elsewhere one after the other. The rows must be different ones."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or len(writes) == 1:
+        for obj, fields in writes:
+            update(obj, *fields)
+        return
+    parts, params = [], []
+    for obj, fields in writes:
+        sql, cols = _update_sql(type(obj), tuple(fields))
+        parts.append(sql)
+        params += [f.get_db_prep_save(getattr(obj, f.attname), db) for f in cols] + [obj.pk]
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts[:-1]))
+    _execute(f"WITH {ctes} {parts[-1]}", params, _nothing)
 
 
 @functools.cache

@@ -421,9 +421,9 @@ class Job(JobLifecycle, models.Model):
         self.state = state
         self.reason = reason
         self.finished = timezone.now()
-        rows.update(self, "state", "reason", "finished")
-        for live in [run] if run is not None and run.live else self.runs.live().select_for_update():
-            live.close(run_end or RunEnd.FINISHED, reason)
+        lives = [run] if run is not None and run.live else list(self.runs.live().select_for_update())
+        rows.update_together((self, ("state", "reason", "finished")),
+                             *((live, live.closing(run_end or RunEnd.FINISHED, reason)) for live in lives))
         if state != JobState.PASSED and self.automatic:
             self.provider_ended()
         if self.notify:

@@ -77,10 +77,14 @@ class Run(models.Model):
 
     def close(self, end: str, reason: str = "") -> None:
         """End the run (with its ``finish`` when the results decided the job: one write)."""
+        rows.update(self, *self.closing(end, reason))
+
+    def closing(self, end: str, reason: str = "") -> tuple[str, ...]:
+        """End the run in memory; the fields :meth:`close` writes (for a caller that writes them with others)."""
         self.ended = timezone.now()
         self.end = end
         self.end_reason = reason
-        rows.update(self, "ended", "end", "end_reason", *(["finish"] if self.finish is not None else []))
+        return ("ended", "end", "end_reason", *(["finish"] if self.finish is not None else []))
 
     @property
     def directory(self) -> Path:
