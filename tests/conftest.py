@@ -44,6 +44,7 @@ def session_tmpdir(tmp_path_factory):
 
     validation.close_shared()  # the in-process masters' readers (pytest-django's live servers)
     sandbox._remove_all()  # daemons still open in this process: what its exit would remove
+    sandbox.clean_stale(path)  # those of programs killed on purpose (a master SIGKILLed): the next sandbox's work
     if saved[0] is None:
         os.environ.pop("TMPDIR", None)
     else:

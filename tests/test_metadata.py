@@ -446,3 +446,14 @@ def test_a_directory_being_made_is_never_taken_for_stale(tmp_path, monkeypatch):
         for path in made:
             sandbox.remove_workdir(path)
     assert removed == [] and len(made) == 300
+
+
+def test_a_directory_whose_maker_died_while_making_it_is_removed_a_minute_later(tmp_path):
+    base = tmp_path / "tmp"
+    fresh, old = base / (sandbox.PREFIX + "fresh"), base / (sandbox.PREFIX + "old")
+    for d in (fresh, old):
+        d.mkdir(parents=True)
+        (d / "lock.new").touch()
+    os.utime(old / "lock.new", (time.time() - 120, time.time() - 120))
+    assert sandbox.clean_stale(base) == [str(old)]
+    assert fresh.is_dir() and not old.exists()

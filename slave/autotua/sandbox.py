@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 NOBODY = 65534
@@ -68,6 +69,8 @@ def _libraries(binary: str) -> tuple[str, ...]:
 
 
 # -- work directories -------------------------------------------------------------------------------
+#: how old an unlocked "lock.new" must be before its directory counts as its dead maker's
+_MAKING_SECONDS = 60
 _held: dict[str, int] = {}  # work directory -> the fd of its locked lock file
 _held_lock = threading.Lock()
 
@@ -121,7 +124,14 @@ def clean_stale(base: str | os.PathLike | None = None) -> list[str]:
         try:
             fd = os.open(path / "lock", os.O_RDWR | os.O_CLOEXEC)
         except OSError:
-            continue  # not ours (no lock file): another program's, or one being made right now
+            # no lock: another program's, or one being made right now (its "lock.new" is locked for
+            # microseconds); a "lock.new" a minute old whose lock nobody holds was its maker's last act
+            try:
+                if time.time() - (path / "lock.new").stat().st_mtime < _MAKING_SECONDS:
+                    continue
+                fd = os.open(path / "lock.new", os.O_RDWR | os.O_CLOEXEC)
+            except OSError:
+                continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
