@@ -195,13 +195,17 @@ def test_result_wrong_types(scene, unchanged):
      "400 invalid, field limit/offset")
 @bad("api", "a job list filtered by a state that does not exist", "400 invalid, field state")
 @bad("api", "a job list filtered by a root, arch or owner holding NUL", "400 invalid, the field named")
+@bad("api", "a filter or a paging parameter given twice (group=x&group=: the last hid the bad first)",
+     "400 invalid, the field named")
 def test_paging_and_filters(scene):
     url = scene.url + "jobs/"
     for query, field in [("limit=0", "limit"), ("limit=-1", "limit"), ("limit=abc", "limit"), ("limit=", "limit"),
                          ("limit=1000000000000000000000000000000", "limit"), ("offset=-5", "offset"),
                          ("offset=1e3", "offset"), ("limit=\u0663", "limit"), ("state=bogus", "state"),
                          ("state=", "state"), ("root=alice%00", "root"), ("arch=%00", "arch"),
-                         ("owner=al%00ice", "owner")]:
+                         ("owner=al%00ice", "owner"), ("group=x&group=", "group"), ("state=queued&state=passed",
+                                                                                       "state"),
+                         ("limit=1&limit=2", "limit"), ("offset=0&offset=1", "offset")]:
         refused(requests.get(f"{url}?{query}"), 400, "invalid", field)
     assert requests.get(f"{url}?limit=1&offset=99999").json()["results"] == []
 

@@ -67,6 +67,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             return qs
         params = self.request.query_params
         for field in ("state", "arch", "root", "owner", "group"):
+            if len(params.getlist(field)) > 1:  # which one would count? (a filter's last value hid a bad first)
+                raise ValidationError({field: "a filter is given once"})
             if "\x00" in params.get(field, ""):  # PostgreSQL refuses NUL in text: a 400, not its 500
                 raise ValidationError({field: "may not hold U+0000"})
         state = params.get("state")

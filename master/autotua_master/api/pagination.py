@@ -15,9 +15,12 @@ class Pagination(pagination.LimitOffsetPagination):
 
     @staticmethod
     def _number(request, name: str, default: int, low: int, high: int) -> int:
-        raw = request.query_params.get(name)
-        if raw is None:
+        given = request.query_params.getlist(name)
+        if not given:
             return default
+        if len(given) > 1:
+            raise ValidationError({name: "given more than once"})
+        raw = given[0]
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not low <= int(raw) <= high:
             raise ValidationError({name: f"{raw!r} is not a whole number from {low} to {high}"})
         return int(raw)
