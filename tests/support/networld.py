@@ -19,6 +19,7 @@ import threading
 
 SERVER = r"""
 import socket, sys
+print("unshared", flush=True)  # unshare(1) has made the namespace: /proc/<pid>/ns/net is it now
 sys.stdin.readline()  # the veth is up
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -77,7 +78,11 @@ class NetWorld:
         try:
             self.far = subprocess.Popen(["unshare", "--net", "--", sys.executable, "-c", SERVER, self.far_addr,
                                          str(self.far_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            # until unshare(1) has unshared and exec'd, /proc/<pid>/ns/net is still the host's: the veth's
+            # far end would land on the host, and the far side would not find it (seen once in CI)
+            assert self.far.stdout.readline() == "unshared\n"
             ns = f"/proc/{self.far.pid}/ns/net"
+            assert os.stat(ns).st_ino != os.stat("/proc/self/ns/net").st_ino, "the far side has no namespace of its own"
             self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.far_if, "netns", ns)
             self._ip("addr", "add", f"{self.host_addr}/30", "dev", self.host_if)
             self._ip("link", "set", self.host_if, "up")
