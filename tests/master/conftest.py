@@ -95,9 +95,15 @@ def maintainers(transactional_db, keys):
 
     from autotua_master.tree.models import Maintainer
 
+    from rest_framework.authtoken.models import Token
+
     for name in ("alice", "bob", "carol"):
         user = get_user_model().objects.create(username=name)
         Maintainer.objects.create(user=user, name=name, fingerprint=keys[name])
+        # made now, before any server thread runs: the in-process live server shares the test's one
+        # in-memory SQLite connection, and a transaction begun here while a long-polling claim's is
+        # open there fails ("cannot start a transaction within a transaction"; seen once)
+        Token.objects.create(user=user)
 
 
 @pytest.fixture
