@@ -92,10 +92,9 @@ def master_settings(settings, tmp_path, sample, master_cache, keys):
 def maintainers(transactional_db, keys):
     """alice, bob and carol as maintainers with their session keys (mallory is never trusted)."""
     from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
 
     from autotua_master.tree.models import Maintainer
-
-    from rest_framework.authtoken.models import Token
 
     for name in ("alice", "bob", "carol"):
         user = get_user_model().objects.create(username=name)
