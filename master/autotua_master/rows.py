@@ -99,11 +99,14 @@ def _update_sql(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str
     return f"UPDATE {q(meta.db_table)} SET {sets} WHERE {q(meta.pk.column)} = %s", cols
 
 
+def _update_statement(obj: models.Model, fields: tuple[str, ...], db) -> tuple[str, list]:
+    sql, cols = _update_sql(type(obj), fields)
+    return sql, [f.get_db_prep_save(getattr(obj, f.attname), db) for f in cols] + [obj.pk]
+
+
 def update(obj: models.Model, *fields: str) -> None:
     """Write ``fields`` of ``obj`` (as ``obj.save(update_fields=fields)`` does)."""
-    sql, cols = _update_sql(type(obj), tuple(fields))
-    db = connections[DEFAULT_DB_ALIAS]
-    _execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), db) for f in cols] + [obj.pk], _nothing)
+    _execute(*_update_statement(obj, fields, connections[DEFAULT_DB_ALIAS]), _nothing)
 
 
 def update_together(*writes: tuple[models.Model, tuple[str, ...]]) -> None:
@@ -116,9 +119,9 @@ def update_together(*writes: tuple[models.Model, tuple[str, ...]]) -> None:
         return
     parts, params = [], []
     for obj, fields in writes:
-        sql, cols = _update_sql(type(obj), tuple(fields))
+        sql, values = _update_statement(obj, tuple(fields), db)
         parts.append(sql)
-        params += [f.get_db_prep_save(getattr(obj, f.attname), db) for f in cols] + [obj.pk]
+        params += values
     ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts[:-1]))
     _execute(f"WITH {ctes} {parts[-1]}", params, _nothing)
 

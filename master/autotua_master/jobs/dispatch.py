@@ -127,6 +127,7 @@ def _take(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | No
         n, m = rows.width(Job), rows.width(Revision)
         job, run.pk = rows.build(Job, row[:n]), row[n + m]
         job.revision = rows.build(Revision, row[n:n + m])
+        run.job, run.attempt = job, job.attempts
     else:
         picked = _pick_sqlite(where, params, trust)
         if picked is None:
@@ -134,10 +135,8 @@ def _take(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | No
         job = rows.build(Job, rows.one(f"UPDATE jobs_job SET {_TAKE} WHERE id = %s RETURNING {rows.columns(Job)}",
                                        [now, picked.pk]))
         job.revision = picked.revision
-        run.job_id = job.pk
-        run.attempt = job.attempts
+        run.job, run.attempt = job, job.attempts
         rows.insert(run)
-    run.job, run.attempt = job, job.attempts
     return run
 
 

@@ -1,1 +1,2 @@
-"""Django's PostgreSQL backend with a health check that costs no round trip (``base.DatabaseWrapper``)."""
+"""Django's PostgreSQL backend with a health check that costs no round trip, and prepared hot statements
+(``base.DatabaseWrapper``)."""

@@ -33,7 +33,8 @@ def database_from_url(url: str, pool: int = 0) -> dict:
         raise ValueError(f"AUTOTUA_DATABASE_URL: unsupported scheme {parts.scheme!r} (postgresql:// or sqlite://)")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return {
-        # Django's backend with a health check that asks the socket first (autotua_master/postgresql)
+        # Django's backend, with a health check that asks the socket first and the hot statements
+        # prepared (autotua_master/postgresql)
         "ENGINE": "autotua_master.postgresql",
         "NAME": unquote(parts.path.lstrip("/")) or "autotua",
         "USER": unquote(parts.username or ""),
