@@ -5,6 +5,8 @@ stop answers every waiting claim at once instead of waiting out its long-poll.""
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
 import threading
 import time
@@ -146,3 +148,26 @@ def test_a_graceful_stop_answers_every_long_poll_at_once(pg_masters):
     assert {(code, body["run"], body["retry_after"]) for _, code, body in answers} == {(200, None, 1)}
     assert max(t for t, _, _ in answers) - t0 < 3, "the long-polls were not answered at once"
     assert stopped < 10, f"gunicorn took {stopped:.1f} s to stop (its graceful timeout is 30 s)"
+
+
+def test_a_long_poll_whose_slave_went_away_claims_nothing(pg_masters):
+    """A slave stopped (or killed) mid-poll leaves its request held on the master; woken for a new job,
+    that request would take it under a lease nobody keeps, and the job would wait out the lease. The
+    job goes to a slave that is there."""
+    [m] = pg_masters(1)
+    gone_token, there_token = m.add_slave("gone"), m.add_slave("there")
+    m.start(timeout=120)
+    host, port = m.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("POST", "/api/v1/claim", json.dumps({"run": str(uuid.uuid4()), "arch": "amd64",
+                                                      "flavours": ["openrc"]}),
+                 {"Authorization": f"Slave {gone_token}", "Content-Type": "application/json", "Prefer": "wait=30"})
+    time.sleep(2)  # held: the slave's claim waits on the master
+    conn.close()   # and the slave goes away
+    time.sleep(0.5)
+    made = create(m, "alice/toolchain-sanity")
+    time.sleep(1.5)  # the held request, woken, has had its chance to take the job
+    job = m.person_session(m.tokens["alice"]).get(f"{m.url}/api/v1/jobs/{made['id']}/", timeout=60).json()
+    assert job["state"] == "queued" and not job["runs"], job
+    got = SlaveClient(m.url, there_token).claim().json()
+    assert got["job"]["id"] == made["id"], got

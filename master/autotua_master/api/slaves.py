@@ -101,7 +101,8 @@ class ClaimView(SlaveView):
         data = _valid(s.ClaimSerializer, request.data)
         hold = dispatch.hold_seconds(request.headers.get("Prefer"))
         args = (self.slave, data["run"], data["arch"], data["flavours"], data["trust"])
-        with registry.waiting(hold, arch=data["arch"], flavours=frozenset(data["flavours"]),
+        with registry.waiting(hold, client=request.META.get("gunicorn.socket"), arch=data["arch"],
+                              flavours=frozenset(data["flavours"]),
                               trust=None if data["trust"] is None else frozenset(data["trust"])) as waiter:
             run = dispatch.claim(*args)
             self.slave.report(data)  # only once the claim is accepted: a refused one changes nothing
@@ -186,7 +187,8 @@ class ResultView(RunView):
         answer = protocol.report(self.slave, run, index, data, raw)
         hold = dispatch.hold_seconds(request.headers.get("Prefer")) if answer["action"] == "wait" else 0
         if hold:  # a long-poll: answer when the SIDEPEND passed, failed or stopped running, or in time
-            with registry.waiting(hold, sidepends=frozenset(answer.waiting_on)) as waiter:
+            with registry.waiting(hold, client=request.META.get("gunicorn.socket"),
+                                  sidepends=frozenset(answer.waiting_on)) as waiter:
                 answer = protocol.report(self.slave, run, index, data, raw)  # again, now that a change wakes us
                 while answer["action"] == "wait" and waiter.sleep():
                     answer = protocol.report(self.slave, run, index, data, raw)

@@ -16,6 +16,9 @@ waiters of other processes look again every second (a master on SQLite is one sm
 A woken claim may find the job taken by another process: it waits on. A wake-up that finds no waiter
 asleep is kept by a matching one busy claiming, which looks again at once. Nothing is lost when a
 wake-up is: the long-poll ends within its bound and the slave asks again.
+
+A waiter whose client went away (a slave stopped or killed mid-poll) is never woken for a job and ends
+at its next look: a claim nobody will read would hold the job under a lease until it ran out.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
+from autotua_master.sockets import peer_gone
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "autotua_dispatch"
@@ -37,7 +42,8 @@ SQLITE_RECHECK = 1.0
 
 @dataclass(eq=False)
 class Waiter:
-    """One waiting request: a claim (``arch``, ``flavours``, ``trust``) or a run's wait (``sidepends``)."""
+    """One waiting request: a claim (``arch``, ``flavours``, ``trust``) or a run's wait (``sidepends``),
+    from ``client`` (the request's socket, when the server names it: gunicorn does)."""
 
     arch: str = ""
     flavours: frozenset[str] = frozenset()
@@ -49,6 +55,11 @@ class Waiter:
     asleep: bool = False
     #: False when the process holds as many waiters as it may: the request is answered at once
     held: bool = True
+    client: object = None
+
+    def gone(self) -> bool:
+        """Its client closed the connection: nobody will read the answer."""
+        return self.client is not None and peer_gone(self.client)
 
     def wants_job(self, arch: str, stage3: str, signers: frozenset[str]) -> bool:
         return (not self.sidepends and self.arch == arch and stage3 in self.flavours
@@ -56,7 +67,7 @@ class Waiter:
 
     def sleep(self) -> bool:
         """Wait to be woken, at most until the deadline. True: look again (woken, or on SQLite every
-        second); False: the time is up, or the master is stopping."""
+        second); False: the time is up, the master is stopping, or the client went away."""
         return registry.sleep(self)
 
 
@@ -103,7 +114,7 @@ class Registry:
         with self.lock:
             waiter.asleep = False
             waiter.event.clear()
-        if self.stopping:
+        if self.stopping or waiter.gone():
             return False
         return woken or (not notified and time.monotonic() < waiter.deadline)
 
@@ -124,7 +135,8 @@ class Registry:
         """Wake the longest-waiting claim that can take such a job (or, none asleep, one busy looking)."""
         with self.lock:
             able = [w for w in self.waiters if w.wants_job(arch, stage3, signers)]
-            chosen = next((w for w in able if w.asleep and not w.event.is_set()), None) or next(iter(able), None)
+            chosen = (next((w for w in able if w.asleep and not w.event.is_set() and not w.gone()), None)
+                      or next(iter(able), None))
             if chosen is not None:
                 chosen.event.set()
 

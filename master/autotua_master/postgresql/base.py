@@ -17,11 +17,11 @@ client and never prepare whatever the threshold, so an integer threshold changes
 
 from __future__ import annotations
 
-import select
-
 import psycopg
 from django.db.backends.postgresql import base
 from psycopg import pq
+
+from autotua_master.sockets import readable
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -52,9 +52,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return False
         if conn.info.transaction_status == pq.TransactionStatus.IDLE:
             try:
-                readable, _, _ = select.select([conn.fileno()], [], [], 0)
+                waiting = readable(conn.fileno())
             except (OSError, ValueError):
                 return False
-            if not readable:
+            if not waiting:
                 return True
         return super().is_usable()
