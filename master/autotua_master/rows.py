@@ -109,21 +109,34 @@ def update(obj: models.Model, *fields: str) -> None:
     _execute(*_update_statement(obj, fields, connections[DEFAULT_DB_ALIAS]), _nothing)
 
 
-def update_together(*writes: tuple[models.Model, tuple[str, ...]]) -> None:
-    """:func:`update` of each ``(obj, fields)``: on PostgreSQL in one statement (each but the last a
-    data-modifying CTE), elsewhere one after the other. The rows must be different ones."""
+def update_together(*writes: tuple[models.Model, tuple[str, ...]], new: models.Model | None = None) -> None:
+    """:func:`update` of each ``(obj, fields)``, and first the :func:`insert` of ``new`` if given: on
+    PostgreSQL in one statement (data-modifying CTEs), elsewhere one after the other. The rows must be
+    different ones."""
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or len(writes) == 1:
+    if db.vendor != "postgresql" or len(writes) + (new is not None) == 1:
+        if new is not None:
+            insert(new)
         for obj, fields in writes:
             update(obj, *fields)
         return
     parts, params = [], []
-    for obj, fields in writes:
-        sql, values = _update_statement(obj, tuple(fields), db)
-        parts.append(sql)
+    if new is not None:
+        sql, values = _insert_statement(new, db)
+        parts.append(("i", sql))
         params += values
-    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts[:-1]))
-    _execute(f"WITH {ctes} {parts[-1]}", params, _nothing)
+    for n, (obj, fields) in enumerate(writes):
+        sql, values = _update_statement(obj, tuple(fields), db)
+        parts.append((f"w{n}", sql))
+        params += values
+    if new is None:  # the last update is the statement itself
+        ctes, last = parts[:-1], parts[-1][1]
+    else:  # every update a CTE; the statement answers the new row's key
+        ctes, last = parts, f"SELECT i.{db.ops.quote_name(new._meta.pk.column)} FROM i"
+    with_ = ("WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in ctes) + " ") if ctes else ""
+    row = _execute(with_ + last, params, (lambda c: c.fetchone()) if new is not None else _nothing)
+    if new is not None:
+        _inserted(new, row[0])
 
 
 @functools.cache
@@ -154,11 +167,18 @@ def insert_select(obj: models.Model, source: str, **from_source: str) -> tuple[s
             f"SELECT {', '.join(values)} FROM {source} RETURNING {q(meta.pk.column)}"), params
 
 
-def insert(obj: models.Model) -> models.Model:
-    """Store the new ``obj`` (as ``Model.objects.create()`` does) and set its primary key."""
+def _insert_statement(obj: models.Model, db) -> tuple[str, list]:
     sql, cols = _insert_sql(type(obj))
-    db = connections[DEFAULT_DB_ALIAS]
-    obj.pk = one(sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for f in cols])[0]
+    return sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for f in cols]
+
+
+def _inserted(obj: models.Model, pk) -> models.Model:
+    obj.pk = pk
     obj._state.adding = False
     obj._state.db = DEFAULT_DB_ALIAS
     return obj
+
+
+def insert(obj: models.Model) -> models.Model:
+    """Store the new ``obj`` (as ``Model.objects.create()`` does) and set its primary key."""
+    return _inserted(obj, one(*_insert_statement(obj, connections[DEFAULT_DB_ALIAS]))[0])

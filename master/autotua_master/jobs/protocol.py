@@ -246,16 +246,17 @@ def report(slave, run_id: str, index: int, data: dict, request: dict) -> Answer:
                            offset=log_held)
         failure = data.get("reason", "")  # the job's, not the result's: in the job's reason when it decides it
         data = {k: v for k, v in data.items() if k != "reason"}
-        result = rows.insert(JobuildResult(run=run, job=run.job, index=index, jobuild=entry["jobuild"],
-                                           digest=entry["digest"], request=request, **data))
+        result = JobuildResult(run=run, job=run.job, index=index, jobuild=entry["jobuild"], digest=entry["digest"],
+                               request=request, **data)
         if result.status == "passed" and not run.provided:
             # a provision that passed stays passed and released its jobs then: only a first pass of this
             # jobuild at this digest takes its lock (the results of one popular jobuild never queue on it)
+            rows.insert(result)
             key = identity(result.digest, entry.get("parameters") or {})
             provision = Provision.objects.mark_passed(result.jobuild, key, result)
             if provision is not None:
                 Job.objects.release(provision)
-        answer = _next(run, index, result.status, result.phases, failure)
+        answer = _next(run, index, result.status, result.phases, failure, new=None if result.pk else result)
         faults.point("master:result:locked")  # the result's rows are written, not committed
         return answer
 
@@ -265,16 +266,22 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _next(run: Run, index: int, status: str, phases: list | None = None, failure: str = "") -> Answer:
+def _next(run: Run, index: int, status: str, phases: list | None = None, failure: str = "",
+          new: JobuildResult | None = None) -> Answer:
     """What the slave does after jobuild ``index``: continue, wait for a SIDEPEND, or abort; after
-    the last result, or a failed one, the job is decided and the run finished here."""
+    the last result, or a failed one, the job is decided and the run finished here. ``new``: the
+    result not yet written; it is, with the job's end when it decides the job (one statement)."""
     why = abort_reason(run)
+    job = run.job
+    decides = status == "failed" or index + 1 == len(job.plan)
+    if decides and not why and run.finish is None:
+        return _decide(run, index, status, phases or [], failure, result=new)
+    if new is not None:
+        rows.insert(new)
     if why:
         return Answer(action="abort", reason=why)
-    job = run.job
-    last = index + 1 == len(job.plan)
-    if status == "failed" or last:
-        return _decided(run) if run.finish is not None else _decide(run, index, status, phases or [], failure)
+    if decides:
+        return _decided(run)
     nxt = job.plan[index + 1]["jobuild"]
     if not any(s["required_by"] == nxt for s in job.sidepends):
         return Answer(action="continue")
@@ -309,9 +316,10 @@ def _next(run: Run, index: int, status: str, phases: list | None = None, failure
     return answer
 
 
-def _decide(run: Run, index: int, status: str, phases: list, failure: str = "") -> Answer:
+def _decide(run: Run, index: int, status: str, phases: list, failure: str = "", result=None) -> Answer:
     """The last result, or a failed one: the job ends as the results say (a ``failure`` from
-    the slave, such as a limit it hit, ends the reason), the run is finished."""
+    the slave, such as a limit it hit, ends the reason), the run is finished; ``result``, when not
+    yet written, in the same statement."""
     job = run.job
     if status == "failed":
         phase = next((p.get("name") for p in phases if p.get("status") == "failed"), None)
@@ -321,7 +329,7 @@ def _decide(run: Run, index: int, status: str, phases: list, failure: str = "") 
         state, reason = JobState.PASSED, ""
     run.finish = {"request": {"status": state, "reason": reason}, "answer": {"job": {"id": job.pk, "state": state}},
                   "by": "results"}
-    job.end(state, reason, run=run)
+    job.end(state, reason, run=run, result=result)
     return _decided(run)
 
 

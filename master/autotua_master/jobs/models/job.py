@@ -415,15 +415,16 @@ class Job(JobLifecycle, models.Model):
         self.reason = reason
         self.save(update_fields=["state", "reason"])
 
-    def end(self, state: str, reason: str = "", *, run_end: str | None = None, run=None) -> None:
+    def end(self, state: str, reason: str = "", *, run_end: str | None = None, run=None, result=None) -> None:
         """Put the job in a final state; close its live run (``run``, when the caller holds it locked);
-        tell SIDEPEND waiters if it provided one."""
+        tell SIDEPEND waiters if it provided one. ``result``: the new result that decided it, written
+        in the same statement."""
         self.state = state
         self.reason = reason
         self.finished = timezone.now()
         lives = [run] if run is not None and run.live else list(self.runs.live().select_for_update())
         rows.update_together((self, ("state", "reason", "finished")),
-                             *((live, live.closing(run_end or RunEnd.FINISHED, reason)) for live in lives))
+                             *((live, live.closing(run_end or RunEnd.FINISHED, reason)) for live in lives), new=result)
         if state != JobState.PASSED and self.automatic:
             self.provider_ended()
         if self.notify:
