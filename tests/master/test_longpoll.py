@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -171,3 +172,26 @@ def test_a_long_poll_whose_slave_went_away_claims_nothing(pg_masters):
     assert job["state"] == "queued" and not job["runs"], job
     got = SlaveClient(m.url, there_token).claim().json()
     assert got["job"]["id"] == made["id"], got
+
+
+def test_a_client_that_closed_its_sending_half_is_answered_not_to_ask_again_at_once(pg_masters):
+    """Such a client looks gone (POLLRDHUP) but may still read: its long-poll ends, and the answer
+    tells it to wait AUTOTUA_RETRY_AFTER, so it cannot spin asking again at once."""
+    [m] = pg_masters(1, RETRY_AFTER=17)
+    token = m.add_slave("half")
+    m.start(timeout=120)
+    host, port = m.url.removeprefix("http://").split(":")
+    body = json.dumps({"run": str(uuid.uuid4()), "arch": "amd64", "flavours": ["openrc"]}).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/v1/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     + f"Authorization: Slave {token}\r\nPrefer: wait=30\r\nConnection: close\r\n".encode()
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock.shutdown(socket.SHUT_WR)
+        t0 = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert json.loads(payload) == {"run": None, "retry_after": 17}
+    assert time.monotonic() - t0 < 10  # not held for its 30 s

@@ -109,8 +109,9 @@ class ClaimView(SlaveView):
             while run is None and waiter.sleep():
                 run = dispatch.claim(*args)
         if run is None:
-            # after a long-poll, ask again at once (a stopping master: in a second, to its successor)
-            wait = (1 if registry.stopping else 0) if waiter.held else settings.AUTOTUA_RETRY_AFTER
+            # after a long-poll, ask again at once (a stopping master: in a second, to its successor); a
+            # client that closed its sending half (so it seemed gone) and still reads: not at once
+            wait = (1 if registry.stopping else 0) if waiter.held and not waiter.left else settings.AUTOTUA_RETRY_AFTER
             return _held(Response({"run": None, "retry_after": wait}, headers={"Retry-After": str(wait)}),
                          hold if waiter.held else 0)
         run.slave = self.slave
@@ -192,7 +193,7 @@ class ResultView(RunView):
                 answer = protocol.report(self.slave, run, index, data, raw)  # again, now that a change wakes us
                 while answer["action"] == "wait" and waiter.sleep():
                     answer = protocol.report(self.slave, run, index, data, raw)
-            if answer["action"] == "wait" and waiter.held:
+            if answer["action"] == "wait" and waiter.held and not waiter.left:
                 answer["retry_after"] = 1 if registry.stopping else 0
             hold = hold if waiter.held else 0
         faults.point("master:result:committed")

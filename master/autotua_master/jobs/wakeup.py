@@ -56,6 +56,8 @@ class Waiter:
     #: False when the process holds as many waiters as it may: the request is answered at once
     held: bool = True
     client: object = None
+    #: it ended because its client closed the connection (or only its sending half)
+    left: bool = False
 
     def gone(self) -> bool:
         """Its client closed the connection: nobody will read the answer."""
@@ -114,7 +116,10 @@ class Registry:
         with self.lock:
             waiter.asleep = False
             waiter.event.clear()
-        if self.stopping or waiter.gone():
+        if self.stopping:
+            return False
+        if waiter.gone():
+            waiter.left = True
             return False
         return woken or (not notified and time.monotonic() < waiter.deadline)
 
@@ -135,8 +140,8 @@ class Registry:
         """Wake the longest-waiting claim that can take such a job (or, none asleep, one busy looking)."""
         with self.lock:
             able = [w for w in self.waiters if w.wants_job(arch, stage3, signers)]
-            chosen = (next((w for w in able if w.asleep and not w.event.is_set() and not w.gone()), None)
-                      or next(iter(able), None))
+            able = [w for w in able if not w.gone()]
+            chosen = next((w for w in able if w.asleep and not w.event.is_set()), None) or next(iter(able), None)
             if chosen is not None:
                 chosen.event.set()
 
