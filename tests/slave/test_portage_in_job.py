@@ -6,8 +6,10 @@ signers). The container half (root, slow) runs real portage in the job container
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,35 @@ def test_a_binary_package_cache_per_set_of_signers(tmp_path):
     assert alice_bob not in others and len(others) == 8
     assert all(p.is_dir() and p.name == "pkgdir" for p in others)
     assert (alice_bob.parent / "key.json").read_text().count(ALICE) == 1
+
+
+def test_slaves_sharing_a_cache_make_one_binary_package_cache_at_once(tmp_path):
+    """Two slaves may share a cache directory (docs/slave.md): both may make the same new PKGDIR at
+    the same moment, and neither fails (each wrote key.json under the same temporary name, and the
+    second's rename found it gone: an e2e test's job ended in error that way)."""
+    cache = binpkgs.BinpkgCache(tmp_path)
+    failures: list[BaseException] = []
+
+    def get(k: dict, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            cache.get(k)
+        except BaseException as e:  # collected, then asserted
+            failures.append(e)
+
+    for n in range(150):
+        k = binpkgs.key(arch="amd64", flavour="openrc", stage3=f"2026113{n:03d}", profile="p", repository="r",
+                        signers=[ALICE])
+        barrier = threading.Barrier(4)
+        threads = [threading.Thread(target=get, args=(k, barrier)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not failures, failures[:3]
+    made = list(tmp_path.glob("binpkgs/*/key.json"))
+    assert len(made) == 150 and not list(tmp_path.glob("binpkgs/*/*.tmp"))
+    assert {json.loads(m.read_text())["signers"][0] for m in made} == {ALICE}
 
 
 def test_stage3_profile(tmp_path):

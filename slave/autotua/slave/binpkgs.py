@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -78,9 +79,11 @@ class BinpkgCache:
         pkgdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)  # like the jobs' disks: what jobs wrote is no host user's business
         stamp = base / "key.json"
-        if not stamp.exists():
-            tmp = base / "key.json.tmp"
-            tmp.write_text(json.dumps(k, indent=1, sort_keys=True) + "\n")
+        if not stamp.exists():  # a temporary name of its own: slaves sharing a cache may both be here
+            fd, tmp = tempfile.mkstemp(dir=base, prefix="key.json.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(k, indent=1, sort_keys=True) + "\n")
+            os.chmod(tmp, 0o644)
             os.replace(tmp, stamp)
         if owner is not None and os.stat(pkgdir).st_uid != owner[0]:
             os.chown(pkgdir, *owner)
