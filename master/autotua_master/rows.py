@@ -148,10 +148,12 @@ def _insert_sql(model: type[models.Model]) -> tuple[str, tuple]:
             f"VALUES ({', '.join(['%s'] * len(cols))}) RETURNING {q(meta.pk.column)}"), cols
 
 
-def insert_select(obj: models.Model, source: str, **from_source: str) -> tuple[str, list]:
+def insert_select(obj: models.Model, source: str, returning: tuple[str, ...] = (),
+                  **from_source: str) -> tuple[str, list]:
     """``INSERT INTO <obj's table> (...) SELECT ... FROM <source> RETURNING <pk>`` and its parameters: the
     new ``obj``'s values, except the columns named in ``from_source`` (column -> an SQL expression on
-    ``source``, such as a CTE's row). One statement where the row depends on one just written."""
+    ``source``, such as a CTE's row). One statement where the row depends on one just written;
+    ``returning``: columns it answers after the key."""
     _, cols = _insert_sql(type(obj))
     db = connections[DEFAULT_DB_ALIAS]
     q = db.ops.quote_name
@@ -163,8 +165,9 @@ def insert_select(obj: models.Model, source: str, **from_source: str) -> tuple[s
             values.append("%s")
             params.append(f.get_db_prep_save(f.pre_save(obj, True), db))
     meta = type(obj)._meta
+    answers = ", ".join(q(c) for c in (meta.pk.column, *returning))
     return (f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in cols)}) "
-            f"SELECT {', '.join(values)} FROM {source} RETURNING {q(meta.pk.column)}"), params
+            f"SELECT {', '.join(values)} FROM {source} RETURNING {answers}"), params
 
 
 def _insert_statement(obj: models.Model, db) -> tuple[str, list]:

@@ -112,20 +112,23 @@ def _take(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | No
               lease_expires=now + timedelta(seconds=lease_seconds()))
     where, params = _where(slave, arch, flavours, trust)
     if connection.vendor == "postgresql":
-        insert, insert_params = rows.insert_select(run, "taken", job_id="taken.id", attempt="taken.attempts")
+        # claimed when the statement runs (not when this began): after the commit that queued the job,
+        # so after the end of any run it had before (a busy thread can be held here a while)
+        insert, insert_params = rows.insert_select(run, "taken", ("claimed",), job_id="taken.id",
+                                                   attempt="taken.attempts", claimed="clock_timestamp()")
         row = rows.one(
             f"WITH picked AS (SELECT jobs_job.id FROM jobs_job WHERE {where} ORDER BY {_ORDER}"
             " LIMIT 1 FOR UPDATE OF jobs_job SKIP LOCKED),"
             f" taken AS (UPDATE jobs_job SET {_TAKE} FROM picked WHERE jobs_job.id = picked.id"
             f" RETURNING {rows.columns(Job)}),"
             f" run AS ({insert})"
-            f" SELECT {rows.columns(Job, 'taken')}, {rows.columns(Revision)}, run.id FROM taken"
+            f" SELECT {rows.columns(Job, 'taken')}, {rows.columns(Revision)}, run.id, run.claimed FROM taken"
             " JOIN tree_revision ON tree_revision.id = taken.revision_id CROSS JOIN run",
             [*params, now, *insert_params])
         if row is None:
             return None
         n, m = rows.width(Job), rows.width(Revision)
-        job, run.pk = rows.build(Job, row[:n]), row[n + m]
+        job, (run.pk, run.claimed) = rows.build(Job, row[:n]), row[n + m:]
         job.revision = rows.build(Revision, row[n:n + m])
         run.job, run.attempt = job, job.attempts
     else:
