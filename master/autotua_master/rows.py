@@ -133,10 +133,11 @@ def update_together(*writes: tuple[models.Model, tuple[str, ...]], new: models.M
         ctes, last = parts[:-1], parts[-1][1]
     else:  # every update a CTE; the statement answers the new row's key
         ctes, last = parts, f"SELECT i.{db.ops.quote_name(new._meta.pk.column)} FROM i"
-    with_ = ("WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in ctes) + " ") if ctes else ""
-    row = _execute(with_ + last, params, (lambda c: c.fetchone()) if new is not None else _nothing)
-    if new is not None:
-        _inserted(new, row[0])
+    sql = ("WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in ctes) + " " if ctes else "") + last
+    if new is None:
+        _execute(sql, params, _nothing)
+    else:
+        _inserted(new, one(sql, params)[0])
 
 
 @functools.cache

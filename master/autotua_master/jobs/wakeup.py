@@ -140,8 +140,9 @@ class Registry:
         """Wake the longest-waiting claim that can take such a job (or, none asleep, one busy looking)."""
         with self.lock:
             able = [w for w in self.waiters if w.wants_job(arch, stage3, signers)]
-            able = [w for w in able if not w.gone()]
-            chosen = next((w for w in able if w.asleep and not w.event.is_set()), None) or next(iter(able), None)
+            # a departed waiter is passed over (asked only of the candidates, in order)
+            chosen = (next((w for w in able if w.asleep and not w.event.is_set() and not w.gone()), None)
+                      or next((w for w in able if not w.gone()), None))
             if chosen is not None:
                 chosen.event.set()
 
