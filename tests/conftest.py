@@ -187,8 +187,11 @@ def master_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A throw-away PostgreSQL cluster for the session (tests.support.postgres); ``createdb(name)`` -> URL."""
-    cluster = PostgresCluster().start()
+    """A throw-away PostgreSQL cluster for the session (tests.support.postgres); ``createdb(name)`` -> URL.
+    It counts statements (pg_stat_statements, BEGIN and COMMIT too) for the tests that say how many a
+    call makes."""
+    cluster = PostgresCluster(settings={"shared_preload_libraries": "pg_stat_statements",
+                                        "pg_stat_statements.track_utility": "on"}).start()
     yield cluster
     cluster.stop()
 

@@ -160,3 +160,75 @@ def test_a_cancel_while_a_slave_finishes_is_no_deadlock(pg_master, postgres):
     cancel.join(60)
     assert answer[0].status_code == 200, answer[0].text
     assert requests.get(m.url + f"/api/v1/jobs/{job['id']}/").json()["state"] == "cancelled"
+
+
+def _statements(postgres, dbname: str) -> list[tuple[str, int]]:
+    """What the master sent to ``dbname`` since the last reset (pg_stat_statements), without its
+    connection's set-up and the foreign key checks its statements made inside the server."""
+    with postgres.connect(dbname, autocommit=True) as conn:  # (else this one's BEGIN is counted)
+        rows = conn.execute("SELECT query, calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+                            " WHERE d.datname = %s", (dbname,)).fetchall()
+    return [(q, n) for q, n in rows if not q.startswith(("SET ", "SHOW ", "SELECT VERSION()", "SELECT pg_stat"))
+            and " FOR KEY SHARE OF x" not in q]
+
+
+def _reset(postgres, dbname: str) -> None:
+    with postgres.connect(dbname, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = %s), 0)",
+                     (dbname,))
+
+
+def test_a_claim_of_a_slave_that_holds_no_run_is_one_statement_without_a_transaction(postgres, live_master,
+                                                                                      sample, keys):
+    """The common claim: the slave's lookup, then one statement committed on its own (no BEGIN, no
+    COMMIT). A slave that still holds a run (it restarted) has it ended in the same transaction as its
+    claim, so that claim has one."""
+    dbname = f"t_{uuid.uuid4().hex[:10]}"
+    m = live_master(sample.branch, database_url=postgres.createdb(dbname), workers=1, threads=2,
+                    SWEEP_SECONDS=3600)  # the first claim sweeps; none of the claims measured is due to
+    alice = m.person_session(m.add_maintainer("alice", keys["alice"]))
+    client = SlaveClient(m.url, m.add_slave("box1"))
+    m.start()
+    with postgres.connect(dbname, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+    assert client.claim().json()["run"] is None  # it sweeps, and records that the slave was seen
+    for _ in range(2):
+        assert alice.post(m.url + "/api/v1/jobs/", json={"root": "alice/toolchain-sanity"}).status_code == 201
+
+    _reset(postgres, dbname)
+    first = client.claim().json()
+    assert first["run"] is not None
+    ran = _statements(postgres, dbname)
+    assert not [q for q, _ in ran if q.upper().startswith(("BEGIN", "COMMIT", "SAVEPOINT"))], ran
+    assert sum(n for _, n in ran) == 2, ran  # the slave's lookup, the claim
+    assert [n for q, n in ran if "SKIP LOCKED" in q] == [1], ran
+
+    _reset(postgres, dbname)
+    second = client.claim().json()  # a new run id while the first is live: as a slave that restarted
+    assert second["run"] is not None
+    ran = _statements(postgres, dbname)
+    assert sorted((q.upper(), n) for q, n in ran if q.upper() in ("BEGIN", "COMMIT")) == [("BEGIN", 1),
+                                                                                         ("COMMIT", 1)], ran
+    runs = requests.get(m.url + f"/api/v1/jobs/{first['job']['id']}/", timeout=30).json()["runs"]
+    assert {r["uuid"]: r["end"] for r in runs}[first["run"]] == "superseded", runs
+
+
+def test_a_sidepend_provider_taken_by_a_claim_on_its_own_pipelines_the_jobs_waiting_on_it(postgres, live_master,
+                                                                                         sample, keys):
+    """The common claim commits by itself; the jobs waiting on the provider it took are queued after it
+    (pipelined), in a transaction of their own."""
+    m = live_master(sample.branch, database_url=postgres.createdb(f"t_{uuid.uuid4().hex[:10]}"), workers=1,
+                    threads=2, SWEEP_SECONDS=3600)  # the first claim sweeps (a transaction); the next are due to none
+    bob = m.person_session({u: m.add_maintainer(u, keys[u]) for u in ("alice", "bob")}["bob"])
+    provider_slave, waiter_slave = SlaveClient(m.url, m.add_slave("provider-box")), \
+        SlaveClient(m.url, m.add_slave("waiter-box"))
+    m.start()
+    assert waiter_slave.claim().json()["run"] is None  # the sweep
+    r = bob.post(m.url + "/api/v1/jobs/", json={"root": "bob/integration"})
+    assert r.status_code == 201 and r.json()["state"] == "waiting", r.text
+    integration = r.json()
+    provider = provider_slave.claim().json()
+    assert provider["job"]["id"] == integration["sidepends"][0]["provider"]
+    job = requests.get(m.url + f"/api/v1/jobs/{integration['id']}/", timeout=30).json()
+    assert job["state"] == "queued" and job["reason"].startswith("pipelined: SIDEPEND alice/hello-suite-1.1"), job
+    assert waiter_slave.claim().json()["job"]["id"] == integration["id"]

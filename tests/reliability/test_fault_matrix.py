@@ -107,7 +107,7 @@ class Spec:
 
     @property
     def group(self) -> str:
-        return ("slave" if self.slave else "master" if self.master or self.restart or self.stop else
+        return ("master" if self.master or self.restart or self.stop else "slave" if self.slave else
                 "network" if self.network else "-")
 
 
@@ -143,7 +143,11 @@ CELLS = [
     Spec("slave:waiting", "slave SIGKILLed while it waits (container up) for a SIDEPEND running elsewhere",
          slave="wait:alice/hello-suite-1.1", root=WAITING, holder=True),
     # -- the master: a worker SIGKILLed with the request's database work half done or done, unanswered
-    Spec("master:claim-half", "worker SIGKILLed in a claim, rows written, not committed",
+    # a claim of a slave that holds no run is one statement, committed on its own: no half-done state.
+    # One that holds a run (it restarted) ends it and takes a job in one transaction: the cell kills the
+    # slave in pkg_setup, then the worker in its next start's claim, the old run ended and a job taken
+    Spec("master:claim-half", "slave SIGKILLed in pkg_setup; the worker SIGKILLed in its next start's claim, "
+         "its old run ended and a job taken, not committed", slave="phase:bob/faulty-1.0:pkg_setup",
          master="master:claim:locked"),
     Spec("master:claim", "worker SIGKILLed after a claim committed, before answering",
          master="master:claim:committed"),
@@ -507,7 +511,7 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
         url = proxy.url if spec.network else master.url
         run = start_cell(spec, master, tmp_path / "cell", cache or tmp_path / "cache", stage3_server, release_key,
                          url)
-        if spec.master:
+        if spec.master and not spec.slave:  # else armed once the slave died (below)
             master.armed.write_text(spec.master + "\n")
         if spec.network == "lossy":
             proxy.lose_first("/api/v1/")
@@ -530,6 +534,8 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
                     assert run.after_kill["tmp_roots"], "no half-unpacked root after a kill mid-unpack"
                 if spec.slave.startswith(("container:", "phase:", "teardown:", "wait:")):
                     assert run.after_kill["keepers"], "no keeper after a kill with the container up"
+                if spec.master:  # the worker dies in the next start's claim
+                    master.armed.write_text(spec.master + "\n")
                 proc = run.slave.start(log=run.base / "slave-2.log")
                 # its cleanup comes before it serves: waited for, since the job may be over already (its
                 # last result decided it before the kill) and stopping it sooner would check nothing
@@ -567,8 +573,10 @@ def run_cell(spec: Spec, master, tmp_path, cache: Path | None, stage3_server, re
             names = [n for n, _ in fired(master.armed)]
             assert spec.master.split()[0] in names, f"{spec.master} did not fire in the master (fired: {names})"
             run.t_fault = [t for n, t in fired(master.armed) if n == spec.master.split()[0]][-1]
+            if spec.slave:  # the claim that died was the one that ended the killed slave's run
+                assert sorted(r["end"] for r in j["runs"]) == ["finished", "superseded"], j["runs"]
             retried = run.logs["last"].count("retrying in")
-            run.left = "a dead worker (gunicorn started another)" + (
+            run.left = (f"{run.left}; then " if spec.slave else "") + "a dead worker (gunicorn started another)" + (
                 f"; the slave repeated {retried} call(s)" if retried else "")
         if spec.network:
             run.proxy_stats = {**proxy.stats, "lost": list(proxy.lost)}

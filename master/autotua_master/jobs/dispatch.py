@@ -44,18 +44,27 @@ def hold_seconds(prefer: str | None) -> int:
 def claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
     """Hand ``slave`` one queued job it can run, under a lease, as run ``run_uuid``; None if none.
 
-    A slave that holds no live run (``slave.holds_run``, known from its lookup) is handed a job at once;
-    a repeated claim is then recognised by its run id, taken (the insert refused, the transaction
-    rolled back). One that holds runs has them ended first (it restarted) or gets its run again."""
+    A slave that holds no live run (``slave.holds_run``, known from its lookup) is handed a job at once:
+    on PostgreSQL, when no sweep is due, by one statement committed on its own (:func:`_take` picks,
+    takes and inserts the run), so the common claim has no transaction around it and no half-done state.
+    A repeated claim is then recognised by its run id, taken (the insert refused, nothing written). One
+    that holds runs has them ended first (it restarted) or gets its run again, in one transaction."""
+    sweep_due = _sweep_due()
     if getattr(slave, "holds_run", True):
         with transaction.atomic():
             existing = _runs_of(slave, run_uuid)
             if existing is not None:
                 return existing
-            return _claim(slave, run_uuid, arch, flavours, trust)
+            return _claim(slave, run_uuid, arch, flavours, trust, sweep_due=sweep_due)
+    run, looked = None, False
     try:
-        with transaction.atomic():
-            run = _claim(slave, run_uuid, arch, flavours, trust)
+        if connection.vendor == "postgresql" and not sweep_due:
+            run, looked = _take(slave, run_uuid, arch, flavours, trust), True
+            if run is not None and run.job.automatic:
+                _provider_started(run)
+        if run is None:  # nothing queued by that look (or no look yet): sweep, and look (again) if it freed any
+            with transaction.atomic():
+                run = _claim(slave, run_uuid, arch, flavours, trust, sweep_due=sweep_due, looked=looked)
     except IntegrityError:  # the run id is taken: a repeat, or another slave's
         run = None
     if run is None:  # nothing handed out: was the run id taken? (a claim with nothing to do can afford it)
@@ -83,11 +92,14 @@ def _runs_of(slave, run_uuid) -> Run | None:
     return None
 
 
-def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None) -> Run | None:
-    """Take a job (inside the caller's transaction)."""
-    swept = _sweep_due() and sweep(limit=20) is not None
-    run = _take(slave, run_uuid, arch, flavours, trust)
-    if run is None and not swept and sweep(limit=20):
+def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None, *, sweep_due: bool,
+           looked: bool = False) -> Run | None:
+    """Take a job (inside the caller's transaction): a due sweep first; a claim that finds nothing queued
+    sweeps, then looks again. ``looked``: the caller's own statement just found nothing."""
+    if sweep_due:
+        sweep(limit=20)
+    run = None if looked else _take(slave, run_uuid, arch, flavours, trust)
+    if run is None and not sweep_due and sweep(limit=20):
         run = _take(slave, run_uuid, arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
     if run is None:
         return None
@@ -95,6 +107,19 @@ def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | N
         Job.objects.provider_started(run.job)  # jobs waiting on it may be pipelined now
     faults.point("master:claim:locked")  # the claim's rows are written, not committed
     return run
+
+
+def _provider_started(run: Run) -> None:
+    """After a claim committed on its own took a SIDEPEND's provider: pipeline the jobs waiting on it,
+    if it still runs as this run (a cancel or a lost lease in between has ended it: then they wait).
+    A worker that dies before this leaves them waiting, as if the provider had not started: they are
+    queued when it passes."""
+    with transaction.atomic():  # the run's lock first, then its job's, as every writer of a running job
+        if rows.one("SELECT 1 FROM jobs_run WHERE id = %s AND ended IS NULL FOR UPDATE", [run.pk]) is None:
+            return
+        job = Job.objects.select_for_update().get(pk=run.job_id)
+        if job.state == JobState.RUNNING:
+            Job.objects.provider_started(job)
 
 
 #: what a claim writes on the job it takes (the parameter: now), in both databases' SQL
