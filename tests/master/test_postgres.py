@@ -180,7 +180,7 @@ def _reset(postgres, dbname: str) -> None:
 
 def test_a_claim_of_a_slave_that_holds_no_run_is_one_statement_without_a_transaction(postgres, live_master,
                                                                                       sample, keys):
-    """The common claim: the slave's lookup, then one statement committed on its own (no BEGIN, no
+    """The common claim: one statement, the slave's lookup in it, committed on its own (no BEGIN, no
     COMMIT). A slave that still holds a run (it restarted) has it ended in the same transaction as its
     claim, so that claim has one."""
     dbname = f"t_{uuid.uuid4().hex[:10]}"
@@ -200,7 +200,7 @@ def test_a_claim_of_a_slave_that_holds_no_run_is_one_statement_without_a_transac
     assert first["run"] is not None
     ran = _statements(postgres, dbname)
     assert not [q for q, _ in ran if q.upper().startswith(("BEGIN", "COMMIT", "SAVEPOINT"))], ran
-    assert sum(n for _, n in ran) == 2, ran  # the slave's lookup, the claim
+    assert sum(n for _, n in ran) == 1, ran  # the claim, the slave's lookup in it
     assert [n for q, n in ran if "SKIP LOCKED" in q] == [1], ran
 
     _reset(postgres, dbname)
@@ -232,3 +232,57 @@ def test_a_sidepend_provider_taken_by_a_claim_on_its_own_pipelines_the_jobs_wait
     job = requests.get(m.url + f"/api/v1/jobs/{integration['id']}/", timeout=30).json()
     assert job["state"] == "queued" and job["reason"].startswith("pipelined: SIDEPEND alice/hello-suite-1.1"), job
     assert waiter_slave.claim().json()["job"]["id"] == integration["id"]
+
+
+def test_a_claim_judges_who_asks_before_it_takes_a_job_or_says_what_is_wrong_with_the_body(postgres, live_master,
+                                                                                          sample, keys):
+    """The claim checks the slave's token in its own statement (one round trip), yet answers as every
+    slave call: an unknown token or a wrong secret 401, a pending or revoked slave 403, a person's
+    token 403 — each before a word on the body (a bad body is a 400 only for an active slave) — and
+    none of them takes the queued job."""
+    dbname = f"t_{uuid.uuid4().hex[:10]}"
+    m = live_master(sample.branch, database_url=postgres.createdb(dbname), workers=1, threads=2,
+                    SWEEP_SECONDS=3600)
+    alice_token = m.add_maintainer("alice", keys["alice"])
+    alice = m.person_session(alice_token)
+    good = m.add_slave("box1")
+    m.start()
+    assert SlaveClient(m.url, good).claim().json()["run"] is None  # the worker's one sweep
+    pending = requests.post(m.url + "/api/v1/slaves/register", timeout=30, json={
+        "name": "newbox", "arch": "amd64", "flavours": ["openrc"], "version": "0.1.0"}).json()["token"]
+    revoked = m.add_slave("oldbox")
+    m.manage("shell", "-c", "from autotua_master.slaves.models import Slave\n"
+             "Slave.objects.filter(name='oldbox').update(state='revoked')")
+    r = alice.post(m.url + "/api/v1/jobs/", json={"root": "alice/toolchain-sanity"})
+    assert r.status_code == 201, r.text
+    job_url = m.url + f"/api/v1/jobs/{r.json()['id']}/"
+    slave_id = good.split("_", 1)[0]
+    body = {"run": str(uuid.uuid4()), "arch": "amd64", "flavours": ["openrc"]}
+    bad_body = {"run": "not a uuid", "arch": "amd64", "flavours": []}
+
+    def claim(authorization: str, payload: dict) -> requests.Response:
+        return requests.post(m.url + "/api/v1/claim", json=payload, headers={"Authorization": authorization},
+                             timeout=30)
+
+    cells = [("Slave s999999_" + "x" * 43, body, 401), (f"Slave {slave_id}_wrongsecret", body, 401),
+             (f"Slave {slave_id}_wrongsecret", bad_body, 401), (f"Slave {pending}", body, 403),
+             (f"Slave {pending}", bad_body, 403), (f"Slave {revoked}", body, 403), (f"Token {alice_token}", body, 403),
+             ("Slave garbage", body, 401), (f"Slave {good}", bad_body, 400)]
+    for authorization, payload, status in cells:
+        r = claim(authorization, payload)
+        assert r.status_code == status, (authorization[:20], payload, r.status_code, r.text)
+        if status == 401:
+            assert r.headers.get("WWW-Authenticate") == "Slave", r.headers
+        job = requests.get(job_url, timeout=30).json()
+        assert job["state"] == "queued" and job["runs"] == [], (authorization[:20], job)
+    r = claim(f"Slave {good}", body)
+    assert r.status_code == 200 and r.json()["job"]["id"] == requests.get(job_url, timeout=30).json()["id"], r.text
+    assert claim(f"Slave {good}", body).json()["run"] == body["run"]  # a repeat: the same run
+    other = m.add_slave("box2")
+    r = claim(f"Slave {other}", body)  # another slave's run id
+    assert r.status_code == 409 and "not a new id" in r.text, r.text
+    alice.post(m.url + "/api/v1/jobs/", json={"root": "alice/toolchain-sanity"})
+    r = claim(f"Slave {other}", body)  # the id is still taken, with a job to take: refused, nothing taken
+    assert r.status_code == 409, r.text
+    r = claim(f"Slave {other}", {**body, "run": str(uuid.uuid4())})
+    assert r.status_code == 200 and r.json()["run"] is not None, r.text

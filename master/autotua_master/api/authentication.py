@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from autotua_master.slaves.models import Slave
+from autotua_master.slaves import tokens
+from autotua_master.slaves.models import Slave, parse_token
+
+UNKNOWN_TOKEN = "unknown slave token"
 
 
 def _scheme(request) -> tuple[str, str]:
@@ -47,11 +50,27 @@ class SlaveAuthentication(authentication.BaseAuthentication):
             return None
         slave = Slave.objects.authenticate(value)
         if slave is None:
-            raise exceptions.AuthenticationFailed("unknown slave token")
+            raise exceptions.AuthenticationFailed(UNKNOWN_TOKEN)
         return SlaveUser(slave), slave
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+def slave_token(request) -> tuple[int, str] | None:
+    """The (id, secret) of an ``Authorization: Slave <token>`` header; None for any other header, or a
+    token not shaped like one (:class:`SlaveAuthentication` then says what is wrong)."""
+    scheme, value = _scheme(request)
+    return parse_token(value) if scheme == "slave" else None
+
+
+def authenticated_as(request, slave: Slave | None, secret: str) -> None:
+    """Judge, as :class:`SlaveAuthentication` does, a slave that a statement doing more than the lookup
+    found by its id (a claim's: :func:`autotua_master.jobs.dispatch.claim_with`): ``request`` is then the
+    slave's, or fails as an unknown token."""
+    if slave is None or not tokens.matches(secret, slave.token_digest):
+        raise exceptions.AuthenticationFailed(UNKNOWN_TOKEN)
+    request.user, request.auth = SlaveUser(slave), slave
 
 
 class TokenAuthentication(authentication.TokenAuthentication):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -23,10 +23,10 @@ from autotua import faults
 from autotua_master.jobs import dispatch, protocol
 from autotua_master.jobs.errors import Invalid, TooLarge
 from autotua_master.jobs.wakeup import registry
-from autotua_master.slaves.models import Slave
+from autotua_master.slaves.models import Slave, claim_lookup, from_lookup
 
 from . import serializers as s
-from .authentication import SlaveAuthentication
+from .authentication import SlaveAuthentication, authenticated_as, slave_token
 from .permissions import IsActiveSlave, IsSlave
 
 _RANGE_RE = re.compile(r"\A\s*bytes[ =]([0-9]{1,18})-([0-9]{1,18})(?:/(?:[0-9]{1,18}|\*))?\s*\Z")
@@ -91,32 +91,84 @@ class MeView(SlaveView):
 
 
 class ClaimView(SlaveView):
+    """A claim. A slave's token is checked, on PostgreSQL with no sweep due, in the claim's own statement
+    (:func:`~autotua_master.jobs.dispatch.claim_with`: the common claim is one round trip), yet judged as
+    every call's is and before anything else is said: a body that is not valid is answered only once
+    the slave is known (401 and 403 first), and the slave the statement found passes the same checks
+    as :class:`SlaveAuthentication` and :class:`IsActiveSlave`, which judge every other call."""
+
     error_statuses = (400, 401, 403, 409, 413, 415)
+
+    def initial(self, request, *args, **kwargs):
+        self.deferred = slave_token(request) if connection.vendor == "postgresql" and not dispatch.sweep_due() \
+            else None
+        super().initial(request, *args, **kwargs)
+
+    def perform_authentication(self, request):
+        if self.deferred is None:
+            super().perform_authentication(request)
+
+    def check_permissions(self, request):
+        if self.deferred is None:
+            super().check_permissions(request)
+
+    def judge(self, request, found: tuple | None = None) -> None:
+        """Who asks, now (authentication and permissions, as DRF judges them before other views):
+        ``found``, (the slave as the claim's statement found it, or None), else by the usual lookup."""
+        secret = self.deferred[1]
+        self.deferred = None
+        if found is None:
+            super().perform_authentication(request)
+        else:
+            authenticated_as(request, found[0], secret)
+        self.check_permissions(request)
 
     @extend_schema(request=s.ClaimSerializer, parameters=[_PREFER], responses={200: OpenApiResponse(
         PolymorphicProxySerializer("ClaimAnswer", serializers=[s.ClaimedSerializer, s.NothingToDoSerializer],
                                    resource_type_field_name=None),
         description="a run with its lease and job, or {\"run\": null, \"retry_after\": N}")})
     def post(self, request):
-        data = _valid(s.ClaimSerializer, request.data)
+        run = None
+        if self.deferred is None:
+            data = _valid(s.ClaimSerializer, request.data)
+        else:
+            try:
+                data = _valid(s.ClaimSerializer, request.data)
+            except Exception:
+                self.judge(request)  # who asks, before what is wrong with the body
+                raise
+            slave_id, secret = self.deferred
+            try:
+                row, run = dispatch.claim_with(dispatch.Lookup(*claim_lookup(slave_id, secret)), slave_id,
+                                               data["run"], data["arch"], data["flavours"], data["trust"])
+            except IntegrityError:  # the run id is taken (the slave was found, active): judged, then as any claim
+                self.judge(request)
+            else:
+                self.judge(request, (from_lookup(row),))
         hold = dispatch.hold_seconds(request.headers.get("Prefer"))
-        args = (self.slave, data["run"], data["arch"], data["flavours"], data["trust"])
-        with registry.waiting(hold, client=request.META.get("gunicorn.socket"), arch=data["arch"],
-                              flavours=frozenset(data["flavours"]),
-                              trust=None if data["trust"] is None else frozenset(data["trust"])) as waiter:
-            run = dispatch.claim(*args)
-            self.slave.report(data)  # only once the claim is accepted: a refused one changes nothing
-            while run is None and waiter.sleep():
+        held = left = False
+        if run is None:  # nothing taken at once: as every claim, registered as a long-poll first
+            args = (self.slave, data["run"], data["arch"], data["flavours"], data["trust"])
+            with registry.waiting(hold, client=request.META.get("gunicorn.socket"), arch=data["arch"],
+                                  flavours=frozenset(data["flavours"]),
+                                  trust=None if data["trust"] is None else frozenset(data["trust"])) as waiter:
                 run = dispatch.claim(*args)
+                self.slave.report(data)  # only once the claim is accepted: a refused one changes nothing
+                while run is None and waiter.sleep():
+                    run = dispatch.claim(*args)
+            held, left = waiter.held, waiter.left
+        else:  # (answered as a long-poll that found its job at once would be)
+            self.slave.report(data)
+            held = registry.can_hold(hold)
         if run is None:
             # after a long-poll, ask again at once (a stopping master: in a second, to its successor); a
             # client that closed its sending half (so it seemed gone) and still reads: not at once
-            wait = (1 if registry.stopping else 0) if waiter.held and not waiter.left else settings.AUTOTUA_RETRY_AFTER
+            wait = (1 if registry.stopping else 0) if held and not left else settings.AUTOTUA_RETRY_AFTER
             return _held(Response({"run": None, "retry_after": wait}, headers={"Retry-After": str(wait)}),
-                         hold if waiter.held else 0)
+                         hold if held else 0)
         run.slave = self.slave
         faults.point("master:claim:committed")  # test hook (autotua.faults): committed, not answered
-        return _held(Response(s.payload(run, request)), hold if waiter.held else 0)
+        return _held(Response(s.payload(run, request)), hold if held else 0)
 
 
 class HeartbeatView(RunView):

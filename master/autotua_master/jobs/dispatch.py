@@ -16,6 +16,7 @@ import json
 import re
 import time
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -49,28 +50,58 @@ def claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | No
     takes and inserts the run), so the common claim has no transaction around it and no half-done state.
     A repeated claim is then recognised by its run id, taken (the insert refused, nothing written). One
     that holds runs has them ended first (it restarted) or gets its run again, in one transaction."""
-    sweep_due = _sweep_due()
+    sweeps = sweep_turn()
     if getattr(slave, "holds_run", True):
         with transaction.atomic():
             existing = _runs_of(slave, run_uuid)
             if existing is not None:
                 return existing
-            return _claim(slave, run_uuid, arch, flavours, trust, sweep_due=sweep_due)
+            return _claim(slave, run_uuid, arch, flavours, trust, sweeps=sweeps)
     run, looked = None, False
     try:
-        if connection.vendor == "postgresql" and not sweep_due:
+        if connection.vendor == "postgresql" and not sweeps:
             run, looked = _take(slave, run_uuid, arch, flavours, trust), True
             if run is not None and run.job.automatic:
                 _provider_started(run)
         if run is None:  # nothing queued by that look (or no look yet): sweep, and look (again) if it freed any
             with transaction.atomic():
-                run = _claim(slave, run_uuid, arch, flavours, trust, sweep_due=sweep_due, looked=looked)
+                run = _claim(slave, run_uuid, arch, flavours, trust, sweeps=sweeps, looked=looked)
     except IntegrityError:  # the run id is taken: a repeat, or another slave's
         run = None
     if run is None:  # nothing handed out: was the run id taken? (a claim with nothing to do can afford it)
         with transaction.atomic():
             return _runs_of(slave, run_uuid)
     return run
+
+
+class Lookup(NamedTuple):
+    """A statement put at the head of a claim's (named ``me`` there), and whether a job may be taken."""
+
+    sql: str
+    params: list
+    condition: str  # SQL on ``me``: a job is taken only where it holds
+    condition_params: list
+    width: int  # the columns of its row
+
+
+def claim_with(lookup: Lookup, slave_id: int, run_uuid, arch: str, flavours: list[str],
+               trust: list[str] | None) -> tuple[tuple | None, Run | None]:
+    """The common claim with ``lookup`` at its head, in one statement (PostgreSQL; no :func:`sweep_due`):
+    the slave's own lookup, which the claim needs anyway (:mod:`autotua_master.api.slaves`), costs no
+    round trip of its own. (The lookup's row, None if it found none; the run, or None: nothing was
+    taken — the condition did not hold, or nothing is queued — and the caller claims as :func:`claim`.)"""
+    now = timezone.now()
+    run = _new_run(slave_id, run_uuid, now)
+    where, params = _where(slave_id, arch, flavours, trust)
+    row = rows.one(*_take_sql(run, where, params, now, me=lookup))
+    if row is None:
+        return None, None
+    if row[lookup.width] is None:
+        return row[:lookup.width], None
+    run = _taken(run, row[lookup.width:])
+    if run.job.automatic:
+        _provider_started(run)
+    return row[:lookup.width], run
 
 
 def _runs_of(slave, run_uuid) -> Run | None:
@@ -92,14 +123,14 @@ def _runs_of(slave, run_uuid) -> Run | None:
     return None
 
 
-def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None, *, sweep_due: bool,
+def _claim(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | None, *, sweeps: bool,
            looked: bool = False) -> Run | None:
     """Take a job (inside the caller's transaction): a due sweep first; a claim that finds nothing queued
     sweeps, then looks again. ``looked``: the caller's own statement just found nothing."""
-    if sweep_due:
+    if sweeps:
         sweep(limit=20)
     run = None if looked else _take(slave, run_uuid, arch, flavours, trust)
-    if run is None and not sweep_due and sweep(limit=20):
+    if run is None and not sweeps and sweep(limit=20):
         run = _take(slave, run_uuid, arch, flavours, trust)  # nothing queued, but leases had run out: requeued now
     if run is None:
         return None
@@ -133,29 +164,12 @@ def _take(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | No
     PostgreSQL picks, takes and inserts the run in one statement, skipping rows other claims hold;
     SQLite (claims are serial there) picks, then takes, then inserts."""
     now = timezone.now()
-    run = Run(uuid=run_uuid, slave=slave, attempt=0, claimed=now,
-              lease_expires=now + timedelta(seconds=lease_seconds()))
-    where, params = _where(slave, arch, flavours, trust)
+    run = _new_run(slave.pk, run_uuid, now)
+    run.slave = slave
+    where, params = _where(slave.pk, arch, flavours, trust)
     if connection.vendor == "postgresql":
-        # claimed when the statement runs (not when this began): after the commit that queued the job,
-        # so after the end of any run it had before (a busy thread can be held here a while)
-        insert, insert_params = rows.insert_select(run, "taken", ("claimed",), job_id="taken.id",
-                                                   attempt="taken.attempts", claimed="clock_timestamp()")
-        row = rows.one(
-            f"WITH picked AS (SELECT jobs_job.id FROM jobs_job WHERE {where} ORDER BY {_ORDER}"
-            " LIMIT 1 FOR UPDATE OF jobs_job SKIP LOCKED),"
-            f" taken AS (UPDATE jobs_job SET {_TAKE} FROM picked WHERE jobs_job.id = picked.id"
-            f" RETURNING {rows.columns(Job)}),"
-            f" run AS ({insert})"
-            f" SELECT {rows.columns(Job, 'taken')}, {rows.columns(Revision)}, run.id, run.claimed FROM taken"
-            " JOIN tree_revision ON tree_revision.id = taken.revision_id CROSS JOIN run",
-            [*params, now, *insert_params])
-        if row is None:
-            return None
-        n, m = rows.width(Job), rows.width(Revision)
-        job, (run.pk, run.claimed) = rows.build(Job, row[:n]), row[n + m:]
-        job.revision = rows.build(Revision, row[n:n + m])
-        run.job, run.attempt = job, job.attempts
+        row = rows.one(*_take_sql(run, where, params, now))
+        return None if row is None else _taken(run, row)
     else:
         picked = _pick_sqlite(where, params, trust)
         if picked is None:
@@ -168,13 +182,51 @@ def _take(slave, run_uuid, arch: str, flavours: list[str], trust: list[str] | No
     return run
 
 
-def _where(slave, arch: str, flavours: list[str], trust: list[str] | None) -> tuple[str, list]:
-    """What makes a job claimable by ``slave`` (SQL on jobs_job, its parameters); never a second opinion
+def _new_run(slave_id: int, run_uuid, now) -> Run:
+    """The run a claim inserts, its lease from ``now``."""
+    return Run(uuid=run_uuid, slave_id=slave_id, attempt=0, claimed=now,
+               lease_expires=now + timedelta(seconds=lease_seconds()))
+
+
+def _take_sql(run: Run, where: str, params: list, now, *, me: Lookup | None = None) -> tuple[str, list]:
+    """PostgreSQL: the statement that picks the first job ``where`` says, takes it and inserts ``run``,
+    answering the job, its revision, the run's id and claimed time (:func:`_taken` reads them). With
+    ``me``, its row comes first and the rest after it (NULLs when nothing was taken)."""
+    # claimed when the statement runs (not when this began): after the commit that queued the job,
+    # so after the end of any run it had before (a busy thread can be held here a while)
+    insert, insert_params = rows.insert_select(run, "taken", ("claimed",), job_id="taken.id",
+                                               attempt="taken.attempts", claimed="clock_timestamp()")
+    head, head_params, guard, guard_params = ("", [], "", []) if me is None else (
+        f"me AS ({me.sql}), ", me.params, f"EXISTS (SELECT 1 FROM me WHERE {me.condition}) AND ",
+        me.condition_params)
+    taken = f"{rows.columns(Job, 'taken')}, {rows.columns(Revision)}, run.id, run.claimed"
+    joined = "taken JOIN tree_revision ON tree_revision.id = taken.revision_id CROSS JOIN run"
+    sql = (f"WITH {head}picked AS (SELECT jobs_job.id FROM jobs_job WHERE {guard}{where} ORDER BY {_ORDER}"
+           " LIMIT 1 FOR UPDATE OF jobs_job SKIP LOCKED),"
+           f" taken AS (UPDATE jobs_job SET {_TAKE} FROM picked WHERE jobs_job.id = picked.id"
+           f" RETURNING {rows.columns(Job)}),"
+           f" run AS ({insert})"
+           + (f" SELECT {taken} FROM {joined}" if me is None else
+              f" SELECT me.*, {taken} FROM me LEFT JOIN ({joined}) ON true"))
+    return sql, [*head_params, *guard_params, *params, now, *insert_params]
+
+
+def _taken(run: Run, row) -> Run:
+    """``run`` as :func:`_take_sql`'s statement took it: its job (with the revision), id, claimed time."""
+    n, m = rows.width(Job), rows.width(Revision)
+    job, (run.pk, run.claimed) = rows.build(Job, row[:n]), row[n + m:]
+    job.revision = rows.build(Revision, row[n:n + m])
+    run.job, run.attempt = job, job.attempts
+    return run
+
+
+def _where(slave_id: int, arch: str, flavours: list[str], trust: list[str] | None) -> tuple[str, list]:
+    """What makes a job claimable by slave ``slave_id`` (SQL on jobs_job, its parameters); never a second opinion
     on the slave's own failure. The trust filter is SQL on PostgreSQL (``<@``), Python on SQLite."""
     where = ["jobs_job.state = 'queued'", "jobs_job.arch = %s",
              f"jobs_job.stage3 IN ({', '.join(['%s'] * len(flavours))})",
              "(jobs_job.avoid_slave_id IS NULL OR jobs_job.avoid_slave_id <> %s)"]
-    params: list = [arch, *flavours, slave.pk]
+    params: list = [arch, *flavours, slave_id]
     if trust is not None and connection.vendor == "postgresql":
         where.append("jobs_job.signers <@ %s::jsonb")
         params.append(json.dumps(trust))
@@ -226,9 +278,15 @@ def sweep(limit: int | None = None) -> int:
 _last_sweep = 0.0
 
 
-def _sweep_due() -> bool:
+def sweep_due() -> bool:
+    """Whether the next claim in this process sweeps expired leases (:func:`sweep_turn`); only asks."""
+    return time.monotonic() - _last_sweep >= settings.AUTOTUA_SWEEP_SECONDS
+
+
+def sweep_turn() -> bool:
     """Sweep expired leases on a claim at most every AUTOTUA_SWEEP_SECONDS in this process (a claim
-    that finds nothing queued sweeps anyway): a sweep per claim would cost every claim a query."""
+    that finds nothing queued sweeps anyway): a sweep per claim would cost every claim a query. True:
+    this claim sweeps (the next turn is a period away)."""
     global _last_sweep
     now = time.monotonic()
     if now - _last_sweep < settings.AUTOTUA_SWEEP_SECONDS:

@@ -86,13 +86,18 @@ class Registry:
     def configure(self, limit: int | None) -> None:
         self.limit = limit
 
+    def can_hold(self, seconds: float) -> bool:
+        """Whether a request asking to wait ``seconds`` would be held now (not when the process holds as
+        many as it may, or stops)."""
+        return seconds > 0 and not self.stopping and (self.limit is None or len(self.waiters) < self.limit)
+
     @contextlib.contextmanager
     def waiting(self, seconds: float, **what):
         """A :class:`Waiter` for ``seconds`` (0: one that never sleeps), registered before the caller
         first looks, so that nothing queued meanwhile is missed."""
         waiter = Waiter(deadline=time.monotonic() + seconds, **what)
         with self.lock:
-            waiter.held = seconds > 0 and not self.stopping and (self.limit is None or len(self.waiters) < self.limit)
+            waiter.held = self.can_hold(seconds)
             if waiter.held:
                 self.waiters.append(waiter)
         if waiter.held and connection.vendor == "postgresql":

@@ -6,6 +6,8 @@ a run is a job's attempt.
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
@@ -24,21 +26,48 @@ class SlaveState(models.TextChoices):
     REVOKED = "revoked"
 
 
+def parse_token(token: str) -> tuple[int, str] | None:
+    """A slave token's (id, secret), or None for anything not shaped like one (or an id no row has)."""
+    parsed = tokens.parse_token(token)
+    return None if parsed is None or parsed[0] > 2**63 - 1 else parsed
+
+
+@functools.cache
+def lookup_sql() -> str:
+    """The slave whose id is the parameter, and whether it holds a live run (``holds_run``): every slave
+    call's lookup (:func:`from_lookup` builds its row), alone or at the head of a claim's statement."""
+    return (f"SELECT {rows.columns(Slave)}, EXISTS (SELECT 1 FROM jobs_run WHERE jobs_run.slave_id = slaves_slave.id"
+            " AND jobs_run.ended IS NULL) AS holds_run FROM slaves_slave WHERE id = %s")
+
+
+def claim_lookup(slave_id: int, secret: str) -> tuple[str, list, str, list, int]:
+    """The slave's lookup at the head of its claim's statement (``me`` there:
+    :func:`autotua_master.jobs.dispatch.claim_with`), and the condition under which the claim may take a
+    job: ``secret`` is the slave's, and it is active and holds no live run. The caller still judges the
+    row as :class:`SlaveQuerySet.authenticate`'s (the condition only keeps a job from a stranger)."""
+    return (lookup_sql(), [slave_id], "me.token_digest = %s AND me.state = 'active' AND NOT me.holds_run",
+            [tokens.digest(secret)], rows.width(Slave) + 1)
+
+
+def from_lookup(row) -> Slave | None:
+    """The slave of a :func:`lookup_sql` row (None: no such slave), with ``holds_run``."""
+    if row is None:
+        return None
+    slave = rows.build(Slave, row[:-1])
+    slave.holds_run = bool(row[-1])
+    return slave
+
+
 class SlaveQuerySet(models.QuerySet):
     def authenticate(self, token: str) -> Slave | None:
         """The slave whose token this is, or None. Every slave call starts here, in one statement that
         also says whether the slave holds a live run (``holds_run``): a claim must end such a run first
         (the slave restarted), and knowing there is none spares every other claim a statement."""
-        parsed = tokens.parse_token(token)
-        if parsed is None or parsed[0] > 2**63 - 1:
+        parsed = parse_token(token)
+        if parsed is None:
             return None
-        row = rows.one(f"SELECT {rows.columns(Slave)}, EXISTS (SELECT 1 FROM jobs_run WHERE jobs_run.slave_id = "
-                       "slaves_slave.id AND jobs_run.ended IS NULL) FROM slaves_slave WHERE id = %s", [parsed[0]])
-        if row is None:
-            return None
-        slave = rows.build(Slave, row[:-1])
-        slave.holds_run = bool(row[-1])
-        return slave if tokens.matches(parsed[1], slave.token_digest) else None
+        slave = from_lookup(rows.one(lookup_sql(), [parsed[0]]))
+        return slave if slave is not None and tokens.matches(parsed[1], slave.token_digest) else None
 
     def create_with_token(self, **fields) -> tuple[Slave, str]:
         """A new slave and its token (the only time the token is seen)."""
