@@ -113,8 +113,9 @@ class ClaimView(SlaveView):
             super().check_permissions(request)
 
     def judge(self, request, found: tuple | None = None) -> None:
-        """Who asks, now (authentication and permissions, as DRF judges them before other views):
-        ``found``, (the slave as the claim's statement found it, or None), else by the usual lookup."""
+        """Who asks, now (authentication and permissions, as DRF judges them before other views): by
+        ``found`` (a 1-tuple: the slave as the claim's statement found it, or None), else by the usual
+        lookup."""
         secret = self.deferred[1]
         self.deferred = None
         if found is None:
